@@ -30,6 +30,7 @@ __all__ = [
     "Disposition",
     "DownloadError",
     "IntegrityError",
+    "InvalidJobs",
     "JobFileError",
     "JobRejected",
     "JournalError",
@@ -159,3 +160,13 @@ class JournalError(WanbatchError):
 
 class OutputError(WanbatchError):
     """The output folder cannot be written (disk full, permissions, a symlink out of it)."""
+
+
+class InvalidJobs(WanbatchError):
+    """The job file has errors; nothing was sent. ``errors`` lists every one found."""
+
+    def __init__(self, path: str, errors: list[JobFileError], total: int) -> None:
+        self.path = path
+        self.errors = errors
+        self.total = total
+        super().__init__(f"{path}: {total} invalid job line(s); nothing was sent")
