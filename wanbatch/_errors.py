@@ -41,6 +41,8 @@ __all__ = [
     "TransportError",
     "UrlExpired",
     "WanbatchError",
+    "api_error",
+    "classify",
 ]
 
 
@@ -170,3 +172,128 @@ class InvalidJobs(WanbatchError):
         self.errors = errors
         self.total = total
         super().__init__(f"{path}: {total} invalid job line(s); nothing was sent")
+
+
+# --------------------------------------------------------------------------------------------
+# Classification: one table for every code in API notes §5.2, then prefix rules, then status.
+#
+# Order matters: an exact code wins over a prefix, a prefix over the HTTP status, because the
+# same status carries codes of every disposition (400 holds both InvalidParameter and
+# Arrearage; 429 holds both Throttling and the "free quota gone" AllocationQuota).
+# --------------------------------------------------------------------------------------------
+
+_RETRY = Disposition.RETRY
+_JOB = Disposition.JOB_FAILED
+_FATAL = Disposition.FATAL
+
+#: Exact codes (API notes §5.2). Codes with a message-dependent meaning are handled in classify().
+_CODE_TABLE: dict[str, Disposition] = {
+    # 400: permanent for this job (fix the input).
+    "InvalidParameter": _JOB,
+    # "Failed to download multimodal content": our input image URL is not fetchable. It says
+    # "Internal", but it is the job's input that is wrong, and retrying costs time, not money.
+    "InternalError.Algo.InvalidParameter": _JOB,
+    "DataInspectionFailed": _JOB,
+    "data_inspection_failed": _JOB,  # the OpenAI-compatible spelling
+    "InvalidURL": _JOB,
+    # 400/403: the account, the key or the entitlement: no other job can succeed either.
+    "Arrearage": _FATAL,
+    "InvalidApiKey": _FATAL,
+    "invalid_api_key": _FATAL,
+    "Model.AccessDenied": _FATAL,
+    "Workspace.AccessDenied": _FATAL,
+    "AllocationQuota.FreeTierOnly": _FATAL,
+    # 404: every job shares one endpoint (and nearly always one model), so a wrong model name,
+    # a model missing from this region or a wrong base path fails the whole batch the same way.
+    # Stopping at once (exit 3) beats marking a million jobs failed one by one.
+    "ModelNotFound": _FATAL,
+    "NotFound": _FATAL,
+    # 5xx: passing service faults.
+    "SystemError": _RETRY,
+    "ModelUnavailable": _RETRY,
+    "ModelServiceFailed": _RETRY,
+    "RequestTimeOut": _RETRY,
+}
+
+#: Prefix rules, tried in order after the exact table (API notes §5.2 families).
+_PREFIX_RULES: tuple[tuple[str, Disposition], ...] = (
+    ("Throttling", _RETRY),  # Throttling, .RateQuota, .BurstRate, .ConcurrentLimit, ...
+    ("InternalError", _RETRY),  # InternalError, .Algo, .Timeout, .Upload, .FileUpload
+    ("InvalidParameter", _JOB),
+    ("BadRequest", _JOB),  # BadRequest.EmptyInput / .EmptyParameters / .EmptyModel
+    ("AccessDenied", _FATAL),  # AccessDenied, AccessDenied.Unpurchased
+)
+
+#: The quota codes whose meaning depends on the message (API notes §5.2, 429 AllocationQuota).
+_QUOTA_CODES = frozenset({"Throttling.AllocationQuota", "insufficient_quota"})
+
+#: Statuses that are retryable whatever the code: request timeout and conflict (the official
+#: ``dashscope.v2`` client retries 408/409, API notes §6.3), too many requests.
+_RETRY_STATUSES = frozenset({408, 409, 429})
+
+#: Statuses that are fatal for the batch whatever the (unknown) code: a bad key (401), an account
+#: without access (403), and 404: the one generation endpoint does not exist at this base URL.
+_FATAL_STATUSES = frozenset({401, 403, 404})
+
+
+def classify(status: int | None, code: str | None, message: str = "") -> Disposition:
+    """What a failed attempt means: retry it, fail the job, or stop the batch.
+
+    Args:
+        status: the HTTP status, or ``None`` when no answer came back (transport error).
+        code: the body's ``code`` (``None`` or empty when the body had none).
+        message: the body's ``message``; it matters only for ``Throttling.AllocationQuota``.
+
+    Returns:
+        The :class:`Disposition`. Codes never seen get safe defaults: no answer, 429 and 5xx
+        retry; 401/403/404 are fatal; any other 4xx fails the job. Anything else (a 2xx that
+        carried no result, an odd 3xx) is treated as a passing service fault and retried.
+    """
+    if status is None:
+        return _RETRY
+    if code:
+        if code in _QUOTA_CODES:
+            # "Free allocated quota exceeded." never comes back (the free quota is spent);
+            # "Allocated quota exceeded, please increase your quota limit." is a window.
+            return _FATAL if "free" in message.lower() else _RETRY
+        if code == "AccessDenied" and "does not support" in message:
+            # "current user api does not support synchronous calls": the account's mode.
+            return _FATAL
+        found = _CODE_TABLE.get(code)
+        if found is not None:
+            return found
+        for prefix, disposition in _PREFIX_RULES:
+            if code.startswith(prefix):
+                return disposition
+    if status in _RETRY_STATUSES or status >= 500:
+        return _RETRY
+    if status in _FATAL_STATUSES:
+        return _FATAL
+    if 400 <= status < 500:
+        return _JOB
+    return _RETRY
+
+
+def api_error(
+    status: int,
+    code: str,
+    message: str,
+    request_id: str | None = None,
+    retry_after: float | None = None,
+) -> ApiError:
+    """Build the :class:`ApiError` subclass that :func:`classify` picks for this answer.
+
+    ``Throttled`` for a retryable 429 or ``Throttling*`` code, :class:`RetryableApiError` for any
+    other retryable answer, :class:`JobRejected` or :class:`BatchFatal` otherwise.
+    """
+    disposition = classify(status, code, message)
+    cls: type[ApiError]
+    if disposition is _FATAL:
+        cls = BatchFatal
+    elif disposition is _JOB:
+        cls = JobRejected
+    elif status == 429 or code.startswith("Throttling"):
+        cls = Throttled
+    else:
+        cls = RetryableApiError
+    return cls(status, code, message, request_id, retry_after)
