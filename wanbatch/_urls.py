@@ -1,0 +1,107 @@
+"""Result-URL helpers: expiry, redaction for logs, and image file names.
+
+Pure: stdlib only (no aiohttp/anyio/aiofiles/tqdm import, no I/O, no clock read).
+
+Result URLs are OSS V1 presigned URLs (API notes §3.3)::
+
+    https://dashscope-result-intl.oss-cn-singapore.aliyuncs.com/x.png
+        ?Expires=1767225600&OSSAccessKeyId=LTAI...&Signature=abc%2Bdef%3D
+
+They are valid for 24 hours and need no Authorization header: the query string *is* the
+credential, so a full URL must never reach a log line, an error message or ``summary.json``
+(:func:`redact`). The journal keeps the full URL because resume needs it to download.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+__all__ = ["SECRET_QUERY_KEYS", "image_filename", "is_safe_id", "parse_expiry", "redact"]
+
+#: Query keys whose values are credentials (lower-cased). OSS V1 signing uses ``Signature`` and
+#: ``OSSAccessKeyId``; STS URLs add ``security-token``; V4 signing uses the ``x-oss-*`` pair.
+SECRET_QUERY_KEYS = frozenset(
+    {
+        "signature",
+        "ossaccesskeyid",
+        "security-token",
+        "x-oss-signature",
+        "x-oss-credential",
+        "x-oss-security-token",
+    }
+)
+
+#: A job id (DESIGN "Job file"): it becomes part of a file name, so no separators, no leading dot.
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def parse_expiry(url: str) -> float | None:
+    """The Unix time at which a signed result URL expires, from its ``Expires=`` parameter.
+
+    Returns ``None`` when the URL has no ``Expires`` parameter or its value is not a finite,
+    non-negative number (the docs show ``?Expires=xxx`` as a placeholder, API notes §3.3).
+    The key is matched case-insensitively; the first occurrence wins.
+    """
+    try:
+        query = urlsplit(url).query
+    except ValueError:  # e.g. an invalid IPv6 netloc
+        return None
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key.lower() != "expires":
+            continue
+        try:
+            expiry = float(value)
+        except ValueError:
+            return None
+        return expiry if math.isfinite(expiry) and expiry >= 0 else None
+    return None
+
+
+def redact(url: str) -> str:
+    """The URL with every credential value replaced by ``***``, safe to log.
+
+    Keys stay (so a reader can tell the URL was signed), ``Expires`` stays (it is not secret and
+    explains "expired" errors), and the URL's user-info password, if any, is masked too.
+    Something that does not parse as a URL at all is replaced whole.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
+    query = "&".join(_redact_pair(pair) for pair in parts.query.split("&")) if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _redact_pair(pair: str) -> str:
+    # Work on the raw ``key=value`` text so that the kept parts stay byte-for-byte as sent.
+    key, sep, _value = pair.partition("=")
+    return f"{key}{sep}***" if key.lower() in SECRET_QUERY_KEYS else pair
+
+
+def is_safe_id(s: str) -> bool:
+    """True when ``s`` can be used as a file name component: ``[A-Za-z0-9][A-Za-z0-9._-]{0,127}``.
+
+    The rule is the job file's id rule (DESIGN "Job file"); it excludes path separators, a
+    leading dot (hidden files, ``..``) and anything a file system might treat specially.
+    """
+    return _SAFE_ID.fullmatch(s) is not None
+
+
+def image_filename(job_id: str, k: int) -> str:
+    """The file name of the ``k``-th image (from 0) of job ``job_id``: ``"<job_id>-<k>.png"``.
+
+    Raises:
+        ValueError: ``job_id`` is not a safe file name component, or ``k`` is negative.
+    """
+    if not is_safe_id(job_id):
+        raise ValueError(f"job id {job_id!r} is not a safe file name component")
+    if k < 0:
+        raise ValueError(f"image index must be >= 0, got {k}")
+    return f"{job_id}-{k}.png"
