@@ -1,0 +1,61 @@
+"""The journal file: torn tails are cut before appending; views are rebuilt from it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from wanbatch._journal import Journal, read_journal, write_views
+from wanbatch._state import Status
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def test_append_flushes_each_record(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    journal.open()
+    journal.append("run", jobs_file="x")
+    # Readable by another reader before close: flushed per record.
+    assert json.loads(_lines(tmp_path / "journal.jsonl")[0])["event"] == "run"
+    journal.close()
+
+
+def test_torn_tail_is_cut_before_appending(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    good = json.dumps({"v": 1, "event": "run", "jobs_file": "x"})
+    path.write_text(good + "\n" + '{"v":1,"event":"gen', encoding="utf-8")
+    journal = Journal(tmp_path)
+    journal.open()
+    journal.append("run", jobs_file="y")
+    journal.close()
+    lines = _lines(path)
+    assert len(lines) == 2
+    assert [json.loads(line)["jobs_file"] for line in lines] == ["x", "y"]
+    assert read_journal(tmp_path).damaged == []
+
+
+def test_views_keep_only_current_generation_and_last_failure(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    journal.open()
+    img = [{"url": "http://h/a.png", "expires": None}]
+    journal.append("generated", id="a", fp="f", images=img)
+    journal.append("expired", id="a", k=0)
+    journal.append("generated", id="a", fp="f", images=img)
+    journal.append("saved", id="a", k=0, file="images/a-0.png", prompt="cat", seed=3,
+                   size="1280*1280", request_id="r2", meta={"split": "train"})
+    journal.append("saved", id="a", k=0, file="images/a-0.png", prompt="cat", seed=3,
+                   size="1280*1280", request_id="r2", meta={"split": "train"})
+    journal.append("failed", id="b", code="X", message="first", source='{"id":"b","prompt":"p"}')
+    journal.append("failed", id="b", code="Y", message="second", source='{"id":"b","prompt":"p"}')
+    journal.close()
+    state = read_journal(tmp_path)
+    assert state.jobs["a"].status is Status.DONE
+    meta_count, failed_count = write_views(tmp_path, state)
+    assert (meta_count, failed_count) == (1, 1)
+    row = json.loads(_lines(tmp_path / "metadata.jsonl")[0])
+    assert row["file_name"] == "images/a-0.png"
+    assert row["prompt"] == "cat" and row["split"] == "train" and row["request_id"] == "r2"
+    failed = json.loads(_lines(tmp_path / "failed.jsonl")[0])
+    assert failed["prompt"] == "p" and failed["error"]["code"] == "Y"

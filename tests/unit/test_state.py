@@ -1,0 +1,161 @@
+"""The journal fold and the resume plan (pure: no files, no loop)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wanbatch._errors import JournalError
+from wanbatch._state import Action, JobState, Status, plan_job, replay
+
+
+def rec(event: str, **fields: object) -> str:
+    return json.dumps({"v": 1, "ts": 0, "event": event, **fields})
+
+
+def generated(job_id: str, n: int = 2, expires: float = 2_000.0, fp: str = "f1") -> str:
+    images = [{"url": f"http://h/{job_id}-{k}.png?Expires={int(expires)}", "expires": expires}
+              for k in range(n)]
+    return rec("generated", id=job_id, fp=fp, images=images)
+
+
+def saved(job_id: str, k: int) -> str:
+    return rec("saved", id=job_id, k=k, file=f"images/{job_id}-{k}.png")
+
+
+def test_generated_then_all_saved_is_done_and_urls_dropped() -> None:
+    state = replay([rec("run", jobs_file="j.jsonl"), generated("a"), saved("a", 0), saved("a", 1)])
+    job = state.jobs["a"]
+    assert job.status is Status.DONE
+    assert job.images == ()
+    assert state.images_generated == 2
+    assert state.runs == 1
+
+
+def test_partially_saved_job_plans_only_missing_downloads() -> None:
+    state = replay([generated("a", n=3), saved("a", 1)])
+    plan = plan_job(state.jobs["a"], "f1", now=1_000.0, retry_failed=False)
+    assert plan.action is Action.DOWNLOAD
+    assert [k for k, _, _ in plan.downloads] == [0, 2]
+
+
+def test_expired_urls_regenerate_by_default_and_fail_when_told_not_to() -> None:
+    state = replay([generated("a", expires=1_000.0)])
+    plan = plan_job(state.jobs["a"], "f1", now=2_000.0, retry_failed=False)
+    assert plan.action is Action.CALL and plan.regenerate
+    plan = plan_job(state.jobs["a"], "f1", now=2_000.0, retry_failed=False,
+                    regenerate_expired=False)
+    assert plan.action is Action.SKIP_FAILED
+
+
+def test_url_expiring_within_margin_counts_as_expired() -> None:
+    state = replay([generated("a", expires=1_030.0)])
+    plan = plan_job(state.jobs["a"], "f1", now=1_000.0, retry_failed=False, expiry_margin=60)
+    assert plan.action is Action.CALL
+
+
+def test_failed_job_skipped_unless_retry_failed() -> None:
+    state = replay([rec("failed", id="a", code="InvalidParameter", message="bad", fp="f1")])
+    assert plan_job(state.jobs["a"], "f1", now=0, retry_failed=False).action is Action.SKIP_FAILED
+    assert plan_job(state.jobs["a"], "f1", now=0, retry_failed=True).action is Action.CALL
+
+
+def test_done_job_never_undone_by_a_later_failure() -> None:
+    state = replay([generated("a", n=1), saved("a", 0), rec("failed", id="a", code="X")])
+    assert state.jobs["a"].status is Status.DONE
+
+
+def test_changed_fingerprint_is_reported() -> None:
+    state = replay([generated("a", n=1), saved("a", 0)])
+    assert plan_job(state.jobs["a"], "other", now=0, retry_failed=False).changed
+    assert not plan_job(state.jobs["a"], "f1", now=0, retry_failed=False).changed
+
+
+def test_new_job_is_called() -> None:
+    assert plan_job(None, "f", now=0, retry_failed=False).action is Action.CALL
+
+
+def test_torn_last_line_and_garbage_are_skipped_and_reported() -> None:
+    lines = [generated("a", n=1), saved("a", 0), '{"v":1,"event":"gen']
+    state = replay(lines)
+    assert state.jobs["a"].status is Status.DONE
+    assert state.damaged == [3]
+
+
+def test_newer_format_is_a_clear_error() -> None:
+    with pytest.raises(JournalError, match="newer wanbatch"):
+        replay([rec("run"), json.dumps({"v": 99, "event": "run"})])
+
+
+def test_attempt_records_count_throttles_and_possibly_billed() -> None:
+    state = replay([
+        rec("attempt", id="a", status=429, code="Throttling.RateQuota"),
+        rec("attempt", id="a", status=None, code="ResponseLost", possibly_billed=True),
+    ])
+    assert (state.failed_attempts, state.throttled, state.possibly_billed) == (2, 1, 1)
+
+
+def test_regeneration_resets_saved_images() -> None:
+    state = replay([generated("a", n=2), saved("a", 0), rec("expired", id="a", k=1),
+                    generated("a", n=2)])
+    job = state.jobs["a"]
+    assert job.status is Status.GENERATED
+    assert job.saved == 0
+    assert state.images_generated == 4
+
+
+# A valid journal of a few jobs, written in a realistic order.
+@st.composite
+def journals(draw: st.DrawFn) -> list[str]:
+    lines = [rec("run", jobs_file="j.jsonl")]
+    for j in range(draw(st.integers(1, 5))):
+        job_id = f"job{j}"
+        n = draw(st.integers(1, 3))
+        outcome = draw(st.sampled_from(["done", "partial", "failed", "expired"]))
+        if outcome == "failed":
+            lines.append(rec("attempt", id=job_id, status=500, code="InternalError"))
+            lines.append(rec("failed", id=job_id, code="InvalidParameter", message="x"))
+            continue
+        lines.append(generated(job_id, n=n))
+        upto = n if outcome == "done" else draw(st.integers(0, n - 1))
+        lines.extend(saved(job_id, k) for k in range(upto))
+        if outcome == "expired":
+            lines.append(rec("expired", id=job_id, k=upto))
+    return lines
+
+
+def _consistent(job: JobState) -> None:
+    if job.status is Status.DONE:
+        assert job.images == ()
+    elif job.status in (Status.GENERATED, Status.EXPIRED):
+        assert job.saved.bit_count() < len(job.images)
+        assert job.saved >> len(job.images) == 0
+    elif job.status is Status.FAILED:
+        assert job.failure is not None
+
+
+@given(journals(), st.data())
+def test_any_prefix_of_a_valid_journal_replays_consistently(lines: list[str], data: st.DataObject) -> None:
+    cut = data.draw(st.integers(0, len(lines)))
+    prefix = lines[:cut]
+    # Optionally a torn copy of the next line, as a crash mid-write leaves it.
+    if cut < len(lines) and data.draw(st.booleans()):
+        nxt = lines[cut]
+        prefix = [*prefix, nxt[: data.draw(st.integers(1, len(nxt) - 1))]]
+    state = replay(prefix)
+    for job in state.jobs.values():
+        _consistent(job)
+        plan = plan_job(job, "f1", now=1_000.0, retry_failed=False)
+        if job.status is Status.DONE:
+            assert plan.action is Action.SKIP_DONE
+        if job.status is Status.GENERATED:
+            assert plan.action is Action.DOWNLOAD
+            assert len(plan.downloads) == len(job.images) - job.saved.bit_count()
+    full = replay(lines)
+    # Replaying more of the journal never loses a finished job.
+    for job_id, job in state.jobs.items():
+        if job.status is Status.DONE:
+            assert full.jobs[job_id].status is Status.DONE

@@ -1,0 +1,99 @@
+"""One generation call on the run's aiohttp session: JSON (editing) or event stream (interleaved).
+
+The ONLY place where aiohttp's and the OS's errors become wanbatch errors (:func:`_mapped_errors`):
+a failure before the request was sent is :class:`ConnectFailed` (never billed); one after it is
+:class:`ResponseLost` (possibly billed: the service may have generated and charged the images).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from wanbatch._config import Secret
+from wanbatch._errors import ApiError, ConnectFailed, ResponseLost
+from wanbatch._protocol import (
+    GENERATION_PATH,
+    GenerationResult,
+    InterleaveAccumulator,
+    SSEDecoder,
+    build_headers,
+    parse_json_response,
+)
+
+__all__ = ["ApiClient", "CallResult"]
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    """A successful call: the parsed result and how long it took."""
+
+    result: GenerationResult
+    duration: float
+
+
+@contextmanager
+def _mapped_errors() -> Iterator[None]:
+    """Translate aiohttp/OS/timeout errors into the wanbatch tree.
+
+    Only a failure to connect proves the request never left; anything later (a reset after the
+    body was written, a read timeout, a cut stream) may have been billed (urllib3's connect vs
+    read split).
+    """
+    try:
+        yield
+    except ApiError:
+        raise
+    except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+        raise ConnectFailed(f"cannot connect to the service: {exc}") from exc
+    except (TimeoutError, asyncio.TimeoutError) as exc:
+        raise ResponseLost("the call timed out after the request was sent") from exc
+    except (aiohttp.ClientError, OSError) as exc:
+        raise ResponseLost(f"the answer was lost ({type(exc).__name__}: {exc})") from exc
+
+
+class ApiClient:
+    """Calls the synchronous generation endpoint. Holds no state besides the session."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, base_url: str, api_key: Secret, *, timeout: float
+    ) -> None:
+        self._session = session
+        self._url = base_url.rstrip("/") + GENERATION_PATH
+        self._api_key = api_key
+        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(30.0, timeout))
+
+    async def generate(self, body: dict[str, Any], *, interleave: bool) -> CallResult:
+        """Send one request; return its result or raise an ApiError / TransportError."""
+        headers = build_headers(self._api_key.reveal(), stream=interleave)
+        started = time.monotonic()
+        with _mapped_errors():
+            async with self._session.post(
+                self._url, json=body, headers=headers, timeout=self._timeout
+            ) as resp:
+                content_type = resp.headers.get("Content-Type", "")
+                if resp.status == 200 and "text/event-stream" in content_type:
+                    result = await self._read_stream(resp)
+                else:
+                    raw = await resp.read()
+                    result = parse_json_response(
+                        resp.status, raw, content_type, resp.headers.get("Retry-After")
+                    )
+        return CallResult(result, time.monotonic() - started)
+
+    @staticmethod
+    async def _read_stream(resp: aiohttp.ClientResponse) -> GenerationResult:
+        decoder = SSEDecoder()
+        acc = InterleaveAccumulator()
+        async for chunk in resp.content.iter_any():
+            for event in decoder.feed(chunk):
+                acc.add(event)
+        for event in decoder.close():
+            acc.add(event)
+        return acc.result()

@@ -1,0 +1,130 @@
+"""Fetch one result image: expiry check, stream to a temp file, verify, atomic rename.
+
+Never leaves a partial file under its final name: bytes go to ``DIR/.tmp/`` first, are checked
+(length, PNG signature, IHDR, IEND trailer, size cap), fsynced, then renamed into ``images/``.
+The only place where aiohttp errors of the download path are mapped into wanbatch errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import struct
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiofiles
+import aiohttp
+import anyio
+
+from wanbatch._errors import DownloadError, IntegrityError, OutputError, UrlExpired
+from wanbatch._urls import parse_expiry
+
+__all__ = ["SavedImage", "download_image"]
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: The IEND chunk: length 0, type, CRC. Every whole PNG ends with these 12 bytes.
+PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+CHUNK = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SavedImage:
+    """An image on disk under its final name."""
+
+    path: Path
+    size: int
+    sha256: str
+    width: int
+    height: int
+
+
+def _check_png(head: bytes, tail: bytes, size: int, url_hint: str) -> tuple[int, int]:
+    if size < 8 + 25 + 12 or not head.startswith(PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        raise IntegrityError(f"{url_hint}: the body is not a PNG image ({size} bytes)")
+    if not tail.endswith(PNG_IEND):
+        raise IntegrityError(f"{url_hint}: the PNG is cut short (no IEND chunk, {size} bytes)")
+    width, height = struct.unpack(">II", head[16:24])
+    return width, height
+
+
+async def download_image(
+    session: aiohttp.ClientSession,
+    url: str,
+    dest: Path,
+    tmp_dir: Path,
+    *,
+    timeout: float,
+    max_bytes: int,
+    expires: float | None = None,
+    label: str = "image",
+) -> SavedImage:
+    """Download ``url`` to ``dest`` atomically and return what was saved.
+
+    Raises:
+        UrlExpired: the URL's ``Expires=`` passed, or the store answered that it expired.
+        IntegrityError: the body is not one whole PNG, or larger than ``max_bytes``.
+        DownloadError: any other failure (HTTP error, connection lost): worth retrying.
+        OutputError: the file cannot be written (disk full, permissions).
+    """
+    if expires is None:
+        expires = parse_expiry(url)
+    if expires is not None and expires <= time.time():
+        raise UrlExpired(f"{label}: the result URL expired at {time.ctime(expires)}")
+    tmp = tmp_dir / f"{dest.name}.{uuid.uuid4().hex[:8]}.part"
+    digest = hashlib.sha256()
+    size = 0
+    head = b""
+    tail = b""
+    try:
+        try:
+            async with session.get(
+                url, timeout=aiohttp.ClientTimeout(total=timeout, connect=min(30.0, timeout))
+            ) as resp:
+                if resp.status != 200:
+                    text = (await resp.content.read(2048)).decode("utf-8", "replace")
+                    if resp.status == 403 and "expired" in text.lower():
+                        raise UrlExpired(f"{label}: the store says the result URL has expired")
+                    raise DownloadError(f"{label}: download answered HTTP {resp.status}")
+                length = resp.content_length
+                if length is not None and length > max_bytes:
+                    raise IntegrityError(
+                        f"{label}: image is {length} bytes, over the {max_bytes}-byte cap"
+                    )
+                async with aiofiles.open(tmp, "wb") as fh:
+                    async for chunk in resp.content.iter_chunked(CHUNK):
+                        size += len(chunk)
+                        if size > max_bytes:
+                            raise IntegrityError(
+                                f"{label}: image body exceeds the {max_bytes}-byte cap; cut off"
+                            )
+                        if len(head) < 64:
+                            head += chunk[: 64 - len(head)]
+                        tail = (tail + chunk)[-16:]
+                        digest.update(chunk)
+                        await fh.write(chunk)
+                    await fh.flush()
+                    await anyio.to_thread.run_sync(os.fsync, fh.fileno())
+                if length is not None and size != length:
+                    raise IntegrityError(f"{label}: got {size} of {length} bytes")
+        except (TimeoutError, asyncio.TimeoutError) as exc:
+            raise DownloadError(f"{label}: download timed out") from exc
+        except aiohttp.ClientPayloadError as exc:
+            raise IntegrityError(f"{label}: the download was cut short ({exc})") from exc
+        except aiohttp.ClientError as exc:
+            raise DownloadError(f"{label}: download failed ({type(exc).__name__}: {exc})") from exc
+        except OSError as exc:
+            raise OutputError(f"cannot write {tmp}: {exc.strerror or exc}") from exc
+        width, height = _check_png(head, tail, size, label)
+        try:
+            os.replace(tmp, dest)
+        except OSError as exc:
+            raise OutputError(f"cannot move the image to {dest}: {exc.strerror or exc}") from exc
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            tmp.unlink(missing_ok=True)
+        raise
+    return SavedImage(dest, size, digest.hexdigest(), width, height)

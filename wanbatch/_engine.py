@@ -1,0 +1,777 @@
+"""The only wiring: validate, plan, dispatch calls, download, journal, stop cleanly.
+
+Stages (one task group, owned here and nowhere else)::
+
+    producer (job file, streamed in chunks on a worker thread, planned against the journal)
+      -> call stream (bounded) -> call workers (pacer slot -> ApiClient.generate)
+      -> journal "generated" -> download queue (earliest Expires= first)
+      -> download workers (download_image) -> journal "saved"
+
+A slow download never holds a generation slot. Stopping (fatal answer, first Ctrl-C, image
+cap) cancels only *waiting* (for a slot, a backoff, the next job); calls in flight finish and
+their images download. Aborting (second Ctrl-C) cancels everything; the journal is consistent
+either way because each record is one whole line written synchronously.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import heapq
+import json
+import math
+import os
+import random
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anyio
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from wanbatch import _events as ev
+from wanbatch._client import ApiClient
+from wanbatch._config import BatchConfig
+from wanbatch._download import download_image
+from wanbatch._errors import (
+    ApiError,
+    BatchFatal,
+    DownloadError,
+    IntegrityError,
+    InvalidJobs,
+    JobFileError,
+    JobRejected,
+    JournalError,
+    OutputError,
+    Throttled,
+    TransportError,
+    UrlExpired,
+)
+from wanbatch._jobs import PlannedJob
+from wanbatch._journal import Journal, read_journal, write_views
+from wanbatch._loader import iter_jobs, validate_file
+from wanbatch._pacing import Pacer
+from wanbatch._policy import Backoff
+from wanbatch._state import Action, RunState, plan_job
+from wanbatch._urls import image_filename
+
+__all__ = ["BatchRun", "ExitCode", "RunSummary", "run_batch"]
+
+EventCallback = Callable[[ev.Event], None]
+#: Jobs read from the file per hop to the worker thread.
+CHUNK_JOBS = 256
+#: Downloads queued before the producer waits (bounds memory when resuming many).
+MAX_QUEUED_DOWNLOADS = 10_000
+#: Attempts at one image download before the job is given up to regeneration.
+DOWNLOAD_ATTEMPTS = 5
+
+
+class ExitCode(enum.IntEnum):
+    """Exit codes of ``wanbatch run`` (and ``RunSummary.exit_code``)."""
+
+    OK = 0
+    JOBS_FAILED = 1
+    USAGE = 2
+    FATAL = 3
+    CAPPED = 4
+    INTERRUPTED = 130
+
+
+@dataclass
+class RunSummary:
+    """What a run did; written to ``summary.json``."""
+
+    exit_code: ExitCode = ExitCode.OK
+    stop_reason: str | None = None
+    jobs_total: int = 0
+    jobs_done: int = 0
+    jobs_failed: int = 0
+    jobs_pending: int = 0
+    skipped_invalid: int = 0
+    images_on_disk: int = 0
+    images_generated_total: int = 0
+    images_generated_this_run: int = 0
+    images_saved_this_run: int = 0
+    calls: int = 0
+    calls_succeeded: int = 0
+    retries: int = 0
+    throttled: int = 0
+    possibly_billed: int = 0
+    urls_expired: int = 0
+    regenerated: int = 0
+    changed_jobs: int = 0
+    concurrency_limit: int = 0
+    duration_s: float = 0.0
+    images_per_minute: float = 0.0
+    estimated_cost: float = 0.0
+    dry_run: bool = False
+    plan: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        data = dict(self.__dict__)
+        data["exit_code"] = int(self.exit_code)
+        return data
+
+
+@dataclass(order=True)
+class _DownloadItem:
+    expires: float
+    seq: int
+    job: PlannedJob = field(compare=False)
+    k: int = field(compare=False)
+    url: str = field(compare=False)
+    generation: int = field(compare=False)
+    info: dict[str, Any] = field(compare=False)
+
+
+class _DownloadQueue:
+    """Earliest-expiry-first queue that knows when no more items can come."""
+
+    def __init__(self) -> None:
+        self._heap: list[_DownloadItem] = []
+        self._producers = 0
+        self._changed = anyio.Event()
+        self._seq = 0
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    def add_producer(self) -> None:
+        self._producers += 1
+
+    def producer_done(self) -> None:
+        self._producers -= 1
+        self._notify()
+
+    def put(self, item: _DownloadItem) -> None:
+        self._seq += 1
+        item.seq = self._seq
+        heapq.heappush(self._heap, item)
+        self._notify()
+
+    async def get(self) -> _DownloadItem | None:
+        while True:
+            if self._heap:
+                item = heapq.heappop(self._heap)
+                self._notify()
+                return item
+            if self._producers <= 0:
+                return None
+            await self._changed.wait()
+
+    async def wait_below(self, size: int) -> None:
+        while len(self._heap) >= size:
+            await self._changed.wait()
+
+
+class BatchRun:
+    """One run of a job file into an output folder. Use :func:`run_batch` for the simple case."""
+
+    def __init__(
+        self,
+        jobs_path: str | Path,
+        out_dir: str | Path,
+        config: BatchConfig | None = None,
+        *,
+        on_event: EventCallback | None = None,
+        dry_run: bool = False,
+    ) -> None:
+        self.jobs_path = Path(jobs_path)
+        self.out_dir = Path(out_dir)
+        self.config = config or BatchConfig()
+        self.dry_run = dry_run
+        self._listeners: list[EventCallback] = [on_event] if on_event else []
+        self.summary = RunSummary(dry_run=dry_run)
+        self._stop_reason: str | None = None
+        self._exit: ExitCode | None = None
+        self._stopping = anyio.Event()
+        self._wait_scopes: set[anyio.CancelScope] = set()
+        self._abort_scope: anyio.CancelScope | None = None
+        self._used = False
+        self._reserved = 0
+        self._images_bought = 0
+        self._generation: dict[str, int] = {}
+        self._remaining: dict[str, int] = {}
+        self._rand = random.Random()
+        self._started = 0.0
+
+    # ----------------------------------------------------------------- control
+    def subscribe(self, callback: EventCallback) -> None:
+        """Call ``callback`` with every event the run emits."""
+        self._listeners.append(callback)
+
+    def _emit(self, event: ev.Event) -> None:
+        for callback in self._listeners:
+            callback(event)
+
+    def request_stop(self, reason: str = "interrupted", exit_code: ExitCode | None = None) -> None:
+        """Start no new call; let calls in flight finish and their images download."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+            self._exit = exit_code or ExitCode.INTERRUPTED
+            self._emit(ev.RunStopping(reason))
+        self._stopping.set()
+        for scope in list(self._wait_scopes):
+            scope.cancel()
+
+    def abort(self) -> None:
+        """Cancel everything now (second Ctrl-C). The folder stays consistent and resumable."""
+        self.request_stop("aborted")
+        if self._abort_scope is not None:
+            self._abort_scope.cancel()
+
+    @property
+    def stopping(self) -> bool:
+        """True once no new call may start."""
+        return self._stopping.is_set()
+
+    @contextlib.contextmanager
+    def _interruptible(self) -> Iterator[anyio.CancelScope]:
+        """A scope for *waiting* that a stop request cancels."""
+        with anyio.CancelScope() as scope:
+            if self.stopping:
+                scope.cancel()
+            self._wait_scopes.add(scope)
+            try:
+                yield scope
+            finally:
+                self._wait_scopes.discard(scope)
+
+    # ----------------------------------------------------------------- phases
+    def _validate(self) -> int:
+        report = validate_file(self.jobs_path, self.config.defaults)
+        if report.errors and not self.config.skip_invalid:
+            raise InvalidJobs(str(self.jobs_path), list(report.errors), len(report.errors))
+        self.summary.skipped_invalid = len(report.errors)
+        return int(report.jobs)
+
+    def _prepare_out_dir(self) -> None:
+        out = self.out_dir
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            for sub in ("images", ".tmp"):
+                path = out / sub
+                if path.is_symlink():
+                    raise OutputError(
+                        f"{path} is a symbolic link; refusing to write images outside {out}"
+                    )
+                path.mkdir(exist_ok=True)
+            for stale in (out / ".tmp").glob("*.part"):
+                stale.unlink(missing_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot prepare the output folder {out}: {exc}") from exc
+
+    def _plan_counts(self, state: RunState, now: float) -> dict[str, int]:
+        counts = {"jobs": 0, "call": 0, "download": 0, "done": 0, "failed": 0, "changed": 0,
+                  "matched": 0, "images_max": 0, "regenerate": 0}
+        for item in iter_jobs(self.jobs_path, self.config.defaults, skip_invalid=True):
+            if isinstance(item, JobFileError):
+                continue
+            counts["jobs"] += 1
+            job_state = state.jobs.get(item.id)
+            if job_state is not None:
+                counts["matched"] += 1
+            plan = plan_job(job_state, item.fingerprint, now=now,
+                            retry_failed=self.config.retry_failed,
+                            regenerate_expired=self.config.regenerate_expired)
+            counts["changed"] += plan.changed
+            counts["regenerate"] += plan.regenerate
+            if plan.action is Action.CALL:
+                counts["call"] += 1
+                counts["images_max"] += item.max_new_images
+            elif plan.action is Action.DOWNLOAD:
+                counts["download"] += 1
+            elif plan.action is Action.SKIP_DONE:
+                counts["done"] += 1
+            else:
+                counts["failed"] += 1
+        return counts
+
+    async def run(self) -> RunSummary:
+        """Run the batch to the end (or to a stop) and return its summary.
+
+        Raises:
+            InvalidJobs: the job file has errors (and ``skip_invalid`` is off); nothing was sent.
+            JournalError: the output folder holds a run of another job file.
+            OutputError: the output folder cannot be used.
+        """
+        if self._used:
+            raise RuntimeError("a BatchRun runs once; create a new one to run again")
+        self._used = True
+        self._started = time.monotonic()
+        total = await anyio.to_thread.run_sync(self._validate)
+        self.summary.jobs_total = total
+        state = await anyio.to_thread.run_sync(read_journal, self.out_dir)
+        counts = await anyio.to_thread.run_sync(self._plan_counts, state, time.time())
+        self.summary.plan = counts
+        self.summary.changed_jobs = counts["changed"]
+        if state.jobs and counts["jobs"] and counts["matched"] == 0:
+            raise JournalError(
+                f"{self.out_dir} holds a run of another job file ({state.jobs_file}): none of its "
+                f"{len(state.jobs)} job ids is in {self.jobs_path}; use a new --out folder"
+            )
+        self.summary.estimated_cost = round(counts["images_max"] * self.config.price, 4)
+        if self.dry_run:
+            self.summary.jobs_done = counts["done"]
+            self.summary.jobs_failed = counts["failed"]
+            self.summary.jobs_pending = counts["call"] + counts["download"]
+            self.summary.exit_code = ExitCode.OK
+            return self.summary
+        if self.config.api_key is None:
+            raise ValueError("BatchConfig.api_key is required for a real run")
+        self._prepare_out_dir()
+        self._images_bought = state.images_generated
+        self._emit(ev.RunPlanned(total=counts["jobs"], already_done=counts["done"],
+                                 already_failed=counts["failed"], to_call=counts["call"],
+                                 to_download=counts["download"]))
+        journal = Journal(self.out_dir)
+        journal.open()
+        try:
+            journal.append("run", jobs_file=str(self.jobs_path.absolute()),
+                           version=_version(), jobs=counts["jobs"])
+            await self._dispatch(state, journal)
+        finally:
+            with anyio.CancelScope(shield=True):
+                journal.close()
+                await anyio.to_thread.run_sync(self._finish)
+        return self.summary
+
+    async def _dispatch(self, state: RunState, journal: Journal) -> None:
+        config = self.config
+        pacer = Pacer(config.concurrency, config.rps, cooldown=config.throttle_cooldown)
+        self._pacer = pacer
+        backoff = Backoff(initial=config.backoff_initial, maximum=config.backoff_max)
+        connector = aiohttp.TCPConnector(
+            limit=config.concurrency + config.download_concurrency + 4, ttl_dns_cache=300
+        )
+        downloads = _DownloadQueue()
+        send, receive = anyio.create_memory_object_stream[PlannedJob](
+            max_buffer_size=max(2, config.concurrency)
+        )
+        assert config.api_key is not None
+        async with aiohttp.ClientSession(connector=connector, trust_env=False) as session:
+            client = ApiClient(session, config.base_url, config.api_key,
+                               timeout=config.call_timeout)
+            self._client, self._backoff = client, backoff
+            self._journal_file, self._downloads = journal, downloads
+            with anyio.CancelScope() as abort_scope:
+                self._abort_scope = abort_scope
+                async with anyio.create_task_group() as tg:
+                    self._tg = tg
+                    downloads.add_producer()  # the producer
+                    tg.start_soon(self._produce, state, send, downloads)
+                    for _ in range(config.concurrency):
+                        downloads.add_producer()
+                        tg.start_soon(self._call_worker, receive.clone(), client, backoff,
+                                      journal, downloads)
+                    receive.close()
+                    for _ in range(config.download_concurrency):
+                        tg.start_soon(self._download_worker, session, downloads, journal, backoff)
+            self._abort_scope = None
+        self.summary.concurrency_limit = pacer.statistics().limit
+
+    # ----------------------------------------------------------------- producer
+    async def _produce(
+        self, state: RunState, send: MemoryObjectSendStream[PlannedJob], downloads: _DownloadQueue
+    ) -> None:
+        items = iter_jobs(self.jobs_path, self.config.defaults, skip_invalid=True)
+
+        def next_chunk() -> list[PlannedJob]:
+            chunk: list[PlannedJob] = []
+            for item in items:
+                if isinstance(item, PlannedJob):
+                    chunk.append(item)
+                    if len(chunk) >= CHUNK_JOBS:
+                        break
+            return chunk
+
+        try:
+            async with send:
+                while not self.stopping:
+                    chunk = await anyio.to_thread.run_sync(next_chunk)
+                    if not chunk:
+                        break
+                    now = time.time()
+                    for job in chunk:
+                        plan = plan_job(state.jobs.get(job.id), job.fingerprint, now=now,
+                                        retry_failed=self.config.retry_failed,
+                                        regenerate_expired=self.config.regenerate_expired)
+                        if plan.action is Action.CALL:
+                            if plan.regenerate:
+                                self.summary.regenerated += 1
+                            with self._interruptible():
+                                await send.send(job)
+                        elif plan.action is Action.DOWNLOAD:
+                            gen = self._generation.get(job.id, 0) + 1
+                            self._generation[job.id] = gen
+                            self._remaining[job.id] = len(plan.downloads)
+                            info = _saved_info_from_job(job, None, None)
+                            for k, url, exp in plan.downloads:
+                                downloads.put(_DownloadItem(
+                                    exp if exp is not None else math.inf, 0, job, k, url, gen, info))
+                            with self._interruptible():
+                                await downloads.wait_below(MAX_QUEUED_DOWNLOADS)
+                        if self.stopping:
+                            break
+        finally:
+            downloads.producer_done()
+            close = getattr(items, "close", None)
+            if close is not None:
+                await anyio.to_thread.run_sync(close)
+
+    # ----------------------------------------------------------------- calls
+    async def _call_worker(
+        self,
+        receive: MemoryObjectReceiveStream[PlannedJob],
+        client: ApiClient,
+        backoff: Backoff,
+        journal: Journal,
+        downloads: _DownloadQueue,
+    ) -> None:
+        try:
+            async with receive:
+                async for job in receive:
+                    if self.stopping:
+                        continue  # drain: the job stays pending for the next run
+                    await self._call_job(job, client, backoff, journal, downloads)
+        finally:
+            downloads.producer_done()
+
+    def _reserve(self, job: PlannedJob) -> bool:
+        cap = self.config.max_images
+        if cap is not None and self._images_bought + self._reserved + job.max_new_images > cap:
+            return False
+        self._reserved += job.max_new_images
+        return True
+
+    async def _call_job(
+        self,
+        job: PlannedJob,
+        client: ApiClient,
+        backoff: Backoff,
+        journal: Journal,
+        downloads: _DownloadQueue,
+    ) -> None:
+        config = self.config
+        last_error: ApiError | TransportError | None = None
+        for attempt in range(1, config.max_attempts + 1):
+            if self.stopping:
+                return
+            if not self._reserve(job):
+                if self._reserved == 0:
+                    self.request_stop(
+                        f"--max-images {config.max_images} reached "
+                        f"({self._images_bought} images generated in this folder)",
+                        ExitCode.CAPPED,
+                    )
+                    return
+                # Others may release their reservation when they fail; wait for room.
+                with self._interruptible():
+                    while not self._reserve(job):
+                        await anyio.sleep(0.05)
+                if self.stopping:
+                    return
+            try:
+                async with contextlib.AsyncExitStack() as stack:
+                    with self._interruptible() as wait:
+                        await stack.enter_async_context(self._pacer.slot())
+                    if wait.cancel_called:
+                        return
+                    self.summary.calls += 1
+                    self._emit(ev.CallStarted(job.id, attempt))
+                    result = await client.generate(job.body, interleave=job.interleave)
+            except (ApiError, TransportError) as exc:
+                self._reserved -= job.max_new_images
+                last_error = exc
+                if isinstance(exc, Throttled):
+                    self._pacer.on_throttle(exc.retry_after)
+                    self.summary.throttled += 1
+                    self._emit(ev.Throttled(job.id, exc.code, self._pacer.statistics().limit,
+                                            exc.retry_after))
+                if isinstance(exc, BatchFatal):
+                    self._record_attempt(journal, job, attempt, exc, will_retry=False)
+                    self.request_stop(f"the service refused the batch: {exc}", ExitCode.FATAL)
+                    return
+                if isinstance(exc, JobRejected):
+                    self._fail(journal, job, attempt, exc)
+                    return
+                will_retry = attempt < config.max_attempts
+                self._record_attempt(journal, job, attempt, exc, will_retry=will_retry)
+                if not will_retry:
+                    break
+                self.summary.retries += 1
+                retry_after = exc.retry_after if isinstance(exc, ApiError) else None
+                delay = backoff.delay(attempt, retry_after=retry_after, rand=self._rand.random())
+                with self._interruptible():
+                    await anyio.sleep(delay)
+                continue
+            except OutputError as exc:
+                self._reserved -= job.max_new_images
+                self.request_stop(str(exc), ExitCode.FATAL)
+                return
+            self._pacer.on_success()
+            self._reserved -= job.max_new_images
+            self._accept(job, attempt, result.result, result.duration, journal, downloads)
+            return
+        assert last_error is not None
+        self._fail(journal, job, config.max_attempts, last_error, gave_up=True)
+
+    def _record_attempt(
+        self, journal: Journal, job: PlannedJob, attempt: int,
+        exc: ApiError | TransportError, *, will_retry: bool,
+    ) -> None:
+        code, status, message, request_id = _error_fields(exc)
+        billed = bool(getattr(exc, "possibly_billed", False))
+        if billed:
+            self.summary.possibly_billed += 1
+        self._journal(journal, "attempt", id=job.id, attempt=attempt, code=code, status=status,
+                      message=message, request_id=request_id, possibly_billed=billed,
+                      retry=will_retry)
+        self._emit(ev.CallFailed(job.id, attempt, code, message, will_retry, billed))
+
+    def _fail(
+        self, journal: Journal, job: PlannedJob, attempt: int,
+        exc: ApiError | TransportError | DownloadError, *, gave_up: bool = False,
+    ) -> None:
+        if isinstance(exc, (ApiError, TransportError)):
+            code, status, message, request_id = _error_fields(exc)
+            if isinstance(exc, TransportError) and exc.possibly_billed:
+                self.summary.possibly_billed += 1
+        else:
+            code, status, message, request_id = type(exc).__name__, None, str(exc), None
+        if gave_up:
+            message = f"gave up after {attempt} attempts; last error: {message}"
+        self._journal(journal, "failed", id=job.id, fp=job.fingerprint, attempts=attempt,
+                      code=code, status=status, message=message, request_id=request_id,
+                      source=job.source)
+        self.summary.jobs_failed += 1
+        self._emit(ev.JobFailed(job.id, code, message))
+
+    def _journal(self, journal: Journal, event: str, **fields: Any) -> None:
+        try:
+            journal.append(event, **fields)
+        except OutputError as exc:
+            self.request_stop(str(exc), ExitCode.FATAL)
+            raise
+
+    def _accept(
+        self, job: PlannedJob, attempt: int, result: Any, duration: float,
+        journal: Journal, downloads: _DownloadQueue,
+    ) -> None:
+        from wanbatch._urls import parse_expiry
+
+        urls: tuple[str, ...] = tuple(result.image_urls)
+        images = [{"url": u, "expires": parse_expiry(u)} for u in urls]
+        usage = dict(result.usage or {})
+        self._journal(journal, "generated", id=job.id, fp=job.fingerprint, attempt=attempt,
+                      request_id=result.request_id, images=images, texts=list(result.texts),
+                      usage=usage, prompt=job.prompt, seed=_seed(job), size=usage.get("size"),
+                      meta=job.meta, duration=round(duration, 3))
+        self._images_bought += len(urls)
+        self.summary.calls_succeeded += 1
+        self.summary.images_generated_this_run += len(urls)
+        self._emit(ev.Generated(job.id, len(urls), result.request_id))
+        gen = self._generation.get(job.id, 0) + 1
+        self._generation[job.id] = gen
+        self._remaining[job.id] = len(urls)
+        info = _saved_info_from_job(job, result.request_id, usage.get("size"))
+        for k, image in enumerate(images):
+            exp = image["expires"]
+            downloads.put(_DownloadItem(exp if isinstance(exp, float) else math.inf, 0, job, k,
+                                        str(image["url"]), gen, info))
+        if not urls:
+            self._remaining.pop(job.id, None)
+            self.summary.jobs_done += 1
+            self._emit(ev.JobDone(job.id, 0))
+
+    # ----------------------------------------------------------------- downloads
+    async def _download_worker(
+        self, session: aiohttp.ClientSession, downloads: _DownloadQueue,
+        journal: Journal, backoff: Backoff,
+    ) -> None:
+        while True:
+            item = await downloads.get()
+            if item is None:
+                return
+            if self._generation.get(item.job.id) != item.generation:
+                continue  # superseded by a newer generation of the same job
+            await self._download_one(session, item, journal, backoff, downloads)
+
+    async def _download_one(
+        self, session: aiohttp.ClientSession, item: _DownloadItem, journal: Journal,
+        backoff: Backoff, downloads: _DownloadQueue,
+    ) -> None:
+        job = item.job
+        name = image_filename(job.id, item.k)
+        dest = self.out_dir / "images" / name
+        expires = None if math.isinf(item.expires) else item.expires
+        last: DownloadError | None = None
+        for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+            try:
+                saved = await download_image(
+                    session, item.url, dest, self.out_dir / ".tmp",
+                    timeout=self.config.download_timeout,
+                    max_bytes=self.config.max_download_bytes, expires=expires,
+                    label=f"job {job.id} image {item.k}",
+                )
+            except UrlExpired:
+                self._expired(item, journal)
+                return
+            except OutputError as exc:
+                self.request_stop(str(exc), ExitCode.FATAL)
+                return
+            except DownloadError as exc:
+                last = exc
+                if isinstance(exc, IntegrityError) and "cap" in str(exc):
+                    break
+                await anyio.sleep(backoff.delay(attempt, rand=self._rand.random()) / 4)
+                continue
+            self._journal(journal, "saved", id=job.id, k=item.k, file=f"images/{name}",
+                          bytes=saved.size, sha256=saved.sha256, width=saved.width,
+                          height=saved.height, **item.info)
+            self.summary.images_saved_this_run += 1
+            self._emit(ev.ImageSaved(job.id, item.k, f"images/{name}", saved.size))
+            left = self._remaining.get(job.id, 1) - 1
+            if left <= 0:
+                self._remaining.pop(job.id, None)
+                self._generation.pop(job.id, None)
+                self.summary.jobs_done += 1
+                self._emit(ev.JobDone(job.id, item.k + 1))
+            else:
+                self._remaining[job.id] = left
+            return
+        assert last is not None
+        # The image was paid for; leave the job GENERATED so a later run retries the download.
+        self._emit(ev.CallFailed(job.id, 0, type(last).__name__, str(last), False, False))
+
+    def _expired(self, item: _DownloadItem, journal: Journal) -> None:
+        job = item.job
+        self._journal(journal, "expired", id=job.id, k=item.k)
+        self.summary.urls_expired += 1
+        self._emit(ev.UrlExpiredEvent(job.id, item.k))
+        self._generation[job.id] = self._generation.get(job.id, 0) + 1  # drop its siblings
+        self._remaining.pop(job.id, None)
+        if self.config.regenerate_expired and not self.stopping:
+            self.summary.regenerated += 1
+            self._downloads.add_producer()  # before this worker can see an empty queue
+            self._tg.start_soon(self._regenerate, job)
+
+    async def _regenerate(self, job: PlannedJob) -> None:
+        try:
+            await self._call_job(job, self._client, self._backoff, self._journal_file,
+                                 self._downloads)
+        finally:
+            self._downloads.producer_done()
+
+    # ----------------------------------------------------------------- finish
+    def _finish(self) -> None:
+        state = read_journal(self.out_dir)
+        write_views(self.out_dir, state)
+        summary = self.summary
+        done = failed = images = 0
+        for job in state.jobs.values():
+            if job.status is not None and job.status.value == "done":
+                done += 1
+                images += job.saved.bit_count()
+            elif job.status is not None and job.status.value == "failed":
+                failed += 1
+        summary.jobs_done = done
+        summary.jobs_failed = failed
+        summary.jobs_pending = max(0, summary.jobs_total - done - failed)
+        summary.images_on_disk = images
+        summary.images_generated_total = state.images_generated
+        summary.duration_s = round(time.monotonic() - self._started, 3)
+        if summary.duration_s > 0:
+            summary.images_per_minute = round(
+                summary.images_saved_this_run * 60 / summary.duration_s, 2)
+        summary.stop_reason = self._stop_reason
+        if self._exit is not None:
+            summary.exit_code = self._exit
+        elif summary.jobs_failed:
+            summary.exit_code = ExitCode.JOBS_FAILED
+        elif summary.jobs_pending:
+            summary.exit_code = ExitCode.JOBS_FAILED
+            summary.stop_reason = summary.stop_reason or (
+                f"{summary.jobs_pending} job(s) have images still to download; run again")
+        else:
+            summary.exit_code = ExitCode.OK
+        tmp = self.out_dir / ".summary.json.tmp"
+        tmp.write_text(json.dumps(summary.to_json(), indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, self.out_dir / "summary.json")
+
+
+def _version() -> str:
+    from wanbatch import __version__
+
+    return __version__
+
+
+def _seed(job: PlannedJob) -> int | None:
+    params = job.body.get("parameters") or {}
+    seed = params.get("seed")
+    return seed if isinstance(seed, int) else None
+
+
+def _saved_info_from_job(job: PlannedJob, request_id: str | None, size: Any) -> dict[str, Any]:
+    return {"prompt": job.prompt, "seed": _seed(job), "size": size, "request_id": request_id,
+            "meta": job.meta}
+
+
+def _error_fields(exc: ApiError | TransportError) -> tuple[str, int | None, str, str | None]:
+    if isinstance(exc, ApiError):
+        return exc.code, exc.status, exc.message, exc.request_id
+    return type(exc).__name__, None, exc.message, None
+
+
+async def run_batch(
+    jobs: str | Path,
+    out: str | Path,
+    config: BatchConfig | None = None,
+    *,
+    on_event: EventCallback | None = None,
+    dry_run: bool = False,
+    handle_signals: bool = False,
+) -> RunSummary:
+    """Run a job file into an output folder; resume what an earlier run left.
+
+    Args:
+        jobs: the JSONL job file.
+        out: the output folder (created if needed; resumed if it holds a journal).
+        config: run settings (API key, base URL, concurrency, defaults, ...).
+        on_event: called with every :mod:`wanbatch` event (progress, logging).
+        dry_run: validate and plan only; nothing is sent.
+        handle_signals: first SIGINT/SIGTERM stops new calls, a second aborts (for CLIs).
+
+    Returns:
+        The :class:`RunSummary` (also written to ``out/summary.json``).
+    """
+    run = BatchRun(jobs, out, config, on_event=on_event, dry_run=dry_run)
+    if not handle_signals:
+        return await run.run()
+    result: RunSummary | None = None
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    if run.stopping:
+                        run.abort()
+                    else:
+                        run.request_stop("interrupted")
+
+        tg.start_soon(watch)
+        result = await run.run()
+        tg.cancel_scope.cancel()
+    assert result is not None
+    return result
+

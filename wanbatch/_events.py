@@ -1,0 +1,129 @@
+"""Frozen events the engine emits while it runs.
+
+Pure: stdlib only. The progress bar, the summary and users' own code subscribe to these
+(``run_batch(..., on_event=callback)``); the engine never prints. Don't subclass these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "CallFailed",
+    "CallStarted",
+    "Event",
+    "Generated",
+    "ImageSaved",
+    "JobDone",
+    "JobFailed",
+    "RunPlanned",
+    "RunStopping",
+    "Throttled",
+    "UrlExpiredEvent",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RunPlanned:
+    """The plan is known: how many jobs there are and what each needs."""
+
+    total: int
+    already_done: int
+    already_failed: int
+    to_call: int
+    to_download: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallStarted:
+    """A generation call was sent (``attempt`` counts from 1)."""
+
+    job_id: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Throttled:
+    """The service answered 429; every worker pauses, the concurrency limit may shrink."""
+
+    job_id: str
+    code: str
+    limit: int
+    retry_after: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class CallFailed:
+    """One attempt failed; ``will_retry`` says whether the job gets another attempt."""
+
+    job_id: str
+    attempt: int
+    code: str
+    message: str
+    will_retry: bool
+    possibly_billed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Generated:
+    """A call succeeded; its image URLs are journaled and queued for download."""
+
+    job_id: str
+    images: int
+    request_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ImageSaved:
+    """One image is on disk under its final name, verified."""
+
+    job_id: str
+    index: int
+    file: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class UrlExpiredEvent:
+    """A result URL expired before it could be downloaded."""
+
+    job_id: str
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobDone:
+    """Every image of the job is on disk."""
+
+    job_id: str
+    images: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobFailed:
+    """The job failed for good (recorded in ``failed.jsonl``)."""
+
+    job_id: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunStopping:
+    """No new calls will start: fatal answer, interrupt, or the image cap was reached."""
+
+    reason: str
+
+
+Event = (
+    RunPlanned
+    | CallStarted
+    | Throttled
+    | CallFailed
+    | Generated
+    | ImageSaved
+    | UrlExpiredEvent
+    | JobDone
+    | JobFailed
+    | RunStopping
+)

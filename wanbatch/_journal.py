@@ -1,0 +1,185 @@
+"""The journal file and the views derived from it (``metadata.jsonl``, ``failed.jsonl``).
+
+I/O: appends records, flushed per record; reads the journal back for :func:`wanbatch._state.replay`.
+Writes are plain blocking writes of one short line: they take microseconds (page cache), which is
+cheaper than a thread hop per record, and a process killed with ``kill -9`` loses nothing that was
+flushed. A torn last line (crash mid-write) is cut off before appending, so it can never glue
+itself to the next record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from wanbatch._errors import OutputError
+from wanbatch._state import JOURNAL_VERSION, RunState, Status, replay
+
+__all__ = ["Journal", "read_journal", "write_views"]
+
+JOURNAL_NAME = "journal.jsonl"
+
+
+def _iter_lines(path: Path) -> Iterator[str]:
+    with path.open("r", encoding="utf-8", errors="replace", newline="\n") as fh:
+        yield from fh
+
+
+def read_journal(out_dir: Path) -> RunState:
+    """Replay ``out_dir/journal.jsonl`` (an empty state when there is none)."""
+    path = out_dir / JOURNAL_NAME
+    if not path.exists():
+        return RunState()
+    return replay(_iter_lines(path))
+
+
+class Journal:
+    """Append-only writer of ``journal.jsonl``."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.path = out_dir / JOURNAL_NAME
+        self._fh: IO[bytes] | None = None
+
+    def open(self) -> None:
+        """Open for appending, cutting a torn last line left by a crash."""
+        try:
+            fh = self.path.open("a+b")
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            if size:
+                fh.seek(max(0, size - 65536))
+                tail = fh.read()
+                if not tail.endswith(b"\n"):
+                    cut = tail.rfind(b"\n")
+                    keep = size - len(tail) + cut + 1 if cut >= 0 else 0
+                    if cut < 0 and size > len(tail):
+                        keep = size  # a line over 64 KiB: leave it, terminate it instead
+                        fh.write(b"\n")
+                    else:
+                        fh.truncate(keep)
+            fh.seek(0, os.SEEK_END)
+        except OSError as exc:
+            raise OutputError(f"cannot open the journal {self.path}: {exc.strerror}") from exc
+        self._fh = fh
+
+    def append(self, event: str, **fields: Any) -> None:
+        """Write one record and flush it to the OS."""
+        if self._fh is None:
+            raise RuntimeError("Journal.append() before open()")
+        record = {"v": JOURNAL_VERSION, "ts": round(time.time(), 3), "event": event, **fields}
+        data = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        try:
+            self._fh.write(data)
+            self._fh.flush()
+        except OSError as exc:
+            raise OutputError(f"cannot write the journal {self.path}: {exc.strerror}") from exc
+
+    def sync(self) -> None:
+        """fsync the journal (at the end of a run; power-loss safety)."""
+        if self._fh is not None:
+            try:
+                os.fsync(self._fh.fileno())
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        """Flush, fsync and close."""
+        if self._fh is not None:
+            self.sync()
+            self._fh.close()
+            self._fh = None
+
+
+def _write_atomic(path: Path, lines: Iterator[str]) -> int:
+    tmp = path.with_name(f".{path.name}.tmp")
+    count = 0
+    with tmp.open("w", encoding="utf-8", newline="\n") as fh:
+        for line in lines:
+            fh.write(line)
+            fh.write("\n")
+            count += 1
+    os.replace(tmp, path)
+    return count
+
+
+def write_views(out_dir: Path, state: RunState) -> tuple[int, int]:
+    """Rebuild ``metadata.jsonl`` and ``failed.jsonl`` from the journal; return their line counts.
+
+    ``metadata.jsonl`` follows the Hugging Face ``imagefolder`` layout (``file_name`` relative to
+    the folder), one line per image of every DONE job's current generation.
+    """
+    path = out_dir / JOURNAL_NAME
+    if not path.exists():
+        return (_write_atomic(out_dir / "metadata.jsonl", iter(())),
+                _write_atomic(out_dir / "failed.jsonl", iter(())))
+
+    def metadata() -> Iterator[str]:
+        written: dict[str, int] = {}
+        for lineno, line in enumerate(_iter_lines(path), start=1):
+            if '"saved"' not in line:
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(rec, dict) or rec.get("event") != "saved":
+                continue
+            job = state.jobs.get(rec.get("id", ""))
+            if job is None or job.status is not Status.DONE or lineno < job.gen_line:
+                continue
+            k = int(rec["k"])
+            mask = written.get(rec["id"], 0)
+            if mask >> k & 1:
+                continue
+            written[rec["id"]] = mask | 1 << k
+            row: dict[str, Any] = {
+                "file_name": rec["file"],
+                "id": rec["id"],
+                "index": k,
+                "prompt": rec.get("prompt"),
+                "seed": rec.get("seed"),
+                "size": rec.get("size"),
+                "request_id": rec.get("request_id"),
+                "sha256": rec.get("sha256"),
+            }
+            meta = rec.get("meta")
+            if isinstance(meta, dict):
+                for key, value in meta.items():
+                    row.setdefault(key if key not in row else f"meta_{key}", value)
+            yield json.dumps(row, ensure_ascii=False)
+
+    def failed() -> Iterator[str]:
+        for lineno, line in enumerate(_iter_lines(path), start=1):
+            if '"failed"' not in line:
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(rec, dict) or rec.get("event") != "failed":
+                continue
+            job = state.jobs.get(rec.get("id", ""))
+            if job is None or job.failure is None or job.failure[2] != lineno:
+                continue
+            try:
+                original = json.loads(rec.get("source") or "{}")
+            except ValueError:
+                original = {"source": rec.get("source")}
+            if not isinstance(original, dict):
+                original = {"source": rec.get("source")}
+            original.setdefault("id", rec["id"])
+            original["error"] = {
+                "code": rec.get("code"),
+                "message": rec.get("message"),
+                "status": rec.get("status"),
+                "request_id": rec.get("request_id"),
+                "attempts": rec.get("attempts"),
+            }
+            yield json.dumps(original, ensure_ascii=False)
+
+    return (_write_atomic(out_dir / "metadata.jsonl", metadata()),
+            _write_atomic(out_dir / "failed.jsonl", failed()))

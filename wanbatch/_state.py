@@ -1,0 +1,252 @@
+"""Job lifecycle and the journal fold: ``replay(lines) -> RunState``, and the resume plan.
+
+Pure: stdlib only, no I/O, no clock ("now" is a parameter). Rule: everything that decides what a
+resumed run does lives here, so it is tested without files, servers or an event loop.
+
+Lifecycle of a job, driven by journal records (``event`` field)::
+
+    (new) --generated--> GENERATED --saved (all k)--> DONE
+                            |  \\--expired--> EXPIRED --generated--> GENERATED
+    (any but DONE) --failed--> FAILED --generated (--retry-failed)--> GENERATED
+
+Journal format v1 (one JSON object per line; ``v`` and ``ts`` on every record):
+
+- ``run``: a run started (``jobs_file``, ``version``).
+- ``generated``: a call succeeded (``id``, ``fp``, ``attempt``, ``request_id``,
+  ``images: [{"url", "expires"}]``, ``texts``, ``usage``, ``prompt``, ``seed``, ``size``, ``meta``).
+  Written *before* any download, so a crash never costs a second generation while URLs are valid.
+- ``saved``: image ``k`` of the current generation is on disk (``file``, ``bytes``, ``sha256``,
+  plus ``prompt``/``seed``/``size``/``request_id``/``meta`` for ``metadata.jsonl``).
+- ``expired``: image ``k``'s URL expired before it was downloaded.
+- ``attempt``: one failed attempt that will be retried (``code``, ``status``, ``possibly_billed``).
+- ``failed``: the job failed for good (``code``, ``message``, ``status``, ``source``).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from wanbatch._errors import JournalError
+
+__all__ = [
+    "JOURNAL_VERSION",
+    "Action",
+    "JobState",
+    "Plan",
+    "RunState",
+    "Status",
+    "plan_job",
+    "replay",
+]
+
+JOURNAL_VERSION = 1
+
+
+class Status(enum.Enum):
+    """Where a job stands according to the journal."""
+
+    GENERATED = "generated"
+    DONE = "done"
+    EXPIRED = "expired"
+    FAILED = "failed"
+
+
+class JobState:
+    """What the journal says about one job. Small on purpose: a run may hold a million."""
+
+    __slots__ = ("failure", "fp", "gen_line", "images", "saved", "status")
+
+    def __init__(self) -> None:
+        self.status: Status | None = None
+        self.fp: str = ""
+        #: Journal line number of the job's latest ``generated`` record (its current generation).
+        self.gen_line: int = 0
+        #: (url, expires) per image of the current generation; cleared once DONE.
+        self.images: tuple[tuple[str, float | None], ...] = ()
+        #: Bit k set = image k of the current generation is saved.
+        self.saved: int = 0
+        #: (code, message, journal line) of the last ``failed`` record while FAILED.
+        self.failure: tuple[str, str, int] | None = None
+
+    @property
+    def image_count(self) -> int:
+        """Images of the current generation."""
+        return len(self.images) if self.status is not Status.DONE else self.saved.bit_count()
+
+    def pending_images(self) -> list[tuple[int, str, float | None]]:
+        """(k, url, expires) of images generated but not yet saved."""
+        return [
+            (k, url, exp) for k, (url, exp) in enumerate(self.images) if not self.saved >> k & 1
+        ]
+
+
+@dataclass
+class RunState:
+    """The fold of a journal: every job's state plus run-wide totals."""
+
+    jobs: dict[str, JobState] = field(default_factory=dict)
+    lines: int = 0
+    #: Images generated (bought) over all runs in this folder.
+    images_generated: int = 0
+    calls_succeeded: int = 0
+    failed_attempts: int = 0
+    throttled: int = 0
+    possibly_billed: int = 0
+    runs: int = 0
+    jobs_file: str | None = None
+    #: Line numbers of records that could not be read (a torn last line is the usual one).
+    damaged: list[int] = field(default_factory=list)
+
+    def apply(self, record: Mapping[str, Any], lineno: int) -> None:
+        """Fold one journal record into the state (the transition table of the module doc)."""
+        event = record.get("event")
+        if event == "run":
+            self.runs += 1
+            self.jobs_file = record.get("jobs_file")
+            return
+        job_id = record.get("id")
+        if not isinstance(job_id, str):
+            self.damaged.append(lineno)
+            return
+        if event == "attempt":
+            self.failed_attempts += 1
+            if record.get("status") == 429:
+                self.throttled += 1
+            if record.get("possibly_billed"):
+                self.possibly_billed += 1
+            return
+        job = self.jobs.get(job_id)
+        if event == "generated":
+            if job is None:
+                job = self.jobs[job_id] = JobState()
+            images = tuple((str(i["url"]), _float_or_none(i.get("expires"))) for i in record["images"])
+            job.status = Status.GENERATED if images else Status.DONE
+            job.fp = str(record.get("fp", ""))
+            job.gen_line = lineno
+            job.images = images
+            job.saved = 0
+            job.failure = None
+            self.images_generated += len(images)
+            self.calls_succeeded += 1
+        elif event == "saved":
+            if job is None or job.status not in (Status.GENERATED, Status.EXPIRED):
+                return  # a re-download of an image already counted, or a stray record
+            k = int(record["k"])
+            if 0 <= k < len(job.images):
+                job.saved |= 1 << k
+            if job.saved.bit_count() == len(job.images):
+                job.status = Status.DONE
+                job.images = ()  # URLs are no longer needed; keep the state small
+        elif event == "expired":
+            if job is not None and job.status is Status.GENERATED:
+                job.status = Status.EXPIRED
+        elif event == "failed":
+            if job is None:
+                job = self.jobs[job_id] = JobState()
+                job.fp = str(record.get("fp", ""))
+            if job.status is Status.DONE:
+                return  # never un-do a job whose images are on disk
+            job.status = Status.FAILED
+            job.failure = (str(record.get("code", "")), str(record.get("message", "")), lineno)
+        # Unknown events from the same format version are ignored on purpose (forward compat).
+
+    def count(self, status: Status) -> int:
+        """How many jobs are in ``status``."""
+        return sum(1 for j in self.jobs.values() if j.status is status)
+
+
+def _float_or_none(value: object) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def replay(lines: Iterable[str]) -> RunState:
+    """Fold journal lines (text, newline optional) into a :class:`RunState`.
+
+    A line that is not a JSON object (a torn last line after a crash, or garbage) is recorded in
+    ``damaged`` and skipped. A record from a newer format raises :class:`JournalError`.
+    """
+    state = RunState()
+    for lineno, line in enumerate(lines, start=1):
+        state.lines = lineno
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            state.damaged.append(lineno)
+            continue
+        if not isinstance(record, dict):
+            state.damaged.append(lineno)
+            continue
+        version = record.get("v", JOURNAL_VERSION)
+        if isinstance(version, int) and version > JOURNAL_VERSION:
+            raise JournalError(
+                f"journal line {lineno} is format v{version}, written by a newer wanbatch "
+                f"(this one reads v{JOURNAL_VERSION}); upgrade wanbatch to resume this folder"
+            )
+        try:
+            state.apply(record, lineno)
+        except (KeyError, TypeError, ValueError):
+            state.damaged.append(lineno)
+    return state
+
+
+class Action(enum.Enum):
+    """What the run does with one job of the job file."""
+
+    CALL = "call"
+    DOWNLOAD = "download"
+    SKIP_DONE = "skip_done"
+    SKIP_FAILED = "skip_failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The decision for one job: an action, the images to fetch, and why."""
+
+    action: Action
+    downloads: tuple[tuple[int, str, float | None], ...] = ()
+    #: Set when the journal's request for this id differs from the job file's.
+    changed: bool = False
+    #: Set when generated images expired and the job is generated again.
+    regenerate: bool = False
+
+
+def plan_job(
+    state: JobState | None,
+    fingerprint: str,
+    *,
+    now: float,
+    retry_failed: bool,
+    regenerate_expired: bool = True,
+    expiry_margin: float = 60.0,
+) -> Plan:
+    """Decide what to do with a job given its journal state.
+
+    A URL that expires within ``expiry_margin`` seconds counts as expired: starting a download
+    that cannot finish would waste the attempt.
+    """
+    if state is None or state.status is None:
+        return Plan(Action.CALL)
+    changed = bool(state.fp) and state.fp != fingerprint
+    if state.status is Status.DONE:
+        return Plan(Action.SKIP_DONE, changed=changed)
+    if state.status is Status.FAILED:
+        if retry_failed:
+            return Plan(Action.CALL, changed=changed)
+        return Plan(Action.SKIP_FAILED, changed=changed)
+    pending = state.pending_images()
+    if state.status is Status.GENERATED and all(
+        exp is None or exp - expiry_margin > now for _, _, exp in pending
+    ):
+        return Plan(Action.DOWNLOAD, downloads=tuple(pending), changed=changed)
+    # Some URL expired before its image was saved.
+    if regenerate_expired:
+        return Plan(Action.CALL, changed=changed, regenerate=True)
+    return Plan(Action.SKIP_FAILED, changed=changed)
