@@ -1,0 +1,202 @@
+"""The one limiter that decides the pace of generation calls: slots, rate, AIMD, cool-down.
+
+I/O shell: anyio only (no aiohttp/aiofiles/tqdm). The clock and the sleep function are
+injectable, so tests drive it in virtual time; the decisions come from the pure
+:class:`~wanbatch._policy.Aimd` value.
+
+A caller does::
+
+    async with pacer.slot():
+        result = await client.generate(...)
+    pacer.on_success()            # or, on a 429: pacer.on_throttle(exc.retry_after)
+
+and :meth:`Pacer.slot` waits, in this order, for
+
+1. the shared cool-down: after a 429 *every* worker waits until one deadline, so a burst of
+   429s does not turn into a burst of retries;
+2. the request rate: call starts are spaced ``1 / rps`` apart (a reservation queue: no burst,
+   which is what ``Throttling.BurstRate`` punishes, API notes §5.2);
+3. capacity: fewer than the AIMD limit in flight. The limit is an ``anyio.CapacityLimiter``
+   whose ``total_tokens`` follows :attr:`Aimd.effective`; when it shrinks below the tokens
+   borrowed, the excess holders simply finish and nobody new gets in until the count is below.
+
+A cool-down that starts while a caller waits for capacity is honoured too: having got capacity,
+the caller waits out the new deadline (holding its token, nobody may call anyway) and takes a
+fresh rate reservation, so the first calls after a cool-down are spaced again.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import anyio
+
+from wanbatch._policy import Aimd
+
+__all__ = ["Pacer", "PacerStatistics"]
+
+
+@dataclass(frozen=True, slots=True)
+class PacerStatistics:
+    """A snapshot of the pacer (anyio's ``statistics()`` style)."""
+
+    #: The current effective concurrency limit (AIMD), at most ``concurrency``.
+    limit: int
+    #: Calls inside :meth:`Pacer.slot` now.
+    in_flight: int
+    #: Callers waiting in :meth:`Pacer.slot` (cool-down, rate or capacity).
+    waiting: int
+    #: 429s reported through :meth:`Pacer.on_throttle` so far.
+    throttles: int
+    #: Seconds left of the shared cool-down (0 when none is active).
+    cooldown_remaining: float
+    #: The lowest level the service throttled at, while remembered (see :class:`Aimd`).
+    ceiling: int | None = None
+
+
+class Pacer:
+    """Concurrency bound + request rate + adaptive (AIMD) limit + shared 429 cool-down.
+
+    Args:
+        concurrency: the most calls ever in flight (``--concurrency``).
+        rps: the most call starts per second (``--rps``), or ``None`` for no rate limit.
+        cooldown: seconds every worker pauses after a 429 (at least; ``Retry-After`` extends it).
+        aimd: the adaptive limit's starting value; default ``Aimd(maximum=concurrency)``, with a
+            burst window no shorter than twice the cool-down.
+        clock: monotonic seconds (injectable for tests).
+        sleep: the async sleep to wait with (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        concurrency: int,
+        rps: float | None,
+        *,
+        cooldown: float = 1.0,
+        aimd: Aimd | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        if rps is not None and not (rps > 0 and math.isfinite(rps)):
+            raise ValueError(f"rps must be a positive number or None, got {rps!r}")
+        if cooldown < 0:
+            raise ValueError(f"cooldown must be >= 0, got {cooldown!r}")
+        if aimd is None:
+            aimd = Aimd(maximum=concurrency, window=max(2.0, 2 * cooldown))
+        elif aimd.maximum > concurrency:
+            raise ValueError("aimd.maximum must not exceed concurrency")
+        self._aimd = aimd
+        self._interval = 0.0 if rps is None else 1.0 / rps
+        self._cooldown = cooldown
+        self._clock = clock
+        self._sleep = sleep
+        self._limiter = anyio.CapacityLimiter(aimd.effective)
+        self._next_start = -math.inf  # the earliest time the next call may start
+        self._cooldown_until = -math.inf
+        self._in_flight = 0
+        self._waiting = 0
+        self._throttles = 0
+        self._peak = 0  # the most in flight since the last cut: the level a 429 refused
+
+    # -- the slot -----------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Wait for the cool-down, a rate reservation and capacity; hold the capacity inside."""
+        token = object()  # a borrower per slot: one task may hold several slots
+        self._waiting += 1
+        try:
+            await self._wait_cooldown()
+            await self._wait_rate()
+            await self._limiter.acquire_on_behalf_of(token)
+            try:
+                while self._clock() < self._cooldown_until:  # a 429 arrived while we queued
+                    await self._wait_cooldown()
+                    await self._wait_rate()
+            except BaseException:
+                self._limiter.release_on_behalf_of(token)
+                raise
+        finally:
+            self._waiting -= 1
+        self._in_flight += 1
+        self._peak = max(self._peak, self._in_flight)
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            self._limiter.release_on_behalf_of(token)
+
+    async def _wait_cooldown(self) -> None:
+        # The deadline may move while we sleep (another 429): loop until it has passed.
+        while (remaining := self._cooldown_until - self._clock()) > 0:
+            await self._sleep(remaining)
+
+    async def _wait_rate(self) -> None:
+        if self._interval <= 0:
+            return
+        now = self._clock()
+        start = max(now, self._next_start)
+        self._next_start = start + self._interval  # reserve before sleeping: FIFO, no burst
+        if start > now:
+            await self._sleep(start - now)
+
+    # -- feedback -----------------------------------------------------------------------------
+
+    def on_success(self) -> None:
+        """A call succeeded: let the AIMD limit grow, if the limit was what held us back.
+
+        Growth is earned only while demand reaches the limit (callers waiting, or as many in
+        flight as allowed), so a limit that was never used cannot grow past what was tested.
+        """
+        demand = self._in_flight + self._waiting + 1  # +1: the caller, out of its slot by now
+        if demand >= self._aimd.effective:
+            self._set(self._aimd.on_success())
+
+    def on_throttle(self, retry_after: float | None = None) -> None:
+        """The service answered 429: start the shared cool-down and cut the AIMD limit.
+
+        The cool-down ends at ``now + max(cooldown, retry_after)`` (never earlier than a
+        deadline already set). The cut happens at most once per burst (:class:`Aimd` window).
+        """
+        now = self._clock()
+        self._throttles += 1
+        pause = self._cooldown
+        if retry_after is not None and retry_after > pause:
+            pause = retry_after
+        self._cooldown_until = max(self._cooldown_until, now + pause)
+        before = self._aimd
+        self._set(before.on_throttle(now, level=max(1, self._peak)))
+        if self._aimd is not before:
+            self._peak = self._in_flight  # measure the next overflow level afresh
+
+    def _set(self, aimd: Aimd) -> None:
+        self._aimd = aimd
+        effective = aimd.effective
+        if self._limiter.total_tokens != effective:
+            # Growing wakes that many waiters; shrinking below the borrowed count lets the
+            # excess holders finish (anyio allows total < borrowed).
+            self._limiter.total_tokens = effective
+
+    # -- introspection ------------------------------------------------------------------------
+
+    @property
+    def aimd(self) -> Aimd:
+        """The current AIMD value."""
+        return self._aimd
+
+    def statistics(self) -> PacerStatistics:
+        """A frozen snapshot: limit, in flight, waiting, throttles, cool-down left."""
+        return PacerStatistics(
+            limit=self._aimd.effective,
+            in_flight=self._in_flight,
+            waiting=self._waiting,
+            throttles=self._throttles,
+            cooldown_remaining=max(0.0, self._cooldown_until - self._clock()),
+            ceiling=self._aimd.ceiling,
+        )
