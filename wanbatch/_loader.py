@@ -1,0 +1,451 @@
+"""Stage 1, jobs: stream a job file into planned jobs; validate a whole file in one pass.
+
+Owns the I/O of the job file format (the format itself and its rules live in
+:mod:`wanbatch._jobs`, the image rules in :mod:`wanbatch._images`):
+
+- reading the file one line at a time, in constant memory (a million lines need no more memory
+  than ten): UTF-8 with or without BOM, LF or CRLF, blank lines ignored;
+- reading local reference images, each once per run, through :class:`ImageResolver`'s bounded
+  LRU cache (relative paths are resolved against the job file's folder);
+- duplicate ids, kept as 8-byte hashes (:class:`~wanbatch._jobs.IdSet`), not as strings;
+- :func:`iter_jobs` for the engine, :func:`validate_file` + :func:`format_report` +
+  :func:`validate_command` for ``wanbatch validate`` and the pre-run check.
+
+Synchronous on purpose: the engine runs :func:`iter_jobs` in a worker thread, in chunks.
+Imports only the pure core (``_jobs``, ``_images``, ``_config``, ``_errors``) and the stdlib.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import stat
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO, TextIO
+
+from ._config import GenerationDefaults
+from ._errors import JobFileError
+from ._images import (
+    MAX_IMAGE_BYTES,
+    ImageError,
+    RefKind,
+    check_image,
+    classify_ref,
+    data_uri,
+    local_path_of,
+    parse_data_uri,
+)
+from ._jobs import (
+    IdSet,
+    Issue,
+    JobWarning,
+    PlannedJob,
+    parse_line_issues,
+    plan_job,
+)
+
+__all__ = [
+    "DEFAULT_IMAGE_CACHE_BYTES",
+    "ImageCacheStats",
+    "ImageResolver",
+    "ValidationReport",
+    "format_report",
+    "iter_jobs",
+    "validate_command",
+    "validate_file",
+]
+
+#: Inline images kept for reuse by later jobs; a shared image is then read once per run.
+DEFAULT_IMAGE_CACHE_BYTES = 64 * 1024 * 1024
+#: Entries kept when images are only checked (validation keeps no bytes, just the verdict).
+_CHECK_CACHE_ENTRIES = 16_384
+_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True, slots=True)
+class ImageCacheStats:
+    """What :class:`ImageResolver` did: ``reads`` counts files opened and read."""
+
+    reads: int
+    hits: int
+    entries: int
+    bytes: int
+
+
+class ImageResolver:
+    """Turns an ``images`` entry into what is sent, reading each local file once.
+
+    - ``http(s)://`` URL: returned as-is (the service fetches it).
+    - ``data:image/...;base64,`` URI: decoded and checked (API notes §2.1), returned as-is.
+    - anything else is a local path (``file:`` URIs included): relative paths are resolved
+      against ``base_dir`` (the job file's folder), absolute paths are used as written. The
+      file must be a regular file; its format is sniffed from its bytes. It is sent as a data
+      URI (``embed=True``) or, when only validating (``embed=False``), checked and returned
+      unchanged.
+
+    Verdicts are cached by resolved path in an LRU bounded by ``max_bytes`` of data URIs
+    (and by entry count), so a file shared by many jobs is read once.
+    """
+
+    def __init__(
+        self,
+        base_dir: str,
+        *,
+        embed: bool = True,
+        max_bytes: int = DEFAULT_IMAGE_CACHE_BYTES,
+        max_entries: int = _CHECK_CACHE_ENTRIES,
+    ) -> None:
+        self.base_dir = base_dir
+        self.embed = embed
+        self.max_bytes = max_bytes
+        self.max_entries = max_entries
+        # resolved path -> data URI (or the ref itself when not embedding), or an ImageError
+        self._cache: OrderedDict[str, str | ImageError] = OrderedDict()
+        self._bytes = 0
+        self._reads = 0
+        self._hits = 0
+
+    def stats(self) -> ImageCacheStats:
+        """Counters: files read, cache hits, entries and bytes held."""
+        return ImageCacheStats(self._reads, self._hits, len(self._cache), self._bytes)
+
+    def __call__(self, ref: str) -> str:
+        """Resolve one reference (see the class docstring).
+
+        Raises:
+            ImageError: the image breaks a rule, or the file cannot be read.
+        """
+        kind = classify_ref(ref)
+        if kind is RefKind.URL:
+            return ref
+        if kind is RefKind.DATA:
+            declared, data = parse_data_uri(ref)
+            check_image(data, declared=declared)
+            return ref
+        full = os.path.normpath(os.path.join(self.base_dir, local_path_of(ref)))
+        cached = self._cache.get(full)
+        if cached is not None:
+            self._hits += 1
+            self._cache.move_to_end(full)
+            if isinstance(cached, ImageError):
+                raise ImageError(str(cached))
+            return cached if self.embed else ref
+        try:
+            value: str | ImageError = self._load(ref, full)
+        except ImageError as exc:
+            value = exc
+        self._remember(full, value)
+        if isinstance(value, ImageError):
+            raise ImageError(str(value))
+        return value if self.embed else ref
+
+    def _load(self, ref: str, full: str) -> str:
+        where = repr(ref) if full == ref else f"{ref!r} (resolved to {full})"
+        try:
+            st = os.stat(full)
+        except FileNotFoundError:
+            raise ImageError(f"no such file: {where}") from None
+        except OSError as exc:
+            raise ImageError(f"cannot read {where}: {exc.strerror}") from None
+        if stat.S_ISDIR(st.st_mode):
+            raise ImageError(f"is a directory, not an image file: {where}")
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageError(f"not a regular file: {where}")
+        if st.st_size > MAX_IMAGE_BYTES:
+            raise ImageError(
+                f"{where} is {st.st_size / 1_048_576:.1f} MB; the API accepts at most "
+                f"{MAX_IMAGE_BYTES // 1_048_576} MB (API notes §2.1)"
+            )
+        try:
+            with open(full, "rb") as fh:
+                self._reads += 1
+                data = fh.read(MAX_IMAGE_BYTES + 1)
+        except OSError as exc:
+            raise ImageError(f"cannot read {where}: {exc.strerror}") from None
+        try:
+            info = check_image(data)
+        except ImageError as exc:
+            raise ImageError(f"{exc} ({where})") from None
+        return data_uri(info, data) if self.embed else ref
+
+    def _remember(self, full: str, value: str | ImageError) -> None:
+        size = len(value) if isinstance(value, str) and self.embed else 0
+        if size > self.max_bytes:
+            return
+        self._cache[full] = value
+        self._bytes += size
+        while self._bytes > self.max_bytes or len(self._cache) > self.max_entries:
+            _, old = self._cache.popitem(last=False)
+            if isinstance(old, str) and self.embed:
+                self._bytes -= len(old)
+
+
+@dataclass(slots=True)
+class ValidationReport:
+    """The result of :func:`validate_file`: every problem of the file, in line order."""
+
+    path: str
+    errors: list[JobFileError] = field(default_factory=list)  #: the first ``max_errors``
+    warnings: list[JobWarning] = field(default_factory=list)  #: the first ``max_errors``
+    error_count: int = 0  #: all errors, including those past the cap
+    warning_count: int = 0
+    lines: int = 0  #: physical lines read
+    jobs: int = 0  #: non-blank lines, valid or not
+    valid_jobs: int = 0
+    interleaved: int = 0  #: valid jobs in interleaved mode (the rest edit)
+    images: int = 0  #: most images a run may buy: sum of max_new_images of valid jobs
+    image_reads: int = 0  #: local image files read (each once, when the cache holds it)
+
+    @property
+    def ok(self) -> bool:
+        """True when the file has no error (warnings allowed)."""
+        return self.error_count == 0
+
+    @property
+    def truncated(self) -> bool:
+        """True when more problems were found than the lists hold."""
+        return self.error_count > len(self.errors) or self.warning_count > len(self.warnings)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _open(path: str) -> BinaryIO | JobFileError:
+    """Open the job file, or the error explaining why it cannot be."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return JobFileError(path, 0, "file", "no such file")
+    except OSError as exc:
+        return JobFileError(path, 0, "file", f"cannot read: {exc.strerror}")
+    if stat.S_ISDIR(st.st_mode):
+        return JobFileError(path, 0, "file", "is a directory; give a .jsonl job file")
+    try:
+        return open(path, "rb")  # closed by the caller's `with`
+    except OSError as exc:
+        return JobFileError(path, 0, "file", f"cannot read: {exc.strerror}")
+
+
+def _lines(fh: BinaryIO, path: str) -> Iterator[tuple[int, str | JobFileError]]:
+    """Yield ``(lineno, text)`` for each non-blank line, or a decoding error for that line.
+
+    Iterates the binary file (one buffered line at a time: constant memory), strips a UTF-8
+    BOM on line 1 and a trailing LF or CRLF.
+    """
+    for lineno, raw in enumerate(fh, 1):
+        if lineno == 1 and raw.startswith(_BOM):
+            raw = raw[3:]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield (
+                lineno,
+                JobFileError(
+                    path,
+                    lineno,
+                    "line",
+                    f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1}); "
+                    "save the file as UTF-8",
+                ),
+            )
+            continue
+        text = text.rstrip("\r\n")
+        if text.strip():
+            yield lineno, text
+
+
+def _errors_of(issues: list[Issue], path: str, lineno: int) -> list[JobFileError]:
+    return [JobFileError(path, lineno, i.field, i.message) for i in issues]
+
+
+def _dup_error(path: str, first: int, job: PlannedJob) -> JobFileError:
+    hint = " (derived from the request: the two lines ask the same)" if job.id_derived else ""
+    return JobFileError(
+        path, job.line, "id", f"duplicate id '{job.id}' (first on line {first}){hint}"
+    )
+
+
+class _Planner:
+    """Turns line texts into planned jobs, with one image cache and one id set per file."""
+
+    def __init__(
+        self, path: str, defaults: GenerationDefaults, *, embed: bool, cache_bytes: int
+    ) -> None:
+        self.path = path
+        self.defaults = defaults
+        self.resolver = ImageResolver(
+            os.path.dirname(os.path.abspath(path)), embed=embed, max_bytes=cache_bytes
+        )
+        self.embed = embed
+        self.ids = IdSet()
+
+    def plan(
+        self, lineno: int, text: str
+    ) -> tuple[PlannedJob | None, list[JobFileError], list[JobWarning]]:
+        job = parse_line_issues(text)
+        if isinstance(job, list):
+            return None, _errors_of(job, self.path, lineno), []
+        return plan_job(
+            job,
+            self.defaults,
+            self.resolver,
+            path=self.path,
+            line=lineno,
+            source=text,
+            with_fingerprint=self.embed,
+        )
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def iter_jobs(
+    path: str | os.PathLike[str],
+    defaults: GenerationDefaults,
+    *,
+    skip_invalid: bool = False,
+    cache_bytes: int = DEFAULT_IMAGE_CACHE_BYTES,
+) -> Iterator[PlannedJob | JobFileError]:
+    """Stream the job file as planned jobs, in line order, in constant memory.
+
+    Invalid lines (and the second and later lines of a duplicate id) come out as
+    :class:`~wanbatch._errors.JobFileError` values, never raised. With ``skip_invalid=False``
+    iteration ends right after the first error (a broken file must not be half run: the
+    engine validates first); with ``skip_invalid=True`` it goes on past them. Warnings are
+    not yielded (see :func:`validate_file`).
+
+    Local images are read once each and sent as data URIs (bounded LRU of ``cache_bytes``).
+    """
+    spath = os.fspath(path)
+    opened = _open(spath)
+    if isinstance(opened, JobFileError):
+        yield opened
+        return
+    planner = _Planner(spath, defaults, embed=True, cache_bytes=cache_bytes)
+    with opened as fh:
+        for lineno, text in _lines(fh, spath):
+            if isinstance(text, JobFileError):
+                yield text
+                if not skip_invalid:
+                    return
+                continue
+            planned, errors, _warnings = planner.plan(lineno, text)
+            if planned is not None:
+                first = planner.ids.add(planned.id, lineno)
+                if first:
+                    yield _dup_error(spath, first, planned)
+                    if not skip_invalid:
+                        return
+                    continue
+                yield planned
+            elif errors:
+                yield from errors
+                if not skip_invalid:
+                    return
+
+
+def validate_file(
+    path: str | os.PathLike[str],
+    defaults: GenerationDefaults,
+    *,
+    max_errors: int = 1000,
+) -> ValidationReport:
+    """Check the whole file in one streaming pass and report every problem.
+
+    Reads each local image once (checking it, keeping no bytes). Duplicate ids are errors on
+    the later line, naming the first ("duplicate id 'x' (first on line 3)"). Memory stays flat:
+    ids are kept as 8-byte hashes, and only the first ``max_errors`` errors and warnings are
+    kept (all are counted).
+    """
+    spath = os.fspath(path)
+    report = ValidationReport(spath)
+
+    def error(err: JobFileError) -> None:
+        report.error_count += 1
+        if len(report.errors) < max_errors:
+            report.errors.append(err)
+
+    opened = _open(spath)
+    if isinstance(opened, JobFileError):
+        error(opened)
+        return report
+    planner = _Planner(spath, defaults, embed=False, cache_bytes=0)
+    with opened as fh:
+        for lineno, text in _lines(fh, spath):
+            report.jobs += 1
+            if isinstance(text, JobFileError):
+                error(text)
+                continue
+            planned, errors, warnings = planner.plan(lineno, text)
+            for w in warnings:
+                report.warning_count += 1
+                if len(report.warnings) < max_errors:
+                    report.warnings.append(w)
+            if planned is None:
+                for err in errors:
+                    error(err)
+                continue
+            first = planner.ids.add(planned.id, lineno)
+            if first:
+                error(_dup_error(spath, first, planned))
+                continue
+            report.valid_jobs += 1
+            report.images += planned.max_new_images
+            report.interleaved += planned.interleave
+        # Lines counted by the file iterator (blank ones included).
+        report.lines = _line_count(fh)
+    report.image_reads = planner.resolver.stats().reads
+    if report.jobs == 0 and report.ok:
+        report.warning_count += 1
+        report.warnings.append(JobWarning(spath, 0, "file", "no jobs in the file"))
+    return report
+
+
+def _line_count(fh: BinaryIO) -> int:
+    """Physical lines in the (fully read) file: newlines, plus a last line without one."""
+    fh.seek(0)
+    count = 0
+    last = b"\n"
+    while chunk := fh.read(1 << 20):
+        count += chunk.count(b"\n")
+        last = chunk[-1:]
+    return count + (last != b"\n")
+
+
+def format_report(report: ValidationReport) -> list[str]:
+    """The lines ``wanbatch validate`` prints: ``FILE:LINE: field: message`` per problem in
+    line order (warnings as ``FILE:LINE: field: warning: message``), then a count line like
+    ``jobs.jsonl: 3 errors, 1 warning in 120 jobs``."""
+    problems = heapq.merge(
+        ((e.line, 0, str(e)) for e in report.errors),
+        ((w.line, 1, str(w)) for w in report.warnings),
+    )
+    out = [text for _line, _kind, text in problems]
+    summary = (
+        f"{report.path}: {_plural(report.error_count, 'error')}, "
+        f"{_plural(report.warning_count, 'warning')} in {_plural(report.jobs, 'job')}"
+    )
+    if report.truncated:
+        summary += f" (first {len(report.errors)} errors and {len(report.warnings)} warnings shown)"
+    if report.ok:
+        editing = report.valid_jobs - report.interleaved
+        summary += (
+            f"; a run buys at most {_plural(report.images, 'image')} "
+            f"({report.interleaved} interleaved, {editing} editing)"
+        )
+    out.append(summary)
+    return out
+
+
+def validate_command(path: str, defaults: GenerationDefaults, out: TextIO) -> int:
+    """``wanbatch validate JOBS``: print the report to ``out``; return 0 if valid, else 2."""
+    report = validate_file(path, defaults)
+    for line in format_report(report):
+        out.write(line + "\n")
+    return 0 if report.ok else 2
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
