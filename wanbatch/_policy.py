@@ -132,10 +132,11 @@ class Aimd:
     * **below the safe level** ``ceiling - 1`` (just after a cut): fast recovery, +1 per success
       (doubling per round trip) but never past the safe level, so a cut costs a fraction of one
       round trip instead of C/2 round trips;
-    * **at or above the safe level**: a slow probe, ``probe`` levels per round trip (1/16 by
-      default), so the service is tested one level above the known-good level about once every
-      16 round trips: one 429 per ~16 x C calls. Once the limit passes a whole level above the
-      old ceiling without a throttle, the cap has grown and the ceiling is forgotten.
+    * **at or above the safe level**: a slow probe, ``probe`` levels per successful call (1/64
+      by default), so the level just above the known-good one is tried about once per 64 calls:
+      one 429 per ~64 calls (~1.5 %), while the cut it causes is repaired by fast recovery
+      within a fraction of a round trip. Once the limit passes a whole level above the old
+      ceiling without a throttle, the cap has grown and the ceiling is forgotten.
 
     A throttle cuts to ``decrease * level`` (``level`` = the number in flight when the service
     said no, if the caller knows it, else the current limit) and lowers the ceiling to ``level``.
@@ -159,8 +160,8 @@ class Aimd:
     decrease: float = 0.5
     #: Levels gained per round trip while no ceiling is known.
     increase: float = 1.0
-    #: Levels gained per round trip at or above the remembered safe level.
-    probe: float = 1.0 / 16.0
+    #: Levels gained per successful call at or above the remembered safe level.
+    probe: float = 1.0 / 64.0
     #: Seconds after a cut during which further throttles count as the same burst.
     window: float = 2.0
     #: The lowest level at which the service throttled us, until proven stale.
@@ -216,7 +217,7 @@ class Aimd:
             if limit < safe:
                 limit = min(safe, limit + 1.0)
             else:
-                limit += self.probe / limit
+                limit += self.probe
             if limit >= ceiling + 1:
                 ceiling = None  # a whole level above the old ceiling, unthrottled: the cap grew
         limit = min(float(self.maximum), limit)
