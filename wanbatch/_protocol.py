@@ -147,9 +147,10 @@ def parse_json_response(
     if not isinstance(payload, dict):
         raise api_error(status, "EmptyOutput", f"not a JSON object: {_snippet(body)!r}")
     request_id = _str_or_none(payload.get("request_id"))
-    if payload.get("code") and not _has_images(payload.get("output")):
-        raise error_from_body(status, payload, body, retry_after=wait)
     output = payload.get("output")
+    nested_code = output.get("code") if isinstance(output, dict) else None
+    if (payload.get("code") or nested_code) and not _has_images(output):
+        raise error_from_body(status, payload, body, retry_after=wait)
     if not isinstance(output, dict):
         raise api_error(status, "EmptyOutput", "the answer has no output", request_id)
     items = list(_content_items(output))
