@@ -42,6 +42,8 @@ from ._jobs import (
     Issue,
     JobWarning,
     PlannedJob,
+    analyse_job,
+    derive_job_id,
     parse_line_issues,
     plan_job,
 )
@@ -103,6 +105,9 @@ class ImageResolver:
         self.max_entries = max_entries
         # resolved path -> data URI (or the ref itself when not embedding), or an ImageError
         self._cache: OrderedDict[str, str | ImageError] = OrderedDict()
+        # reference as written -> resolved path ("" for a URL): skips re-parsing a reference
+        # that many lines repeat. Holds no image bytes, so it is bounded by entries only.
+        self._refs: dict[str, str] = {}
         self._bytes = 0
         self._reads = 0
         self._hits = 0
@@ -117,14 +122,22 @@ class ImageResolver:
         Raises:
             ImageError: the image breaks a rule, or the file cannot be read.
         """
-        kind = classify_ref(ref)
-        if kind is RefKind.URL:
+        full = self._refs.get(ref)
+        if full is None:
+            kind = classify_ref(ref)
+            if kind is RefKind.DATA:  # not memoised: its key would be the whole image
+                declared, data = parse_data_uri(ref)
+                check_image(data, declared=declared)
+                return ref
+            if kind is RefKind.URL:
+                full = ""
+            else:
+                full = os.path.normpath(os.path.join(self.base_dir, local_path_of(ref)))
+            if len(self._refs) >= self.max_entries:
+                self._refs.clear()
+            self._refs[ref] = full
+        if not full:
             return ref
-        if kind is RefKind.DATA:
-            declared, data = parse_data_uri(ref)
-            check_image(data, declared=declared)
-            return ref
-        full = os.path.normpath(os.path.join(self.base_dir, local_path_of(ref)))
         cached = self._cache.get(full)
         if cached is not None:
             self._hits += 1
@@ -252,7 +265,7 @@ def _lines(fh: BinaryIO, path: str) -> Iterator[tuple[int, str | JobFileError]]:
             )
             continue
         text = text.rstrip("\r\n")
-        if text.strip():
+        if text and not text.isspace():
             yield lineno, text
 
 
@@ -260,11 +273,10 @@ def _errors_of(issues: list[Issue], path: str, lineno: int) -> list[JobFileError
     return [JobFileError(path, lineno, i.field, i.message) for i in issues]
 
 
-def _dup_error(path: str, first: int, job: PlannedJob) -> JobFileError:
-    hint = " (derived from the request: the two lines ask the same)" if job.id_derived else ""
-    return JobFileError(
-        path, job.line, "id", f"duplicate id '{job.id}' (first on line {first}){hint}"
-    )
+def _dup_error(path: str, lineno: int, first: int, job_id: str, derived: bool) -> JobFileError:
+    hint = " (derived from the request: the two lines ask the same)" if derived else ""
+    message = f"duplicate id '{job_id}' (first on line {first}){hint}"
+    return JobFileError(path, lineno, "id", message)
 
 
 class _Planner:
@@ -278,24 +290,56 @@ class _Planner:
         self.resolver = ImageResolver(
             os.path.dirname(os.path.abspath(path)), embed=embed, max_bytes=cache_bytes
         )
-        self.embed = embed
         self.ids = IdSet()
 
     def plan(
         self, lineno: int, text: str
     ) -> tuple[PlannedJob | None, list[JobFileError], list[JobWarning]]:
+        """Plan one line for sending (body built, images read and inlined, fingerprinted)."""
         job = parse_line_issues(text)
         if isinstance(job, list):
             return None, _errors_of(job, self.path, lineno), []
-        return plan_job(
-            job,
-            self.defaults,
-            self.resolver,
-            path=self.path,
-            line=lineno,
-            source=text,
-            with_fingerprint=self.embed,
-        )
+        return plan_job(job, self.defaults, self.resolver, path=self.path, line=lineno, source=text)
+
+    def check(
+        self, lineno: int, text: str
+    ) -> tuple[_Checked | None, list[JobFileError], list[JobWarning]]:
+        """Check one line as :meth:`plan` would, without building a body (validation)."""
+        job = parse_line_issues(text)
+        if isinstance(job, list):
+            return None, _errors_of(job, self.path, lineno), []
+        settings, issues = analyse_job(job, self.defaults)
+        warnings: list[JobWarning] = []
+        errors: list[JobFileError] = []
+        if issues:
+            for i in issues:
+                if i.warning:
+                    warnings.append(JobWarning(self.path, lineno, i.field, i.message))
+                else:
+                    errors.append(JobFileError(self.path, lineno, i.field, i.message))
+        if settings is None:
+            return None, errors, warnings
+        for field_name, ref in settings.refs:
+            try:
+                self.resolver(ref)
+            except ValueError as exc:
+                errors.append(JobFileError(self.path, lineno, field_name, str(exc)))
+        if errors:
+            return None, errors, warnings
+        job_id, derived = job.id, False
+        if job_id is None:
+            job_id, derived = derive_job_id(job), True
+        return _Checked(job_id, derived, settings.interleave, settings.max_new_images), [], warnings
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """What validation keeps of a valid line."""
+
+    id: str
+    id_derived: bool
+    interleave: bool
+    max_new_images: int
 
 
 # --------------------------------------------------------------------------- public API
@@ -335,7 +379,7 @@ def iter_jobs(
             if planned is not None:
                 first = planner.ids.add(planned.id, lineno)
                 if first:
-                    yield _dup_error(spath, first, planned)
+                    yield _dup_error(spath, lineno, first, planned.id, planned.id_derived)
                     if not skip_invalid:
                         return
                     continue
@@ -378,7 +422,7 @@ def validate_file(
             if isinstance(text, JobFileError):
                 error(text)
                 continue
-            planned, errors, warnings = planner.plan(lineno, text)
+            planned, errors, warnings = planner.check(lineno, text)
             for w in warnings:
                 report.warning_count += 1
                 if len(report.warnings) < max_errors:
@@ -389,7 +433,7 @@ def validate_file(
                 continue
             first = planner.ids.add(planned.id, lineno)
             if first:
-                error(_dup_error(spath, first, planned))
+                error(_dup_error(spath, lineno, first, planned.id, planned.id_derived))
                 continue
             report.valid_jobs += 1
             report.images += planned.max_new_images
