@@ -8,6 +8,7 @@ tests that run wanbatch as a subprocess; its handle marshals every call onto tha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -178,8 +179,13 @@ def serve_in_thread(
             stop = server.__aexit__(None, None, None)
             asyncio.run_coroutine_threadsafe(stop, loop).result(_THREAD_CALL_TIMEOUT_S)
     finally:
+        # Finish async generators on the mock's own thread: the caller's thread may be running
+        # an event loop of its own (an anyio test), where run_until_complete() is not allowed.
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(loop.shutdown_asyncgens(), loop).result(
+                _THREAD_CALL_TIMEOUT_S
+            )
         loop.call_soon_threadsafe(loop.stop)
         thread.join(_THREAD_CALL_TIMEOUT_S)
         if not thread.is_alive():
-            loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
