@@ -5,13 +5,17 @@ from __future__ import annotations
 import base64
 import io
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
 from PIL import Image
 
-SYNC_PATH = "/services/aigc/multimodal-generation/generation"
-ASYNC_PATH = "/services/aigc/image-generation/generation"
+from wanbatch.mock import MockConfig, MockServer
+
+SYNC_PATH = "services/aigc/multimodal-generation/generation"
+ASYNC_PATH = "services/aigc/image-generation/generation"
 AUTH = {"Authorization": "Bearer test-key"}
 SSE = {**AUTH, "X-DashScope-Sse": "enable"}
 
@@ -76,3 +80,14 @@ def parse_sse(text: str) -> list[dict[str, Any]]:
                 event[name] = json.loads(value) if name == "data" else value
         events.append(event)
     return events
+
+
+@asynccontextmanager
+async def running(
+    config: MockConfig | None = None,
+) -> AsyncIterator[tuple[MockServer, aiohttp.ClientSession]]:
+    """A mock plus a client session on it; bounded by a 30 s total timeout per request."""
+    async with MockServer(config) as mock:
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with aiohttp.ClientSession(mock.base_url + "/", timeout=timeout) as session:
+            yield mock, session
