@@ -20,9 +20,10 @@ and :meth:`Pacer.slot` waits, in this order, for
    whose ``total_tokens`` follows :attr:`Aimd.effective`; when it shrinks below the tokens
    borrowed, the excess holders simply finish and nobody new gets in until the count is below.
 
-A cool-down that starts while a caller waits for capacity is honoured too: having got capacity,
-the caller waits out the new deadline (holding its token, nobody may call anyway) and takes a
-fresh rate reservation, so the first calls after a cool-down are spaced again.
+A cool-down that starts while a caller waits for capacity is honoured too: a caller that gets a
+token while a cool-down is running (typically the very token the throttled call gave back, just
+before the engine reported the 429 and the limit was cut) returns it and queues again, so it
+waits out the deadline, takes a fresh rate reservation and respects the cut limit.
 """
 
 from __future__ import annotations
@@ -112,16 +113,15 @@ class Pacer:
         token = object()  # a borrower per slot: one task may hold several slots
         self._waiting += 1
         try:
-            await self._wait_cooldown()
-            await self._wait_rate()
-            await self._limiter.acquire_on_behalf_of(token)
-            try:
-                while self._clock() < self._cooldown_until:  # a 429 arrived while we queued
-                    await self._wait_cooldown()
-                    await self._wait_rate()
-            except BaseException:
+            while True:
+                await self._wait_cooldown()
+                await self._wait_rate()
+                await self._limiter.acquire_on_behalf_of(token)
+                if self._clock() >= self._cooldown_until and not self._over_limit():
+                    break
+                # A 429 arrived while we queued: the token may be the one the throttled call
+                # just gave back, before the limit was cut. Give it back and queue again.
                 self._limiter.release_on_behalf_of(token)
-                raise
         finally:
             self._waiting -= 1
         self._in_flight += 1
@@ -131,6 +131,9 @@ class Pacer:
         finally:
             self._in_flight -= 1
             self._limiter.release_on_behalf_of(token)
+
+    def _over_limit(self) -> bool:
+        return self._limiter.borrowed_tokens > self._limiter.total_tokens
 
     async def _wait_cooldown(self) -> None:
         # The deadline may move while we sleep (another 429): loop until it has passed.

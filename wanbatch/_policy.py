@@ -141,7 +141,9 @@ class Aimd:
     A throttle cuts to ``decrease * level`` (``level`` = the number in flight when the service
     said no, if the caller knows it, else the current limit) and lowers the ceiling to ``level``.
     Throttles within ``window`` seconds of a cut are the same burst (calls already in flight when
-    we cut) and are ignored: a burst of 429s cuts once.
+    we cut): a burst of 429s cuts once. Each of them still lowers the ceiling by one, since k
+    refusals out of a peak of P calls mean at most P - k fit (the limit follows, to at most
+    ``ceiling - 1``), so a first burst far above the cap finds it in one step.
 
     Because a rate cap R with latency T behaves like a concurrency cap R x T (Little's law), the
     same value also converges under a requests-per-second cap when calls are short.
@@ -200,7 +202,12 @@ class Aimd:
                 defaults to :attr:`effective`.
         """
         if self.last_cut is not None and now < self.last_cut + self.window:
-            return self  # the same burst: calls launched before the cut, already counted
+            # The same burst: no second cut. But each further refusal is one more call that did
+            # not fit, so k refusals from a peak of P mean the cap is at most P - k.
+            assert self.ceiling is not None  # set by the cut
+            ceiling = max(self.minimum, self.ceiling - 1)
+            limit = min(self.current, float(max(self.minimum, ceiling - 1)))
+            return replace(self, limit=limit, ceiling=ceiling)
         over = max(self.minimum, self.effective if level is None else level)
         ceiling = over if self.ceiling is None else min(self.ceiling, over)
         cut = max(float(self.minimum), min(self.current, float(over)) * self.decrease)

@@ -156,14 +156,26 @@ def test_aimd_rejects_nonsense(kwargs: dict[str, float]) -> None:
 
 
 def test_aimd_a_burst_of_throttles_cuts_once() -> None:
-    a = Aimd(8, window=2.0).on_throttle(100.0)
-    assert a.effective == 4
-    assert a.ceiling == 8
-    for t in (100.1, 100.5, 101.9):
-        assert a.on_throttle(t) is a  # the same burst
-    b = a.on_throttle(102.0)  # a new burst, past the window
-    assert b.effective == 2
-    assert b.ceiling == 4
+    a = Aimd(16, window=2.0).on_throttle(100.0)
+    assert (a.effective, a.ceiling) == (8, 16)
+    b = a.on_throttle(100.1)  # the same burst: no second halving ...
+    assert (b.effective, b.ceiling, b.last_cut) == (8, 15, 100.0)  # ... one more call did not fit
+    c = b.on_throttle(101.9)
+    assert (c.effective, c.ceiling) == (8, 14)
+    d = c.on_throttle(102.0)  # a new burst, past the window
+    assert (d.effective, d.ceiling, d.last_cut) == (4, 8, 102.0)
+
+
+def test_aimd_a_big_first_burst_finds_the_cap_at_once() -> None:
+    # 8 started together, the service held 4 and refused 4: at most 8 - 4 fit.
+    a = Aimd(8)
+    for t in (0.1, 0.1, 0.1, 0.1):
+        a = a.on_throttle(t, level=8)
+    assert (a.effective, a.ceiling) == (4, 5)
+    # ... and a refusal storm never takes the limit below the minimum.
+    for _ in range(20):
+        a = a.on_throttle(0.2)
+    assert (a.effective, a.ceiling) == (1, 1)
 
 
 def test_aimd_throttle_level_sets_the_ceiling_and_the_cut() -> None:

@@ -1,0 +1,333 @@
+"""Pacer in virtual time: concurrency bound, request spacing, shared cool-down, AIMD.
+
+No real sleeps: :class:`FakeClock` is the pacer's clock *and* sleep. Sleepers park on events;
+a driver lets every runnable task run (many checkpoints), then jumps time to the earliest
+sleeper's deadline (trio's ``MockClock`` autojump idea).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+from collections.abc import Awaitable, Callable
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from wanbatch._pacing import Pacer, PacerStatistics
+from wanbatch._policy import Aimd
+
+pytestmark = pytest.mark.anyio
+
+EPS = 1e-9
+
+
+class FakeClock:
+    """A virtual monotonic clock whose ``sleep`` only returns when time is jumped forward."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._sleepers: list[tuple[float, int, anyio.Event]] = []
+        self._seq = itertools.count()
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await anyio.lowlevel.checkpoint()
+            return
+        event = anyio.Event()
+        heapq.heappush(self._sleepers, (self.now + seconds, next(self._seq), event))
+        await event.wait()
+
+    async def run(self, main: Callable[[], Awaitable[None]], *, limit: float = 1e7) -> None:
+        """Run ``main`` to completion, jumping time whenever every task is blocked."""
+        finished = anyio.Event()
+
+        async def wrapper() -> None:
+            await main()
+            finished.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wrapper)
+            while True:
+                for _ in range(50):  # let everything runnable run
+                    await anyio.lowlevel.checkpoint()
+                if finished.is_set():
+                    break
+                assert self._sleepers, "deadlock: every task waits and nobody sleeps"
+                deadline = self._sleepers[0][0]
+                assert deadline < limit, "virtual time ran away"
+                self.now = max(self.now, deadline)
+                while self._sleepers and self._sleepers[0][0] <= self.now:
+                    heapq.heappop(self._sleepers)[2].set()
+
+
+def make(clock: FakeClock, concurrency: int, rps: float | None = None, **kw: object) -> Pacer:
+    return Pacer(concurrency, rps, clock=clock, sleep=clock.sleep, **kw)  # type: ignore[arg-type]
+
+
+async def test_concurrency_bound_holds() -> None:
+    clock = FakeClock()
+    pacer = make(clock, 3)
+    rng = random.Random(7)
+    in_slot = peak = done = 0
+    limits: list[int] = []
+
+    async def worker() -> None:
+        nonlocal in_slot, peak, done
+        for _ in range(5):
+            async with pacer.slot():
+                in_slot += 1
+                peak = max(peak, in_slot)
+                await clock.sleep(rng.uniform(1, 10))
+                in_slot -= 1
+            pacer.on_success()
+            limits.append(pacer.statistics().limit)
+            done += 1
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            for _ in range(20):
+                tg.start_soon(worker)
+
+    await clock.run(main)
+    assert done == 100
+    assert peak == 3
+    assert max(limits) == 3  # the AIMD limit never exceeds concurrency
+    stats = pacer.statistics()
+    assert (stats.in_flight, stats.waiting, stats.throttles) == (0, 0, 0)
+
+
+async def test_call_starts_are_spaced_by_the_rate() -> None:
+    clock = FakeClock()
+    pacer = make(clock, 10, rps=2.0)
+    starts: list[float] = []
+
+    async def worker() -> None:
+        for _ in range(3):
+            async with pacer.slot():
+                starts.append(clock.now)
+            pacer.on_success()
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            for _ in range(10):
+                tg.start_soon(worker)
+
+    await clock.run(main)
+    assert len(starts) == 30
+    assert starts[0] == 0.0
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert min(gaps) >= 0.5 - EPS  # never a burst
+    assert starts[-1] == pytest.approx(29 * 0.5)  # and no time lost either
+
+
+async def test_one_429_pauses_every_worker_until_the_shared_deadline() -> None:
+    clock = FakeClock()
+    pacer = make(clock, 4, rps=10.0, cooldown=1.0)
+    starts: list[float] = []
+    throttled_at: list[float] = []
+
+    async def worker(n: int) -> None:
+        for i in range(6):
+            async with pacer.slot():
+                starts.append(clock.now)
+                await clock.sleep(2.0 + n * 0.1)
+            if n == 0 and i == 2:
+                throttled_at.append(clock.now)
+                pacer.on_throttle(retry_after=5.0)  # the server asked for 5 s
+                stats = pacer.statistics()
+                assert stats.cooldown_remaining == pytest.approx(5.0)
+                assert stats.throttles == 1
+            else:
+                pacer.on_success()
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            for n in range(4):
+                tg.start_soon(worker, n)
+
+    await clock.run(main)
+    (t,) = throttled_at
+    assert not [s for s in starts if t < s < t + 5.0 - EPS]  # nobody called during the pause
+    after = sorted(s for s in starts if s >= t + 5.0 - EPS)
+    assert after[0] == pytest.approx(t + 5.0)
+    # The queue that built up during the pause leaves at the request rate, not as a burst.
+    assert all(b - a >= 0.1 - EPS for a, b in itertools.pairwise(after))
+
+
+async def test_cooldown_is_at_least_the_configured_pause() -> None:
+    clock = FakeClock()
+    pacer = make(clock, 2, cooldown=3.0)
+    pacer.on_throttle(retry_after=0.5)
+    assert pacer.statistics().cooldown_remaining == 3.0
+    pacer.on_throttle(None)
+    assert pacer.statistics().cooldown_remaining == 3.0
+    started: list[float] = []
+
+    async def main() -> None:
+        async with pacer.slot():
+            started.append(clock.now)
+
+    await clock.run(main)
+    assert started == [3.0]
+
+
+async def test_a_429_during_a_capacity_wait_is_still_honoured() -> None:
+    clock = FakeClock()
+    pacer = make(clock, 1, cooldown=4.0)
+    starts: list[float] = []
+
+    async def holder() -> None:
+        async with pacer.slot():
+            starts.append(clock.now)
+            await clock.sleep(1.0)
+            pacer.on_throttle(None)  # another worker's 429 arrives while we still hold it
+
+    async def waiter() -> None:
+        await clock.sleep(0.5)
+        async with pacer.slot():  # queued for capacity when the 429 arrives
+            starts.append(clock.now)
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(holder)
+            tg.start_soon(waiter)
+
+    await clock.run(main)
+    assert starts == [0.0, 5.0]
+
+
+async def test_aimd_shrinks_on_throttle_and_grows_back() -> None:
+    clock = FakeClock()
+    pacer = make(clock, 8, cooldown=0.5)
+    service_cap = 4
+    held = 0
+    in_slot = peak = 0
+    limits: list[int] = []
+    completed = 0
+
+    async def worker() -> None:
+        nonlocal held, in_slot, peak, completed
+        while completed < 400:
+            async with pacer.slot():
+                in_slot += 1
+                peak = max(peak, in_slot)
+                if held >= service_cap:
+                    await clock.sleep(0.1)
+                    ok = False
+                else:
+                    held += 1
+                    await clock.sleep(10.0)
+                    held -= 1
+                    ok = True
+                in_slot -= 1
+            if ok:
+                completed += 1
+                pacer.on_success()
+            else:
+                pacer.on_throttle(None)
+            limits.append(pacer.statistics().limit)
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            for _ in range(12):
+                tg.start_soon(worker)
+
+    await clock.run(main)
+    stats = pacer.statistics()
+    assert peak <= 8
+    assert max(limits) <= 8
+    assert min(limits) <= 3  # it was cut
+    assert stats.limit in (4, 5)  # and settled at the hidden cap (probing one above)
+    assert stats.ceiling in (5, None)
+    assert stats.throttles <= 0.03 * completed + 3  # a few to find the cap, then ~1 per 64
+    # Throughput: 400 calls of 10 s at cap 4 take >= 1000 s; allow the probing overhead.
+    assert clock.now <= 1000 * 1.08
+
+
+async def test_shrinking_below_the_borrowed_tokens_lets_holders_finish() -> None:
+    clock = FakeClock()
+    pacer = make(clock, 4, aimd=Aimd(4, window=0.0))
+    starts: list[float] = []
+
+    async def long_call(n: int) -> None:
+        async with pacer.slot():
+            starts.append(clock.now)
+            await clock.sleep(10.0 + n)
+
+    async def newcomer() -> None:
+        await clock.sleep(1.0)
+        pacer.on_throttle(None)  # cooldown 1 s; limit 4 -> 2 with 4 in flight
+        assert pacer.statistics().limit == 2
+        async with pacer.slot():
+            starts.append(clock.now)
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            for n in range(4):
+                tg.start_soon(long_call, n)
+            tg.start_soon(newcomer)
+
+    await clock.run(main)
+    # The newcomer waits until in flight < 2, i.e. three of the four have finished (t = 12).
+    assert starts[-1] == 12.0
+
+
+async def test_a_cancelled_waiter_leaves_no_trace() -> None:
+    clock = FakeClock()
+    pacer = make(clock, 1)
+    entered: list[str] = []
+
+    async def holder() -> None:
+        async with pacer.slot():
+            await clock.sleep(5.0)
+
+    async def impatient() -> None:
+        with anyio.move_on_after(0):  # cancelled while queued for capacity (real-time 0 s)
+            async with pacer.slot():
+                entered.append("impatient")
+
+    async def patient() -> None:
+        await clock.sleep(1.0)
+        async with pacer.slot():
+            entered.append("patient")
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(holder)
+            await anyio.lowlevel.checkpoint()
+            tg.start_soon(impatient)
+            tg.start_soon(patient)
+
+    await clock.run(main)
+    assert entered == ["patient"]
+    assert pacer.statistics() == PacerStatistics(1, 0, 0, 0, 0.0, None)
+
+
+def test_growth_needs_demand() -> None:
+    # A limit that was never reached cannot grow from successes (no evidence it is safe).
+    clock = FakeClock()
+    pacer = make(clock, 8, aimd=Aimd(8, limit=4.0))
+    for _ in range(50):
+        pacer.on_success()  # nobody waiting, nobody in flight: demand 1 < 4
+    assert pacer.statistics().limit == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        ((0, None), {}),
+        ((2, 0.0), {}),
+        ((2, float("inf")), {}),
+        ((2, None), {"cooldown": -1.0}),
+        ((2, None), {"aimd": Aimd(3)}),
+    ],
+)
+def test_rejects_nonsense(args: tuple[int, float | None], kwargs: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        Pacer(*args, **kwargs)  # type: ignore[arg-type]
