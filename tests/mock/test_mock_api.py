@@ -144,6 +144,10 @@ async def test_errors_are_json_with_request_id() -> None:
         assert (status, answer["code"]) == (401, "InvalidApiKey")  # type: ignore[index]
         status, _, answer = await post(session, SYNC_PATH, body(), {"Authorization": "Bearer "})
         assert (status, answer["code"]) == (401, "InvalidApiKey")  # type: ignore[index]
+        status, content_type, answer = await post(session, "services/aigc/no-such/api", body())
+        assert (status, content_type, answer["code"]) == (404, "application/json", "NotFound")  # type: ignore[index]
+        async with session.get(SYNC_PATH, headers=AUTH) as r:
+            assert (r.status, r.content_type) == (404, "application/json")
 
 
 async def test_unknown_parameters_are_accepted_and_prompts_truncated() -> None:

@@ -84,6 +84,8 @@ def create_app(config: MockConfig | None = None) -> web.Application:
     app.router.add_post("/mock/config", _post_config)
     app.router.add_post("/mock/clock", _post_clock)
     app.router.add_post("/mock/reset-counters", _post_reset_counters)
+    # Anything else under /api/v1 answers JSON too (§8.2), not aiohttp's text/plain 404/405.
+    app.router.add_route("*", f"{_API}/{{tail:.*}}", _not_found)
     app.on_cleanup.append(_stop_tasks)
     return app
 
@@ -465,6 +467,11 @@ async def _truncated(request: web.Request, state: MockState, data: bytes) -> web
     if request.transport is not None:
         request.transport.close()
     return response
+
+
+async def _not_found(request: web.Request) -> web.Response:
+    message = f"{request.method} {request.path} is not an API of this service."
+    return _json(error_body(str(uuid.uuid4()), "NotFound", message), 404)
 
 
 # --- control routes (outside /api/v1) ----------------------------------------------------------
