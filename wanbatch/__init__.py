@@ -1,4 +1,4 @@
-"""wanbatch: batch generation for Alibaba's Wan 2.6 image model (DashScope), resumable and cost-safe.
+"""wanbatch: resumable, cost-safe batch generation for Alibaba's Wan 2.6 image model (DashScope).
 
 The front door: everything public is importable from here; module names behind it are private.
 Names are loaded lazily (PEP 562 ``__getattr__``) so that importing one pure module, or loading
@@ -98,8 +98,8 @@ __all__ = [
     "DownloadError",
     "Event",
     "ExitCode",
-    "GenerationDefaults",
     "Generated",
+    "GenerationDefaults",
     "ImageSaved",
     "IntegrityError",
     "InvalidJobs",

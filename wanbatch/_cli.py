@@ -61,39 +61,91 @@ def _build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="generate every job of a JSONL file into a folder")
     run.add_argument("jobs", metavar="JOBS", help="the JSONL job file")
     run.add_argument("--out", required=True, metavar="DIR", help="output folder (resumed)")
-    run.add_argument("--concurrency", type=_positive_int, default=DEFAULT_CONCURRENCY,
-                     help=f"calls in flight at most (default {DEFAULT_CONCURRENCY})")
-    run.add_argument("--rps", type=float, default=DEFAULT_RPS,
-                     help=f"call starts per second at most, 0 for no limit (default {DEFAULT_RPS})")
-    run.add_argument("--download-concurrency", type=_positive_int,
-                     default=DEFAULT_DOWNLOAD_CONCURRENCY, help="image downloads in flight")
-    run.add_argument("--max-attempts", type=_positive_int, default=DEFAULT_MAX_ATTEMPTS,
-                     help=f"attempts per job before it fails (default {DEFAULT_MAX_ATTEMPTS})")
-    run.add_argument("--timeout", type=_positive_float, default=DEFAULT_CALL_TIMEOUT_S,
-                     help=f"seconds one call may take (default {DEFAULT_CALL_TIMEOUT_S:g})")
+    run.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=DEFAULT_CONCURRENCY,
+        help=f"calls in flight at most (default {DEFAULT_CONCURRENCY})",
+    )
+    run.add_argument(
+        "--rps",
+        type=float,
+        default=DEFAULT_RPS,
+        help=f"call starts per second at most, 0 for no limit (default {DEFAULT_RPS})",
+    )
+    run.add_argument(
+        "--download-concurrency",
+        type=_positive_int,
+        default=DEFAULT_DOWNLOAD_CONCURRENCY,
+        help="image downloads in flight",
+    )
+    run.add_argument(
+        "--max-attempts",
+        type=_positive_int,
+        default=DEFAULT_MAX_ATTEMPTS,
+        help=f"attempts per job before it fails (default {DEFAULT_MAX_ATTEMPTS})",
+    )
+    run.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=DEFAULT_CALL_TIMEOUT_S,
+        help=f"seconds one call may take (default {DEFAULT_CALL_TIMEOUT_S:g})",
+    )
     where = run.add_mutually_exclusive_group()
-    where.add_argument("--base-url", help="API base URL, e.g. https://dashscope-intl.aliyuncs.com/api/v1")
-    where.add_argument("--region", choices=sorted(REGION_BASE_URLS), default=None,
-                       help=f"service region (default {DEFAULT_REGION})")
-    where.add_argument("--mock", action="store_true",
-                       help="run against the built-in mock server (no API key needed)")
-    run.add_argument("--max-images", type=_positive_int, default=None, metavar="N",
-                     help="stop buying once N images were generated in this folder")
+    where.add_argument(
+        "--base-url", help="API base URL, e.g. https://dashscope-intl.aliyuncs.com/api/v1"
+    )
+    where.add_argument(
+        "--region",
+        choices=sorted(REGION_BASE_URLS),
+        default=None,
+        help=f"service region (default {DEFAULT_REGION})",
+    )
+    where.add_argument(
+        "--mock",
+        action="store_true",
+        help="run against the built-in mock server (no API key needed)",
+    )
+    run.add_argument(
+        "--max-images",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="stop buying once N images were generated in this folder",
+    )
     run.add_argument("--retry-failed", action="store_true", help="call failed jobs again")
-    run.add_argument("--skip-invalid", action="store_true",
-                     help="run the valid jobs even if some lines are invalid")
-    run.add_argument("--no-regenerate-expired", action="store_true",
-                     help="fail jobs whose result URLs expired instead of generating them again")
-    run.add_argument("--dry-run", action="store_true",
-                     help="validate and show the plan and its cost; send nothing")
-    run.add_argument("--price", type=float, default=None,
-                     help="price per image for the cost estimate (default: the region's)")
+    run.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="run the valid jobs even if some lines are invalid",
+    )
+    run.add_argument(
+        "--no-regenerate-expired",
+        action="store_true",
+        help="fail jobs whose result URLs expired instead of generating them again",
+    )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate and show the plan and its cost; send nothing",
+    )
+    run.add_argument(
+        "--price",
+        type=float,
+        default=None,
+        help="price per image for the cost estimate (default: the region's)",
+    )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     gen = run.add_argument_group("generation defaults (a job's own value wins)")
     gen.add_argument("--size", default=None, help='"1K", "2K" or "W*H"')
     gen.add_argument("--n", type=int, default=1, help="images per editing job (default 1)")
-    gen.add_argument("--images-per-job", dest="max_images_param", type=int, default=1,
-                     help="max_images of interleaved (text-to-image) jobs (default 1)")
+    gen.add_argument(
+        "--images-per-job",
+        dest="max_images_param",
+        type=int,
+        default=1,
+        help="max_images of interleaved (text-to-image) jobs (default 1)",
+    )
     gen.add_argument("--seed", type=int, default=None)
     gen.add_argument("--negative-prompt", default=None)
     gen.add_argument("--watermark", action=argparse.BooleanOptionalAction, default=None)
@@ -105,27 +157,40 @@ def _build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="what a run folder holds")
     status.add_argument("dir", metavar="DIR")
 
-    sub.add_parser("mock", help="serve the mock DashScope API (see `wanbatch mock --help`)",
-                   add_help=False)
+    sub.add_parser(
+        "mock", help="serve the mock DashScope API (see `wanbatch mock --help`)", add_help=False
+    )
     return parser
 
 
 def _defaults(args: argparse.Namespace) -> GenerationDefaults:
     return GenerationDefaults(
-        size=args.size, n=args.n, max_images=args.max_images_param, seed=args.seed,
-        prompt_extend=args.prompt_extend, watermark=args.watermark,
+        size=args.size,
+        n=args.n,
+        max_images=args.max_images_param,
+        seed=args.seed,
+        prompt_extend=args.prompt_extend,
+        watermark=args.watermark,
         negative_prompt=args.negative_prompt,
     )
 
 
 def _config(args: argparse.Namespace, base_url: str, api_key: Secret | None) -> BatchConfig:
     return BatchConfig(
-        base_url=base_url, api_key=api_key, region=args.region or DEFAULT_REGION,
-        concurrency=args.concurrency, rps=args.rps or None,
-        download_concurrency=args.download_concurrency, max_attempts=args.max_attempts,
-        call_timeout=args.timeout, max_images=args.max_images, retry_failed=args.retry_failed,
-        skip_invalid=args.skip_invalid, regenerate_expired=not args.no_regenerate_expired,
-        price_per_image=args.price, defaults=_defaults(args),
+        base_url=base_url,
+        api_key=api_key,
+        region=args.region or DEFAULT_REGION,
+        concurrency=args.concurrency,
+        rps=args.rps or None,
+        download_concurrency=args.download_concurrency,
+        max_attempts=args.max_attempts,
+        call_timeout=args.timeout,
+        max_images=args.max_images,
+        retry_failed=args.retry_failed,
+        skip_invalid=args.skip_invalid,
+        regenerate_expired=not args.no_regenerate_expired,
+        price_per_image=args.price,
+        defaults=_defaults(args),
     )
 
 
@@ -134,8 +199,14 @@ async def _run_with_mock(args: argparse.Namespace, progress: object) -> RunSumma
 
     async with MockServer(MockConfig(latency=MOCK_LATENCY_S)) as server:
         config = _config(args, server.base_url, Secret("mock-key"))
-        return await run_batch(args.jobs, args.out, config, on_event=progress,  # type: ignore[arg-type]
-                               dry_run=args.dry_run, handle_signals=True)
+        return await run_batch(
+            args.jobs,
+            args.out,
+            config,
+            on_event=progress,  # type: ignore[arg-type]
+            dry_run=args.dry_run,
+            handle_signals=True,
+        )
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -157,22 +228,34 @@ def _cmd_run(args: argparse.Namespace) -> int:
         else:
             key = os.environ.get("DASHSCOPE_API_KEY", "").strip()
             if not key and not args.dry_run:
-                print("wanbatch: no API key: set DASHSCOPE_API_KEY (export DASHSCOPE_API_KEY=sk-...), "
-                      "or try the built-in mock with --mock", file=sys.stderr)
+                print(
+                    "wanbatch: no API key: set DASHSCOPE_API_KEY "
+                    "(export DASHSCOPE_API_KEY=sk-...), or try the built-in mock with --mock",
+                    file=sys.stderr,
+                )
                 return ExitCode.USAGE
-            base_url = (args.base_url
-                        or (REGION_BASE_URLS[args.region] if args.region else None)
-                        or os.environ.get("DASHSCOPE_HTTP_BASE_URL")
-                        or REGION_BASE_URLS[DEFAULT_REGION])
+            base_url = (
+                args.base_url
+                or (REGION_BASE_URLS[args.region] if args.region else None)
+                or os.environ.get("DASHSCOPE_HTTP_BASE_URL")
+                or REGION_BASE_URLS[DEFAULT_REGION]
+            )
             config = _config(args, base_url, Secret(key) if key else None)
-            summary = anyio.run(lambda: run_batch(args.jobs, args.out, config, on_event=progress,
-                                                  dry_run=args.dry_run, handle_signals=True))
+            summary = anyio.run(
+                lambda: run_batch(
+                    args.jobs,
+                    args.out,
+                    config,
+                    on_event=progress,
+                    dry_run=args.dry_run,
+                    handle_signals=True,
+                )
+            )
     except InvalidJobs as exc:
         progress.close()
         for error in exc.errors:
             print(error, file=sys.stderr)
-        print(f"wanbatch: {exc}; fix the lines above, or run with --skip-invalid",
-              file=sys.stderr)
+        print(f"wanbatch: {exc}; fix the lines above, or run with --skip-invalid", file=sys.stderr)
         return ExitCode.USAGE
     except JournalError as exc:
         progress.close()
@@ -209,8 +292,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
         return ExitCode.USAGE
     state = read_journal(out)
     by_status = Counter(job.status.value for job in state.jobs.values() if job.status)
-    reasons = Counter(job.failure[0] for job in state.jobs.values()
-                      if job.status is Status.FAILED and job.failure)
+    reasons = Counter(
+        job.failure[0] for job in state.jobs.values() if job.status is Status.FAILED and job.failure
+    )
     images = sum(1 for _ in (out / "images").glob("*.png")) if (out / "images").is_dir() else 0
     report = {
         "folder": str(out),

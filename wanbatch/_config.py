@@ -1,4 +1,4 @@
-"""Run configuration: :class:`BatchConfig`, :class:`GenerationDefaults` and the ``DEFAULT_*`` constants.
+"""Run configuration: :class:`BatchConfig`, :class:`GenerationDefaults`, ``DEFAULT_*`` constants.
 
 Pure: no I/O, no environment reads (``_cli`` reads the environment and builds a config).
 The API key is held as a :class:`Secret` whose ``repr``/``str`` never show it.
@@ -138,4 +138,3 @@ class BatchConfig:
         if self.price_per_image is not None:
             return self.price_per_image
         return PRICE_PER_IMAGE[self.region]
-

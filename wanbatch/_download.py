@@ -124,7 +124,6 @@ async def download_image(
         except OSError as exc:
             raise OutputError(f"cannot move the image to {dest}: {exc.strerror or exc}") from exc
     except BaseException:
-        with anyio.CancelScope(shield=True):
-            tmp.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)  # also on cancellation: no stray temp file
         raise
     return SavedImage(dest, size, digest.hexdigest(), width, height)

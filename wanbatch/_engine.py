@@ -31,7 +31,6 @@ from typing import Any
 
 import aiohttp
 import anyio
-from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from wanbatch import _events as ev
@@ -199,6 +198,7 @@ class BatchRun:
         self._abort_scope: anyio.CancelScope | None = None
         self._used = False
         self._reserved = 0
+        self._released = anyio.Event()
         self._images_bought = 0
         self._generation: dict[str, int] = {}
         self._remaining: dict[str, int] = {}
@@ -272,8 +272,17 @@ class BatchRun:
             raise OutputError(f"cannot prepare the output folder {out}: {exc}") from exc
 
     def _plan_counts(self, state: RunState, now: float) -> dict[str, int]:
-        counts = {"jobs": 0, "call": 0, "download": 0, "done": 0, "failed": 0, "changed": 0,
-                  "matched": 0, "images_max": 0, "regenerate": 0}
+        counts = {
+            "jobs": 0,
+            "call": 0,
+            "download": 0,
+            "done": 0,
+            "failed": 0,
+            "changed": 0,
+            "matched": 0,
+            "images_max": 0,
+            "regenerate": 0,
+        }
         for item in iter_jobs(self.jobs_path, self.config.defaults, skip_invalid=True):
             if isinstance(item, JobFileError):
                 continue
@@ -281,9 +290,13 @@ class BatchRun:
             job_state = state.jobs.get(item.id)
             if job_state is not None:
                 counts["matched"] += 1
-            plan = plan_job(job_state, item.fingerprint, now=now,
-                            retry_failed=self.config.retry_failed,
-                            regenerate_expired=self.config.regenerate_expired)
+            plan = plan_job(
+                job_state,
+                item.fingerprint,
+                now=now,
+                retry_failed=self.config.retry_failed,
+                regenerate_expired=self.config.regenerate_expired,
+            )
             counts["changed"] += plan.changed
             counts["regenerate"] += plan.regenerate
             if plan.action is Action.CALL:
@@ -331,14 +344,24 @@ class BatchRun:
             raise ValueError("BatchConfig.api_key is required for a real run")
         self._prepare_out_dir()
         self._images_bought = state.images_generated
-        self._emit(ev.RunPlanned(total=counts["jobs"], already_done=counts["done"],
-                                 already_failed=counts["failed"], to_call=counts["call"],
-                                 to_download=counts["download"]))
+        self._emit(
+            ev.RunPlanned(
+                total=counts["jobs"],
+                already_done=counts["done"],
+                already_failed=counts["failed"],
+                to_call=counts["call"],
+                to_download=counts["download"],
+            )
+        )
         journal = Journal(self.out_dir)
         journal.open()
         try:
-            journal.append("run", jobs_file=str(self.jobs_path.absolute()),
-                           version=_version(), jobs=counts["jobs"])
+            journal.append(
+                "run",
+                jobs_file=str(self.jobs_path.absolute()),
+                version=_version(),
+                jobs=counts["jobs"],
+            )
             await self._dispatch(state, journal)
         finally:
             with anyio.CancelScope(shield=True):
@@ -360,8 +383,9 @@ class BatchRun:
         )
         assert config.api_key is not None
         async with aiohttp.ClientSession(connector=connector, trust_env=False) as session:
-            client = ApiClient(session, config.base_url, config.api_key,
-                               timeout=config.call_timeout)
+            client = ApiClient(
+                session, config.base_url, config.api_key, timeout=config.call_timeout
+            )
             self._client, self._backoff = client, backoff
             self._journal_file, self._downloads = journal, downloads
             with anyio.CancelScope() as abort_scope:
@@ -372,8 +396,9 @@ class BatchRun:
                     tg.start_soon(self._produce, state, send, downloads)
                     for _ in range(config.concurrency):
                         downloads.add_producer()
-                        tg.start_soon(self._call_worker, receive.clone(), client, backoff,
-                                      journal, downloads)
+                        tg.start_soon(
+                            self._call_worker, receive.clone(), client, backoff, journal, downloads
+                        )
                     receive.close()
                     for _ in range(config.download_concurrency):
                         tg.start_soon(self._download_worker, session, downloads, journal, backoff)
@@ -403,9 +428,13 @@ class BatchRun:
                         break
                     now = time.time()
                     for job in chunk:
-                        plan = plan_job(state.jobs.get(job.id), job.fingerprint, now=now,
-                                        retry_failed=self.config.retry_failed,
-                                        regenerate_expired=self.config.regenerate_expired)
+                        plan = plan_job(
+                            state.jobs.get(job.id),
+                            job.fingerprint,
+                            now=now,
+                            retry_failed=self.config.retry_failed,
+                            regenerate_expired=self.config.regenerate_expired,
+                        )
                         if plan.action is Action.CALL:
                             if plan.regenerate:
                                 self.summary.regenerated += 1
@@ -417,8 +446,17 @@ class BatchRun:
                             self._remaining[job.id] = len(plan.downloads)
                             info = _saved_info_from_job(job, None, None)
                             for k, url, exp in plan.downloads:
-                                downloads.put(_DownloadItem(
-                                    exp if exp is not None else math.inf, 0, job, k, url, gen, info))
+                                downloads.put(
+                                    _DownloadItem(
+                                        exp if exp is not None else math.inf,
+                                        0,
+                                        job,
+                                        k,
+                                        url,
+                                        gen,
+                                        info,
+                                    )
+                                )
                             with self._interruptible():
                                 await downloads.wait_below(MAX_QUEUED_DOWNLOADS)
                         if self.stopping:
@@ -446,6 +484,11 @@ class BatchRun:
                     await self._call_job(job, client, backoff, journal, downloads)
         finally:
             downloads.producer_done()
+
+    def _release(self, images: int) -> None:
+        self._reserved -= images
+        self._released.set()
+        self._released = anyio.Event()
 
     def _reserve(self, job: PlannedJob) -> bool:
         cap = self.config.max_images
@@ -478,7 +521,7 @@ class BatchRun:
                 # Others may release their reservation when they fail; wait for room.
                 with self._interruptible():
                     while not self._reserve(job):
-                        await anyio.sleep(0.05)
+                        await self._released.wait()
                 if self.stopping:
                     return
             try:
@@ -491,13 +534,16 @@ class BatchRun:
                     self._emit(ev.CallStarted(job.id, attempt))
                     result = await client.generate(job.body, interleave=job.interleave)
             except (ApiError, TransportError) as exc:
-                self._reserved -= job.max_new_images
+                self._release(job.max_new_images)
                 last_error = exc
                 if isinstance(exc, Throttled):
                     self._pacer.on_throttle(exc.retry_after)
                     self.summary.throttled += 1
-                    self._emit(ev.Throttled(job.id, exc.code, self._pacer.statistics().limit,
-                                            exc.retry_after))
+                    self._emit(
+                        ev.Throttled(
+                            job.id, exc.code, self._pacer.statistics().limit, exc.retry_after
+                        )
+                    )
                 if isinstance(exc, BatchFatal):
                     self._record_attempt(journal, job, attempt, exc, will_retry=False)
                     self.request_stop(f"the service refused the batch: {exc}", ExitCode.FATAL)
@@ -516,32 +562,51 @@ class BatchRun:
                     await anyio.sleep(delay)
                 continue
             except OutputError as exc:
-                self._reserved -= job.max_new_images
+                self._release(job.max_new_images)
                 self.request_stop(str(exc), ExitCode.FATAL)
                 return
             self._pacer.on_success()
-            self._reserved -= job.max_new_images
+            self._release(job.max_new_images)
             self._accept(job, attempt, result.result, result.duration, journal, downloads)
             return
         assert last_error is not None
         self._fail(journal, job, config.max_attempts, last_error, gave_up=True)
 
     def _record_attempt(
-        self, journal: Journal, job: PlannedJob, attempt: int,
-        exc: ApiError | TransportError, *, will_retry: bool,
+        self,
+        journal: Journal,
+        job: PlannedJob,
+        attempt: int,
+        exc: ApiError | TransportError,
+        *,
+        will_retry: bool,
     ) -> None:
         code, status, message, request_id = _error_fields(exc)
         billed = bool(getattr(exc, "possibly_billed", False))
         if billed:
             self.summary.possibly_billed += 1
-        self._journal(journal, "attempt", id=job.id, attempt=attempt, code=code, status=status,
-                      message=message, request_id=request_id, possibly_billed=billed,
-                      retry=will_retry)
+        self._journal(
+            journal,
+            "attempt",
+            id=job.id,
+            attempt=attempt,
+            code=code,
+            status=status,
+            message=message,
+            request_id=request_id,
+            possibly_billed=billed,
+            retry=will_retry,
+        )
         self._emit(ev.CallFailed(job.id, attempt, code, message, will_retry, billed))
 
     def _fail(
-        self, journal: Journal, job: PlannedJob, attempt: int,
-        exc: ApiError | TransportError | DownloadError, *, gave_up: bool = False,
+        self,
+        journal: Journal,
+        job: PlannedJob,
+        attempt: int,
+        exc: ApiError | TransportError | DownloadError,
+        *,
+        gave_up: bool = False,
     ) -> None:
         if isinstance(exc, (ApiError, TransportError)):
             code, status, message, request_id = _error_fields(exc)
@@ -551,9 +616,18 @@ class BatchRun:
             code, status, message, request_id = type(exc).__name__, None, str(exc), None
         if gave_up:
             message = f"gave up after {attempt} attempts; last error: {message}"
-        self._journal(journal, "failed", id=job.id, fp=job.fingerprint, attempts=attempt,
-                      code=code, status=status, message=message, request_id=request_id,
-                      source=job.source)
+        self._journal(
+            journal,
+            "failed",
+            id=job.id,
+            fp=job.fingerprint,
+            attempts=attempt,
+            code=code,
+            status=status,
+            message=message,
+            request_id=request_id,
+            source=job.source,
+        )
         self.summary.jobs_failed += 1
         self._emit(ev.JobFailed(job.id, code, message))
 
@@ -565,18 +639,35 @@ class BatchRun:
             raise
 
     def _accept(
-        self, job: PlannedJob, attempt: int, result: Any, duration: float,
-        journal: Journal, downloads: _DownloadQueue,
+        self,
+        job: PlannedJob,
+        attempt: int,
+        result: Any,
+        duration: float,
+        journal: Journal,
+        downloads: _DownloadQueue,
     ) -> None:
         from wanbatch._urls import parse_expiry
 
         urls: tuple[str, ...] = tuple(result.image_urls)
         images = [{"url": u, "expires": parse_expiry(u)} for u in urls]
         usage = dict(result.usage or {})
-        self._journal(journal, "generated", id=job.id, fp=job.fingerprint, attempt=attempt,
-                      request_id=result.request_id, images=images, texts=list(result.texts),
-                      usage=usage, prompt=job.prompt, seed=_seed(job), size=usage.get("size"),
-                      meta=job.meta, duration=round(duration, 3))
+        self._journal(
+            journal,
+            "generated",
+            id=job.id,
+            fp=job.fingerprint,
+            attempt=attempt,
+            request_id=result.request_id,
+            images=images,
+            texts=list(result.texts),
+            usage=usage,
+            prompt=job.prompt,
+            seed=_seed(job),
+            size=usage.get("size"),
+            meta=job.meta,
+            duration=round(duration, 3),
+        )
         self._images_bought += len(urls)
         self.summary.calls_succeeded += 1
         self.summary.images_generated_this_run += len(urls)
@@ -587,8 +678,17 @@ class BatchRun:
         info = _saved_info_from_job(job, result.request_id, usage.get("size"))
         for k, image in enumerate(images):
             exp = image["expires"]
-            downloads.put(_DownloadItem(exp if isinstance(exp, float) else math.inf, 0, job, k,
-                                        str(image["url"]), gen, info))
+            downloads.put(
+                _DownloadItem(
+                    exp if isinstance(exp, float) else math.inf,
+                    0,
+                    job,
+                    k,
+                    str(image["url"]),
+                    gen,
+                    info,
+                )
+            )
         if not urls:
             self._remaining.pop(job.id, None)
             self.summary.jobs_done += 1
@@ -596,8 +696,11 @@ class BatchRun:
 
     # ----------------------------------------------------------------- downloads
     async def _download_worker(
-        self, session: aiohttp.ClientSession, downloads: _DownloadQueue,
-        journal: Journal, backoff: Backoff,
+        self,
+        session: aiohttp.ClientSession,
+        downloads: _DownloadQueue,
+        journal: Journal,
+        backoff: Backoff,
     ) -> None:
         while True:
             item = await downloads.get()
@@ -608,8 +711,12 @@ class BatchRun:
             await self._download_one(session, item, journal, backoff, downloads)
 
     async def _download_one(
-        self, session: aiohttp.ClientSession, item: _DownloadItem, journal: Journal,
-        backoff: Backoff, downloads: _DownloadQueue,
+        self,
+        session: aiohttp.ClientSession,
+        item: _DownloadItem,
+        journal: Journal,
+        backoff: Backoff,
+        downloads: _DownloadQueue,
     ) -> None:
         job = item.job
         name = image_filename(job.id, item.k)
@@ -619,9 +726,13 @@ class BatchRun:
         for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
             try:
                 saved = await download_image(
-                    session, item.url, dest, self.out_dir / ".tmp",
+                    session,
+                    item.url,
+                    dest,
+                    self.out_dir / ".tmp",
                     timeout=self.config.download_timeout,
-                    max_bytes=self.config.max_download_bytes, expires=expires,
+                    max_bytes=self.config.max_download_bytes,
+                    expires=expires,
                     label=f"job {job.id} image {item.k}",
                 )
             except UrlExpired:
@@ -636,9 +747,18 @@ class BatchRun:
                     break
                 await anyio.sleep(backoff.delay(attempt, rand=self._rand.random()) / 4)
                 continue
-            self._journal(journal, "saved", id=job.id, k=item.k, file=f"images/{name}",
-                          bytes=saved.size, sha256=saved.sha256, width=saved.width,
-                          height=saved.height, **item.info)
+            self._journal(
+                journal,
+                "saved",
+                id=job.id,
+                k=item.k,
+                file=f"images/{name}",
+                bytes=saved.size,
+                sha256=saved.sha256,
+                width=saved.width,
+                height=saved.height,
+                **item.info,
+            )
             self.summary.images_saved_this_run += 1
             self._emit(ev.ImageSaved(job.id, item.k, f"images/{name}", saved.size))
             left = self._remaining.get(job.id, 1) - 1
@@ -668,8 +788,9 @@ class BatchRun:
 
     async def _regenerate(self, job: PlannedJob) -> None:
         try:
-            await self._call_job(job, self._client, self._backoff, self._journal_file,
-                                 self._downloads)
+            await self._call_job(
+                job, self._client, self._backoff, self._journal_file, self._downloads
+            )
         finally:
             self._downloads.producer_done()
 
@@ -693,7 +814,8 @@ class BatchRun:
         summary.duration_s = round(time.monotonic() - self._started, 3)
         if summary.duration_s > 0:
             summary.images_per_minute = round(
-                summary.images_saved_this_run * 60 / summary.duration_s, 2)
+                summary.images_saved_this_run * 60 / summary.duration_s, 2
+            )
         summary.stop_reason = self._stop_reason
         if self._exit is not None:
             summary.exit_code = self._exit
@@ -702,7 +824,8 @@ class BatchRun:
         elif summary.jobs_pending:
             summary.exit_code = ExitCode.JOBS_FAILED
             summary.stop_reason = summary.stop_reason or (
-                f"{summary.jobs_pending} job(s) have images still to download; run again")
+                f"{summary.jobs_pending} job(s) have images still to download; run again"
+            )
         else:
             summary.exit_code = ExitCode.OK
         tmp = self.out_dir / ".summary.json.tmp"
@@ -723,8 +846,13 @@ def _seed(job: PlannedJob) -> int | None:
 
 
 def _saved_info_from_job(job: PlannedJob, request_id: str | None, size: Any) -> dict[str, Any]:
-    return {"prompt": job.prompt, "seed": _seed(job), "size": size, "request_id": request_id,
-            "meta": job.meta}
+    return {
+        "prompt": job.prompt,
+        "seed": _seed(job),
+        "size": size,
+        "request_id": request_id,
+        "meta": job.meta,
+    }
 
 
 def _error_fields(exc: ApiError | TransportError) -> tuple[str, int | None, str, str | None]:
@@ -759,6 +887,7 @@ async def run_batch(
     if not handle_signals:
         return await run.run()
     result: RunSummary | None = None
+    error: Exception | None = None
     async with anyio.create_task_group() as tg:
 
         async def watch() -> None:
@@ -770,8 +899,13 @@ async def run_batch(
                         run.request_stop("interrupted")
 
         tg.start_soon(watch)
-        result = await run.run()
-        tg.cancel_scope.cancel()
+        try:
+            result = await run.run()
+        except Exception as exc:  # re-raised below, outside the group: no ExceptionGroup
+            error = exc
+        finally:
+            tg.cancel_scope.cancel()
+    if error is not None:
+        raise error
     assert result is not None
     return result
-

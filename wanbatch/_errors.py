@@ -5,13 +5,13 @@ Pure: stdlib only. Every error wanbatch raises is a :class:`WanbatchError`::
     WanbatchError
      +-- JobFileError(ValueError)   a job line breaks a rule: path, line, field, message
      +-- ApiError                   the service answered an error: status, code, message, request_id
-     |    +-- Throttled             429 Throttling*: back off and retry (retry_after if the server said)
+     |    +-- Throttled             429 Throttling*: back off, retry (honour retry_after)
      |    +-- RetryableApiError     5xx and other passing faults: retry with backoff
-     |    +-- JobRejected           permanent for this job (400 InvalidParameter*, DataInspectionFailed)
-     |    +-- BatchFatal            stop the whole batch (401, 403 AccessDenied*, Arrearage, quota gone)
-     +-- TransportError             no usable answer; ``possibly_billed`` says if the call may have cost
-     |    +-- ConnectFailed         the request was never sent: safe to retry, never billed
-     |    +-- ResponseLost          sent, then timeout / reset / truncated body: possibly billed
+     |    +-- JobRejected           this job failed for good (InvalidParameter*, DataInspection)
+     |    +-- BatchFatal            stop the batch (401, 403 AccessDenied*, Arrearage, no quota)
+     +-- TransportError             no usable answer (``possibly_billed``: may it have cost?)
+     |    +-- ConnectFailed         never sent: safe to retry, never billed
+     |    +-- ResponseLost          sent, then timeout / reset / cut body: possibly billed
      +-- DownloadError              fetching a result image failed
      |    +-- UrlExpired            the signed URL's Expires= passed (or OSS said so)
      |    +-- IntegrityError        the bytes are not a whole PNG, or over the size cap

@@ -114,8 +114,10 @@ def write_views(out_dir: Path, state: RunState) -> tuple[int, int]:
     """
     path = out_dir / JOURNAL_NAME
     if not path.exists():
-        return (_write_atomic(out_dir / "metadata.jsonl", iter(())),
-                _write_atomic(out_dir / "failed.jsonl", iter(())))
+        return (
+            _write_atomic(out_dir / "metadata.jsonl", iter(())),
+            _write_atomic(out_dir / "failed.jsonl", iter(())),
+        )
 
     def metadata() -> Iterator[str]:
         written: dict[str, int] = {}
@@ -181,5 +183,7 @@ def write_views(out_dir: Path, state: RunState) -> tuple[int, int]:
             }
             yield json.dumps(original, ensure_ascii=False)
 
-    return (_write_atomic(out_dir / "metadata.jsonl", metadata()),
-            _write_atomic(out_dir / "failed.jsonl", failed()))
+    return (
+        _write_atomic(out_dir / "metadata.jsonl", metadata()),
+        _write_atomic(out_dir / "failed.jsonl", failed()),
+    )

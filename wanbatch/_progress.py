@@ -7,7 +7,7 @@ is a terminal, unless forced) and prints the final summary.
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 from tqdm import tqdm
 
@@ -23,7 +23,7 @@ class ProgressBar:
     def __init__(self, *, stream: TextIO | None = None, enabled: bool | None = None) -> None:
         self._stream = stream or sys.stderr
         self._enabled = self._stream.isatty() if enabled is None else enabled
-        self._bar: tqdm[None] | None = None
+        self._bar: tqdm[Any] | None = None
         self.images = 0
         self.failed = 0
         self.retries = 0
@@ -34,9 +34,14 @@ class ProgressBar:
         """Handle one engine event."""
         if isinstance(event, ev.RunPlanned):
             if self._enabled:
-                self._bar = tqdm(total=event.total, initial=event.already_done + event.already_failed,
-                                 unit="job", file=self._stream, dynamic_ncols=True,
-                                 smoothing=0.05)
+                self._bar = tqdm(
+                    total=event.total,
+                    initial=event.already_done + event.already_failed,
+                    unit="job",
+                    file=self._stream,
+                    dynamic_ncols=True,
+                    smoothing=0.05,
+                )
             return
         if isinstance(event, ev.ImageSaved):
             self.images += 1
@@ -80,13 +85,15 @@ def format_summary(summary: RunSummary, out_dir: str) -> str:
     s = summary
     if s.dry_run:
         plan = s.plan
-        return "\n".join([
-            f"dry run: {plan.get('jobs', 0)} jobs; {plan.get('done', 0)} already done, "
-            f"{plan.get('failed', 0)} failed earlier (skipped), {plan.get('download', 0)} to "
-            f"download, {plan.get('call', 0)} to generate",
-            f"  at most {plan.get('images_max', 0)} images to buy, estimated cost "
-            f"{s.estimated_cost:.2f} CNY; nothing was sent",
-        ])
+        return "\n".join(
+            [
+                f"dry run: {plan.get('jobs', 0)} jobs; {plan.get('done', 0)} already done, "
+                f"{plan.get('failed', 0)} failed earlier (skipped), {plan.get('download', 0)} to "
+                f"download, {plan.get('call', 0)} to generate",
+                f"  at most {plan.get('images_max', 0)} images to buy, estimated cost "
+                f"{s.estimated_cost:.2f} CNY; nothing was sent",
+            ]
+        )
     lines = [
         f"wanbatch: {s.jobs_done}/{s.jobs_total} jobs done, {s.jobs_failed} failed, "
         f"{s.jobs_pending} pending; {s.images_on_disk} images in {out_dir}/images",
@@ -96,11 +103,15 @@ def format_summary(summary: RunSummary, out_dir: str) -> str:
         f"{s.images_per_minute:.1f} images/min",
     ]
     if s.urls_expired:
-        lines.append(f"  {s.urls_expired} result URL(s) expired before download; "
-                     f"{s.regenerated} job(s) generated again")
+        lines.append(
+            f"  {s.urls_expired} result URL(s) expired before download; "
+            f"{s.regenerated} job(s) generated again"
+        )
     if s.changed_jobs:
-        lines.append(f"  warning: {s.changed_jobs} job id(s) were generated from a different "
-                     f"request earlier; their existing images were kept")
+        lines.append(
+            f"  warning: {s.changed_jobs} job id(s) were generated from a different "
+            f"request earlier; their existing images were kept"
+        )
     if s.jobs_failed:
         lines.append(f"  failed jobs are listed in {out_dir}/failed.jsonl")
     if s.stop_reason:

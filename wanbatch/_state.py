@@ -123,7 +123,9 @@ class RunState:
         if event == "generated":
             if job is None:
                 job = self.jobs[job_id] = JobState()
-            images = tuple((str(i["url"]), _float_or_none(i.get("expires"))) for i in record["images"])
+            images = tuple(
+                (str(i["url"]), _float_or_none(i.get("expires"))) for i in record["images"]
+            )
             job.status = Status.GENERATED if images else Status.DONE
             job.fp = str(record.get("fp", ""))
             job.gen_line = lineno

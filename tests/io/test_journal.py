@@ -43,10 +43,28 @@ def test_views_keep_only_current_generation_and_last_failure(tmp_path: Path) -> 
     journal.append("generated", id="a", fp="f", images=img)
     journal.append("expired", id="a", k=0)
     journal.append("generated", id="a", fp="f", images=img)
-    journal.append("saved", id="a", k=0, file="images/a-0.png", prompt="cat", seed=3,
-                   size="1280*1280", request_id="r2", meta={"split": "train"})
-    journal.append("saved", id="a", k=0, file="images/a-0.png", prompt="cat", seed=3,
-                   size="1280*1280", request_id="r2", meta={"split": "train"})
+    journal.append(
+        "saved",
+        id="a",
+        k=0,
+        file="images/a-0.png",
+        prompt="cat",
+        seed=3,
+        size="1280*1280",
+        request_id="r2",
+        meta={"split": "train"},
+    )
+    journal.append(
+        "saved",
+        id="a",
+        k=0,
+        file="images/a-0.png",
+        prompt="cat",
+        seed=3,
+        size="1280*1280",
+        request_id="r2",
+        meta={"split": "train"},
+    )
     journal.append("failed", id="b", code="X", message="first", source='{"id":"b","prompt":"p"}')
     journal.append("failed", id="b", code="Y", message="second", source='{"id":"b","prompt":"p"}')
     journal.close()

@@ -17,8 +17,10 @@ def rec(event: str, **fields: object) -> str:
 
 
 def generated(job_id: str, n: int = 2, expires: float = 2_000.0, fp: str = "f1") -> str:
-    images = [{"url": f"http://h/{job_id}-{k}.png?Expires={int(expires)}", "expires": expires}
-              for k in range(n)]
+    images = [
+        {"url": f"http://h/{job_id}-{k}.png?Expires={int(expires)}", "expires": expires}
+        for k in range(n)
+    ]
     return rec("generated", id=job_id, fp=fp, images=images)
 
 
@@ -46,8 +48,9 @@ def test_expired_urls_regenerate_by_default_and_fail_when_told_not_to() -> None:
     state = replay([generated("a", expires=1_000.0)])
     plan = plan_job(state.jobs["a"], "f1", now=2_000.0, retry_failed=False)
     assert plan.action is Action.CALL and plan.regenerate
-    plan = plan_job(state.jobs["a"], "f1", now=2_000.0, retry_failed=False,
-                    regenerate_expired=False)
+    plan = plan_job(
+        state.jobs["a"], "f1", now=2_000.0, retry_failed=False, regenerate_expired=False
+    )
     assert plan.action is Action.SKIP_FAILED
 
 
@@ -91,16 +94,19 @@ def test_newer_format_is_a_clear_error() -> None:
 
 
 def test_attempt_records_count_throttles_and_possibly_billed() -> None:
-    state = replay([
-        rec("attempt", id="a", status=429, code="Throttling.RateQuota"),
-        rec("attempt", id="a", status=None, code="ResponseLost", possibly_billed=True),
-    ])
+    state = replay(
+        [
+            rec("attempt", id="a", status=429, code="Throttling.RateQuota"),
+            rec("attempt", id="a", status=None, code="ResponseLost", possibly_billed=True),
+        ]
+    )
     assert (state.failed_attempts, state.throttled, state.possibly_billed) == (2, 1, 1)
 
 
 def test_regeneration_resets_saved_images() -> None:
-    state = replay([generated("a", n=2), saved("a", 0), rec("expired", id="a", k=1),
-                    generated("a", n=2)])
+    state = replay(
+        [generated("a", n=2), saved("a", 0), rec("expired", id="a", k=1), generated("a", n=2)]
+    )
     job = state.jobs["a"]
     assert job.status is Status.GENERATED
     assert job.saved == 0
@@ -138,7 +144,9 @@ def _consistent(job: JobState) -> None:
 
 
 @given(journals(), st.data())
-def test_any_prefix_of_a_valid_journal_replays_consistently(lines: list[str], data: st.DataObject) -> None:
+def test_any_prefix_of_a_valid_journal_replays_consistently(
+    lines: list[str], data: st.DataObject
+) -> None:
     cut = data.draw(st.integers(0, len(lines)))
     prefix = lines[:cut]
     # Optionally a torn copy of the next line, as a crash mid-write leaves it.
