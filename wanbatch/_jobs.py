@@ -99,7 +99,8 @@ class Job(BaseModel):
     :func:`check_job`, which knows the run defaults; this model only checks shapes.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # cache_strings="keys": prompts are unique; caching values would only hold memory.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, cache_strings="keys")
 
     id: str | None = None
     prompt: str | None = None

@@ -241,13 +241,18 @@ def _open(path: str) -> BinaryIO | JobFileError:
         return JobFileError(path, 0, "file", f"cannot read: {exc.strerror}")
 
 
-def _lines(fh: BinaryIO, path: str) -> Iterator[tuple[int, str | JobFileError]]:
+def _lines(
+    fh: BinaryIO, path: str, seen: list[int] | None = None
+) -> Iterator[tuple[int, str | JobFileError]]:
     """Yield ``(lineno, text)`` for each non-blank line, or a decoding error for that line.
 
     Iterates the binary file (one buffered line at a time: constant memory), strips a UTF-8
-    BOM on line 1 and a trailing LF or CRLF.
+    BOM on line 1 and a trailing LF or CRLF. ``seen[0]`` is kept at the last line number read
+    (blank lines included).
     """
+    seen = seen if seen is not None else [0]
     for lineno, raw in enumerate(fh, 1):
+        seen[0] = lineno
         if lineno == 1 and raw.startswith(_BOM):
             raw = raw[3:]
         try:
@@ -416,8 +421,9 @@ def validate_file(
         error(opened)
         return report
     planner = _Planner(spath, defaults, embed=False, cache_bytes=0)
+    seen = [0]
     with opened as fh:
-        for lineno, text in _lines(fh, spath):
+        for lineno, text in _lines(fh, spath, seen):
             report.jobs += 1
             if isinstance(text, JobFileError):
                 error(text)
@@ -438,24 +444,12 @@ def validate_file(
             report.valid_jobs += 1
             report.images += planned.max_new_images
             report.interleaved += planned.interleave
-        # Lines counted by the file iterator (blank ones included).
-        report.lines = _line_count(fh)
+    report.lines = seen[0]
     report.image_reads = planner.resolver.stats().reads
     if report.jobs == 0 and report.ok:
         report.warning_count += 1
         report.warnings.append(JobWarning(spath, 0, "file", "no jobs in the file"))
     return report
-
-
-def _line_count(fh: BinaryIO) -> int:
-    """Physical lines in the (fully read) file: newlines, plus a last line without one."""
-    fh.seek(0)
-    count = 0
-    last = b"\n"
-    while chunk := fh.read(1 << 20):
-        count += chunk.count(b"\n")
-        last = chunk[-1:]
-    return count + (last != b"\n")
 
 
 def format_report(report: ValidationReport) -> list[str]:
