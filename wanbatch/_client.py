@@ -83,7 +83,11 @@ class ApiClient:
                 else:
                     raw = await resp.read()
                     result = parse_json_response(
-                        resp.status, raw, content_type, resp.headers.get("Retry-After")
+                        resp.status,
+                        raw,
+                        content_type,
+                        resp.headers.get("Retry-After"),
+                        now=time.time(),  # so an HTTP-date Retry-After works too
                     )
         return CallResult(result, time.monotonic() - started)
 
