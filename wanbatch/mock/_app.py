@@ -126,9 +126,7 @@ def _check_key(request: web.Request, state: MockState) -> None:
     if scheme.lower() != "bearer" or not key:
         raise Rejection(401, "InvalidApiKey", INVALID_API_KEY)
     wanted = state.config.api_key
-    if wanted is not None and not hmac.compare_digest(
-        key.encode(), wanted.get_secret_value().encode()
-    ):
+    if wanted is not None and not hmac.compare_digest(key.encode(), wanted.encode()):
         raise Rejection(401, "InvalidApiKey", INVALID_API_KEY)
 
 

@@ -2,14 +2,15 @@
 
 Every knob is off by default, so a default mock is a fast, always-successful, unlimited service.
 The same knobs are CLI flags (``_cli``) and can be changed at run time (``MockServer.configure``,
-``POST /mock/config``). The API key is a ``SecretStr`` so it never shows in a ``repr`` or a log.
+``POST /mock/config``). The API key is a plain ``str`` (so typed callers can pass one) that is
+kept out of ``repr``; no answer and no ``public_dict`` shows it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["DEFAULT_URL_TTL_S", "MockConfig"]
 
@@ -49,7 +50,7 @@ class MockConfig(BaseModel):
     #: Prompt substrings that make a call answer 400 ``DataInspectionFailed``.
     inspection_triggers: tuple[str, ...] = ()
     #: The only API key accepted; ``None`` accepts any non-empty bearer key.
-    api_key: SecretStr | None = None
+    api_key: str | None = Field(default=None, repr=False)
     #: Images after which every generation call answers 400 ``Arrearage``.
     budget: int | None = Field(default=None, ge=0)
     #: Images after which every generation call answers 429 ``Throttling.AllocationQuota``.
