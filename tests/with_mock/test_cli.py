@@ -189,3 +189,84 @@ def test_output_loads_as_a_hugging_face_imagefolder(tmp_path: Path) -> None:
     assert len(ds) == rows
     for column in ("image", "id", "prompt", "seed", "size", "request_id"):
         assert column in ds.column_names
+
+
+def test_cli_exit_codes_fatal_cap_and_retry_failed(tmp_path: Path) -> None:
+    jobs = write_jobs(
+        tmp_path / "jobs.jsonl",
+        [
+            *({"id": f"ok{i}", "prompt": f"fine prompt {i}"} for i in range(4)),
+            {"id": "bad", "prompt": "a forbidden thing"},
+        ],
+    )
+    common = ["--rps", "0", "--no-progress"]
+    with serve_in_thread(
+        MockConfig(image_size=(16, 16), api_key=CANARY_KEY, inspection_triggers=("forbidden",))
+    ) as mock:
+        wrong = run_cli(
+            "run",
+            str(jobs),
+            "--out",
+            str(tmp_path / "a"),
+            *common,
+            env={**_env(mock), "DASHSCOPE_API_KEY": "sk-wrong"},
+        )
+        assert wrong.returncode == 3, wrong.stderr
+        assert "InvalidApiKey" in wrong.stderr
+        assert mock.counters().images_generated == 0
+
+        capped = run_cli(
+            "run",
+            str(jobs),
+            "--out",
+            str(tmp_path / "b"),
+            "--max-images",
+            "2",
+            "--concurrency",
+            "1",
+            *common,
+            env=_env(mock),
+        )
+        assert capped.returncode == 4, capped.stderr
+        assert "--max-images 2" in capped.stderr
+        assert mock.counters().images_generated == 2
+
+        out = tmp_path / "c"
+        before = mock.counters().calls_by_prompt.get("a forbidden thing", 0)
+        first = run_cli("run", str(jobs), "--out", str(out), *common, env=_env(mock))
+        assert first.returncode == 1, first.stderr
+        failed = [json.loads(x) for x in (out / "failed.jsonl").read_text().splitlines()]
+        assert [f["id"] for f in failed] == ["bad"]
+        mock.configure(inspection_triggers=())
+        plain = run_cli("run", str(jobs), "--out", str(out), *common, env=_env(mock))
+        assert plain.returncode == 1  # failed jobs are skipped without --retry-failed
+        again = run_cli(
+            "run", str(jobs), "--out", str(out), "--retry-failed", *common, env=_env(mock)
+        )
+        assert again.returncode == 0, again.stderr
+        assert mock.counters().calls_by_prompt["a forbidden thing"] == before + 2
+        assert mock.counters().images_by_prompt["a forbidden thing"] == 1
+
+
+def test_cli_resume_within_and_after_url_expiry(tmp_path: Path) -> None:
+    jobs = jobs_file(tmp_path, 3)
+    common = ["--rps", "0", "--no-progress"]
+    with serve_in_thread(MockConfig(image_size=(16, 16), truncate_rate=1.0)) as mock:
+        within, after = tmp_path / "within", tmp_path / "after"
+        for out in (within, after):
+            assert (
+                run_cli("run", str(jobs), "--out", str(out), *common, env=_env(mock)).returncode
+                == 1
+            )
+        mock.configure(truncate_rate=0.0)
+        calls = mock.counters().calls
+        ok = run_cli("run", str(jobs), "--out", str(within), *common, env=_env(mock))
+        assert ok.returncode == 0, ok.stderr
+        assert mock.counters().calls == calls  # downloaded, not generated again
+        mock.advance_clock(2 * 86400)
+        regen = run_cli("run", str(jobs), "--out", str(after), *common, env=_env(mock))
+        assert regen.returncode == 0, regen.stderr
+        assert mock.counters().calls == calls + 3
+        assert "expired" in regen.stderr
+    _check_folder(within, 3)
+    _check_folder(after, 3)
