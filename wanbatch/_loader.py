@@ -21,7 +21,7 @@ import heapq
 import os
 import stat
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, TextIO
 
@@ -356,7 +356,7 @@ def iter_jobs(
     *,
     skip_invalid: bool = False,
     cache_bytes: int = DEFAULT_IMAGE_CACHE_BYTES,
-) -> Iterator[PlannedJob | JobFileError]:
+) -> Generator[PlannedJob | JobFileError, None, None]:
     """Stream the job file as planned jobs, in line order, in constant memory.
 
     Invalid lines (and the second and later lines of a duplicate id) come out as

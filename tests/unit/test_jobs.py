@@ -114,7 +114,7 @@ def test_parse_line_issues_reports_every_shape_problem() -> None:
 def test_job_model_is_strict_frozen_and_forbids_extra() -> None:
     job = Job(prompt="x")
     with pytest.raises(ValueError):
-        job.prompt = "y"  # type: ignore[misc]
+        job.prompt = "y"
     with pytest.raises(ValueError):
         Job.model_validate({"prompt": "x", "n": "1"})
     with pytest.raises(ValueError):
@@ -563,9 +563,8 @@ def test_check_job_lists_errors_and_warnings() -> None:
 
 def test_build_body_matches_plan_and_raises_first_error() -> None:
     job = parse_line('{"prompt": "x", "images": ["a.png"], "seed": 5}', 1, PATH)
-    assert (
-        build_body(job, D, same) == plan('{"prompt": "x", "images": ["a.png"], "seed": 5}')[0].body
-    )  # type: ignore[union-attr]
+    planned = plan('{"prompt": "x", "images": ["a.png"], "seed": 5}')[0]
+    assert planned is not None and build_body(job, D, same) == planned.body
     with pytest.raises(JobFileError) as info:
         build_body(Job(prompt="x", n=3), D, same, path=PATH, line=12)
     assert (info.value.line, info.value.field) == (12, "n")
