@@ -56,7 +56,7 @@ from wanbatch._journal import Journal, read_journal, write_views
 from wanbatch._loader import iter_jobs, validate_file
 from wanbatch._pacing import Pacer
 from wanbatch._policy import Backoff
-from wanbatch._state import Action, RunState, plan_job
+from wanbatch._state import EXPIRY_MARGIN_S, Action, JobState, RunState, Status, plan_job
 from wanbatch._urls import image_filename
 
 __all__ = ["BatchRun", "ExitCode", "RunSummary", "run_batch"]
@@ -438,6 +438,7 @@ class BatchRun:
                         if plan.action is Action.CALL:
                             if plan.regenerate:
                                 self.summary.regenerated += 1
+                                self._record_expired_on_resume(state.jobs.get(job.id), job, now)
                             with self._interruptible():
                                 await send.send(job)
                         elif plan.action is Action.DOWNLOAD:
@@ -466,6 +467,18 @@ class BatchRun:
             close = getattr(items, "close", None)
             if close is not None:
                 await anyio.to_thread.run_sync(close)
+
+    def _record_expired_on_resume(
+        self, job_state: JobState | None, job: PlannedJob, now: float
+    ) -> None:
+        """Journal the URLs the plan judged expired from ``Expires=`` (never requested)."""
+        if job_state is None or job_state.status is not Status.GENERATED:
+            return  # already recorded as expired by an earlier run
+        for k, _, exp in job_state.pending_images():
+            if exp is not None and exp - EXPIRY_MARGIN_S <= now:
+                self._journal(self._journal_file, "expired", id=job.id, k=k, judged="client")
+                self.summary.urls_expired += 1
+                self._emit(ev.UrlExpiredEvent(job.id, k))
 
     # ----------------------------------------------------------------- calls
     async def _call_worker(

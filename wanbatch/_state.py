@@ -33,6 +33,7 @@ from typing import Any
 from wanbatch._errors import JournalError
 
 __all__ = [
+    "EXPIRY_MARGIN_S",
     "JOURNAL_VERSION",
     "Action",
     "JobState",
@@ -44,6 +45,8 @@ __all__ = [
 ]
 
 JOURNAL_VERSION = 1
+#: A result URL that expires within this many seconds counts as expired on resume.
+EXPIRY_MARGIN_S = 60.0
 
 
 class Status(enum.Enum):
@@ -227,7 +230,7 @@ def plan_job(
     now: float,
     retry_failed: bool,
     regenerate_expired: bool = True,
-    expiry_margin: float = 60.0,
+    expiry_margin: float = EXPIRY_MARGIN_S,
 ) -> Plan:
     """Decide what to do with a job given its journal state.
 
