@@ -156,6 +156,7 @@ class JobWarning:
     message: str
 
     def __str__(self) -> str:
+        """``PATH:LINE: field: warning: message``, as ``wanbatch validate`` prints it."""
         return f"{self.path}:{self.line}: {self.field}: warning: {self.message}"
 
 
@@ -204,7 +205,35 @@ def parse_line_issues(text: str) -> Job | list[Issue]:
         msg = check_id(job.id)
         if msg is not None:
             return [Issue("id", msg)]
+    # The JSON parser takes NaN/Infinity (and 1e999 becomes inf), which are not JSON: they
+    # would make the request body, or metadata.jsonl, unreadable to strict parsers.
+    for name, value in (
+        ("parameters", job.parameters),
+        ("meta", job.meta),
+        ("messages", job.messages),
+    ):
+        if value:
+            where = _non_finite(value, name)
+            if where is not None:
+                return [Issue(where, "NaN and Infinity are not JSON numbers")]
     return job
+
+
+def _non_finite(value: Any, where: str) -> str | None:
+    """The dotted path of the first NaN/Infinity float inside ``value``, or None."""
+    if isinstance(value, float):
+        return where if value - value != 0.0 else None  # inf - inf and nan - nan are nan
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _non_finite(item, f"{where}.{key}")
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _non_finite(item, f"{where}[{i}]")
+            if found is not None:
+                return found
+    return None
 
 
 def check_id(job_id: str) -> str | None:
@@ -280,7 +309,7 @@ class JobSettings:
 
 
 def check_job(job: Job, defaults: GenerationDefaults) -> list[Issue]:
-    """Every rule problem of ``job`` under ``defaults`` (errors and warnings), in field order."""
+    """Every rule problem of ``job`` under ``defaults`` (errors and warnings), in rule order."""
     _eff, issues = analyse_job(job, defaults)
     return issues
 
@@ -290,7 +319,7 @@ def analyse_job(job: Job, defaults: GenerationDefaults) -> tuple[JobSettings | N
 
     Returns:
         ``(settings, issues)``: ``settings`` is None when any issue is an error; ``issues``
-        holds errors and warnings (``Issue.warning``) in field order. Image *contents* are not
+        holds errors and warnings (``Issue.warning``) in rule order. Image *contents* are not
         checked here (that needs I/O): see ``resolve_image`` in :func:`build_body`.
     """
     issues: list[Issue] = []
@@ -768,6 +797,7 @@ class IdSet:
         self._limit = size * 7 // 10
 
     def __len__(self) -> int:
+        """Number of distinct id hashes held."""
         return self._count
 
     @staticmethod
@@ -799,6 +829,7 @@ class IdSet:
             i = (i + 1) & mask
 
     def __contains__(self, job_id: object) -> bool:
+        """True if ``job_id``'s hash was added."""
         if not isinstance(job_id, str):
             return False
         h = self.key(job_id)

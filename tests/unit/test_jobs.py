@@ -94,6 +94,9 @@ def first_error(job: dict[str, Any] | str, defaults: GenerationDefaults = D) -> 
         ('{"prompt": "x", "messages": {}}', "messages", "must be a list"),
         ('{"prompt": "x", "model": 1}', "model", "must be a string"),
         ('{"prompt": "x", "id": 12}', "id", "must be a string"),
+        ('{"prompt": "x", "parameters": {"k": NaN}}', "parameters.k", "not JSON numbers"),
+        ('{"prompt": "x", "meta": {"a": [1, Infinity]}}', "meta.a[1]", "not JSON numbers"),
+        ('{"prompt": "x", "meta": {"big": 1e999}}', "meta.big", "not JSON numbers"),
     ],
 )
 def test_parse_line_errors_name_line_and_field(text: str, field: str, fragment: str) -> None:
