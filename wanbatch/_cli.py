@@ -290,7 +290,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if not (out / "journal.jsonl").is_file():
         print(f"wanbatch: {out} holds no run (no journal.jsonl)", file=sys.stderr)
         return ExitCode.USAGE
-    state = read_journal(out)
+    try:
+        state = read_journal(out)
+    except JournalError as exc:  # a newer format: the same answer (and exit 2) as `run`
+        print(f"wanbatch: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
     by_status = Counter(job.status.value for job in state.jobs.values() if job.status)
     reasons = Counter(
         job.failure[0] for job in state.jobs.values() if job.status is Status.FAILED and job.failure

@@ -462,6 +462,8 @@ class BatchRun:
                                 await downloads.wait_below(MAX_QUEUED_DOWNLOADS)
                         if self.stopping:
                             break
+        except OutputError:
+            pass  # the journal failed; the run is stopping (see _journal)
         finally:
             downloads.producer_done()
             close = getattr(items, "close", None)
@@ -494,7 +496,10 @@ class BatchRun:
                 async for job in receive:
                     if self.stopping:
                         continue  # drain: the job stays pending for the next run
-                    await self._call_job(job, client, backoff, journal, downloads)
+                    try:
+                        await self._call_job(job, client, backoff, journal, downloads)
+                    except OutputError:
+                        continue  # the journal failed; the run is stopping (see _journal)
         finally:
             downloads.producer_done()
 
@@ -645,6 +650,10 @@ class BatchRun:
         self._emit(ev.JobFailed(job.id, code, message))
 
     def _journal(self, journal: Journal, event: str, **fields: Any) -> None:
+        """Append a record; on a write error stop the run and raise OutputError.
+
+        Workers catch that OutputError and end quietly: the stop reason carries the message.
+        """
         try:
             journal.append(event, **fields)
         except OutputError as exc:
@@ -721,7 +730,10 @@ class BatchRun:
                 return
             if self._generation.get(item.job.id) != item.generation:
                 continue  # superseded by a newer generation of the same job
-            await self._download_one(session, item, journal, backoff, downloads)
+            try:
+                await self._download_one(session, item, journal, backoff, downloads)
+            except OutputError:
+                continue  # the journal failed; the run is stopping (see _journal)
 
     async def _download_one(
         self,
@@ -804,13 +816,20 @@ class BatchRun:
             await self._call_job(
                 job, self._client, self._backoff, self._journal_file, self._downloads
             )
+        except OutputError:
+            pass  # the journal failed; the run is stopping (see _journal)
         finally:
             self._downloads.producer_done()
 
     # ----------------------------------------------------------------- finish
     def _finish(self) -> None:
         state = read_journal(self.out_dir)
-        write_views(self.out_dir, state)
+        try:
+            write_views(self.out_dir, state)
+        except OSError as exc:
+            self.request_stop(
+                f"cannot write the views of {self.out_dir}: {exc.strerror or exc}", ExitCode.FATAL
+            )
         summary = self.summary
         done = failed = images = 0
         for job in state.jobs.values():
@@ -842,8 +861,16 @@ class BatchRun:
         else:
             summary.exit_code = ExitCode.OK
         tmp = self.out_dir / ".summary.json.tmp"
-        tmp.write_text(json.dumps(summary.to_json(), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, self.out_dir / "summary.json")
+        try:
+            tmp.write_text(json.dumps(summary.to_json(), indent=2) + "\n", encoding="utf-8")
+            os.replace(tmp, self.out_dir / "summary.json")
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if summary.exit_code == ExitCode.OK:
+                summary.exit_code = ExitCode.FATAL
+            summary.stop_reason = summary.stop_reason or (
+                f"cannot write {self.out_dir / 'summary.json'}: {exc.strerror or exc}"
+            )
 
 
 def _version() -> str:

@@ -43,11 +43,15 @@ class Journal:
     def __init__(self, out_dir: Path) -> None:
         self.path = out_dir / JOURNAL_NAME
         self._fh: IO[bytes] | None = None
+        #: Set once a write failed: the journal ends where the disk stopped taking bytes.
+        self.broken: OSError | None = None
 
     def open(self) -> None:
         """Open for appending, cutting a torn last line left by a crash."""
         try:
-            fh = self.path.open("a+b")
+            # Unbuffered: a failed write (disk full, file-size limit) leaves no bytes in a buffer
+            # that close() would try to write again, and a short write is seen at once.
+            fh = self.path.open("a+b", buffering=0)
             fh.seek(0, os.SEEK_END)
             size = fh.tell()
             if size:
@@ -72,10 +76,18 @@ class Journal:
             raise RuntimeError("Journal.append() before open()")
         record = {"v": JOURNAL_VERSION, "ts": round(time.time(), 3), "event": event, **fields}
         data = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        if self.broken is not None:
+            raise OutputError(f"cannot write the journal {self.path}: {self.broken.strerror}")
         try:
-            self._fh.write(data)
-            self._fh.flush()
+            view = memoryview(data)
+            while view:  # a raw write may be short (e.g. up to a file-size limit)
+                written = self._fh.write(view)
+                if not written:
+                    raise OSError(28, "No space left on device")
+                view = view[written:]
         except OSError as exc:
+            # A torn line may be left; the next run's open() cuts it (it is never "done").
+            self.broken = exc
             raise OutputError(f"cannot write the journal {self.path}: {exc.strerror}") from exc
 
     def sync(self) -> None:
@@ -90,19 +102,26 @@ class Journal:
         """Flush, fsync and close."""
         if self._fh is not None:
             self.sync()
-            self._fh.close()
+            try:
+                self._fh.close()
+            except OSError:
+                pass  # unbuffered: nothing is lost; the write error was reported already
             self._fh = None
 
 
 def _write_atomic(path: Path, lines: Iterator[str]) -> int:
     tmp = path.with_name(f".{path.name}.tmp")
     count = 0
-    with tmp.open("w", encoding="utf-8", newline="\n") as fh:
-        for line in lines:
-            fh.write(line)
-            fh.write("\n")
-            count += 1
-    os.replace(tmp, path)
+    try:
+        with tmp.open("w", encoding="utf-8", newline="\n") as fh:
+            for line in lines:
+                fh.write(line)
+                fh.write("\n")
+                count += 1
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return count
 
 
