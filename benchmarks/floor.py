@@ -6,8 +6,9 @@ For every line of JOBS (editing-mode jobs: ``id``, ``prompt``, ``images``): POST
 wanbatch sends (``model``, ``input.messages``, ``parameters: {n: 1, enable_interleave: false}``),
 parse the JSON answer, GET each image URL and stream it to ``OUT/images/<id>-<k>.png``.
 Nothing else: no validation, journal, retries, pacing, verification or progress. ``--concurrency``
-workers each do call-then-download. Prints one JSON line: jobs done, images, bytes, seconds and
-the CPU seconds spent after imports (``run_cpu_s``).
+workers each do call-then-download. ``--durable`` adds what a crash-safe writer must do: write to
+a temp name, then ``fsync`` and rename to the final name (one worker-thread hop). Prints one JSON
+line: jobs done, images, bytes, seconds and the CPU seconds spent after imports (``run_cpu_s``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import time
 from pathlib import Path
@@ -27,7 +29,15 @@ def cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def run(jobs: Path, out: Path, base_url: str, concurrency: int) -> dict[str, float]:
+def _finish(tmp: Path, dest: Path, fd: int) -> None:
+    os.fsync(fd)
+    os.close(fd)
+    os.replace(tmp, dest)
+
+
+async def run(
+    jobs: Path, out: Path, base_url: str, concurrency: int, durable: bool = False
+) -> dict[str, float]:
     url = base_url.rstrip("/") + "/services/aigc/multimodal-generation/generation"
     headers = {"Authorization": "Bearer sk-bench-0123456789", "Content-Type": "application/json"}
     images = out / "images"
@@ -55,11 +65,17 @@ async def run(jobs: Path, out: Path, base_url: str, concurrency: int) -> dict[st
                         for item in choice["message"]["content"]:
                             if "image" not in item:
                                 continue
+                            dest = images / f"{job['id']}-{k}.png"
+                            path = dest.with_suffix(".part") if durable else dest
                             async with session.get(item["image"]) as resp:
-                                with open(images / f"{job['id']}-{k}.png", "wb") as fh:
+                                with open(path, "wb") as fh:
                                     async for chunk in resp.content.iter_chunked(256 * 1024):
                                         fh.write(chunk)
                                         stats["bytes"] += len(chunk)
+                                    if durable:
+                                        fd = os.dup(fh.fileno())
+                            if durable:
+                                await asyncio.to_thread(_finish, path, dest, fd)
                             stats["images"] += 1
                     stats["done"] += 1
 
@@ -73,9 +89,10 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("base_url")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--durable", action="store_true", help="temp file, fsync, rename")
     args = parser.parse_args()
     c0, t0 = cpu(), time.perf_counter()
-    stats = asyncio.run(run(args.jobs, args.out, args.base_url, args.concurrency))
+    stats = asyncio.run(run(args.jobs, args.out, args.base_url, args.concurrency, args.durable))
     print(json.dumps({**stats, "run_s": time.perf_counter() - t0, "run_cpu_s": cpu() - c0}))
 
 
