@@ -234,6 +234,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return ExitCode.USAGE
+            if key and not all("!" <= ch <= "~" for ch in key):
+                # It cannot go into an HTTP header; never echo it (it is a secret).
+                print(
+                    "wanbatch: DASHSCOPE_API_KEY holds a space, line break or non-ASCII "
+                    "character; check how it was set",
+                    file=sys.stderr,
+                )
+                return ExitCode.USAGE
             base_url = (
                 args.base_url
                 or (REGION_BASE_URLS[args.region] if args.region else None)
