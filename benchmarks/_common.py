@@ -138,7 +138,8 @@ class InFlightSampler:
     def __init__(self, mock: MockProcess, interval: float = 0.1) -> None:
         self.mock = mock
         self.interval = interval
-        self.samples: list[tuple[float, int, int]] = []  # (t, in_flight, throttled)
+        #: (t, in_flight, throttled, calls)
+        self.samples: list[tuple[float, int, int, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -147,7 +148,9 @@ class InFlightSampler:
         while not self._stop.is_set():
             try:
                 c = self.mock.counters()
-                self.samples.append((time.monotonic(), int(c["in_flight"]), int(c["throttled"])))
+                self.samples.append(
+                    (time.monotonic(), int(c["in_flight"]), int(c["throttled"]), int(c["calls"]))
+                )
             except OSError:
                 pass
             next_at += self.interval

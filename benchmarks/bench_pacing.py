@@ -100,11 +100,15 @@ def steady(jobs_n: int, tmp: Path) -> list[list[object]]:
 
 
 def _settle(
-    samples: list[tuple[float, int, int]], start: float, end: float, cap: int, window: float = 2.0
+    samples: list[tuple[float, int, int, int]],
+    start: float,
+    end: float,
+    cap: int,
+    window: float = 2.0,
 ) -> tuple[float | None, float]:
     """Seconds from ``start`` until a ``window`` with no new 429 and mean in-flight >= 0.8 cap."""
     phase = [s for s in samples if start <= s[0] <= end]
-    for i, (t, _, thr) in enumerate(phase):
+    for i, (t, _, thr, _calls) in enumerate(phase):
         win = [s for s in phase[i:] if s[0] <= t + window]
         if win[-1][0] - t < window * 0.9:
             break
