@@ -1,0 +1,184 @@
+"""Download MB/s: ``wanbatch._download.download_image`` vs the floor (aiohttp GET + write).
+
+Run by hand (not part of pytest)::
+
+    .venv/bin/python benchmarks/bench_download.py [--quick] [--images 40] [--parallel 4]
+
+The mock (own process) serves ``--image-size 1296x1296`` stand-in PNGs: stored-deflate RGB, so
+one file is ~5.0 MB (the exact size is printed). One client subprocess gets one signed image URL
+and then, alternating rounds so noise hits both, downloads it ``--images`` times with
+``--parallel`` streams:
+
+- floor: ``session.get(url)``, ``iter_chunked(256 KiB)``, plain ``open().write`` to a file;
+- durable floor (info): the floor plus ``fsync`` and rename on a worker thread, i.e. what any
+  crash-safe writer pays;
+- wanbatch: ``download_image`` (expiry check, temp file via aiofiles, sha256, PNG checks,
+  fsync, atomic rename).
+
+MB/s = bytes / wall seconds of the round; the best round of each counts. Target: wanbatch >=
+80 % of the floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import KEY, PY, REF_URI, MockProcess, machine, run_measured, table, verdict
+
+TARGET = 0.80
+SIZE = (1296, 1296)
+
+
+async def child(base_url: str, folder: Path, images: int, parallel: int, rounds: int) -> dict:
+    import aiohttp
+
+    from wanbatch._download import download_image
+
+    body = {
+        "model": "wan2.6-image",
+        "input": {"messages": [{"role": "user", "content": [{"text": "x"}, {"image": REF_URI}]}]},
+        "parameters": {"n": 1},
+    }
+    url = base_url + "/services/aigc/multimodal-generation/generation"
+    tmp_dir = folder / ".tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    result: dict[str, list[float]] = {"floor": [], "durable": [], "wanbatch": []}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url, json=body, headers={"Authorization": f"Bearer {KEY}"}) as r:
+            answer = await r.json()
+        image_url = answer["output"]["choices"][0]["message"]["content"][0]["image"]
+        async with session.get(image_url) as r:  # warm the mock's PNG cache
+            size = len(await r.read())
+
+        async def floor(i: int) -> int:
+            total = 0
+            async with session.get(image_url) as resp:
+                with open(folder / f"floor-{i}.png", "wb") as fh:
+                    async for chunk in resp.content.iter_chunked(256 * 1024):
+                        fh.write(chunk)
+                        total += len(chunk)
+            return total
+
+        def finish(tmp: Path, dest: Path, fd: int) -> None:
+            os.fsync(fd)
+            os.close(fd)
+            os.replace(tmp, dest)
+
+        async def durable(i: int) -> int:
+            total = 0
+            tmp = folder / f"durable-{i}.part"
+            async with session.get(image_url) as resp:
+                with open(tmp, "wb") as fh:
+                    async for chunk in resp.content.iter_chunked(256 * 1024):
+                        fh.write(chunk)
+                        total += len(chunk)
+                    fd = os.dup(fh.fileno())
+            await asyncio.to_thread(finish, tmp, folder / f"durable-{i}.png", fd)
+            return total
+
+        async def wanbatch(i: int) -> int:
+            saved = await download_image(
+                session,
+                image_url,
+                folder / f"wb-{i}.png",
+                tmp_dir,
+                timeout=120,
+                max_bytes=64 * 1024 * 1024,
+            )
+            return saved.size
+
+        for _ in range(rounds):
+            for name, fn in (("floor", floor), ("durable", durable), ("wanbatch", wanbatch)):
+                todo = iter(range(images))
+                done = 0
+
+                async def worker(fn=fn, todo=todo) -> None:
+                    nonlocal done
+                    for i in todo:
+                        done += await fn(i)
+
+                started = time.perf_counter()
+                await asyncio.gather(*(worker() for _ in range(parallel)))
+                seconds = time.perf_counter() - started
+                result[name].append(done / seconds / 1e6)
+                for path in folder.glob("*.png"):
+                    path.unlink()
+    return {"size": size, **result}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="20 images, 2 rounds")
+    parser.add_argument("--images", type=int, default=None)
+    parser.add_argument("--parallel", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    images = args.images or (20 if args.quick else 40)
+    rounds = args.rounds or (2 if args.quick else 3)
+    if args.child:
+        base_url, folder, _ = args.child
+        out = asyncio.run(child(base_url, Path(folder), images, args.parallel, rounds))
+        print(json.dumps(out))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="wb-download-") as name:
+        with MockProcess(image_size=SIZE) as mock:
+            m = run_measured(
+                [
+                    PY,
+                    __file__,
+                    "--child",
+                    mock.base_url,
+                    name,
+                    "x",
+                    "--images",
+                    str(images),
+                    "--parallel",
+                    str(args.parallel),
+                    "--rounds",
+                    str(rounds),
+                ]
+            )
+        result = m.last_json()
+    floor, wb = max(result["floor"]), max(result["wanbatch"])
+    share = wb / floor
+    size = (
+        f"{images} x {result['size'] / 1e6:.2f} MB PNG ({SIZE[0]}x{SIZE[1]}), "
+        f"{args.parallel} streams"
+    )
+    rows = [
+        ["download: floor (aiohttp GET + write)", size, f"{floor:,.0f} MB/s", "(floor)", ""],
+        [
+            "download: floor + fsync + rename",
+            size,
+            f"{max(result['durable']):,.0f} MB/s = {max(result['durable']) / floor:.0%} of floor",
+            "(info)",
+            "",
+        ],
+        [
+            "download: wanbatch download_image",
+            size,
+            f"{wb:,.0f} MB/s = **{share:.0%} of floor** (rounds: "
+            + ", ".join(f"{x:,.0f}" for x in result["wanbatch"])
+            + " vs "
+            + ", ".join(f"{x:,.0f}" for x in result["floor"])
+            + ")",
+            f">= {TARGET:.0%} of floor",
+            verdict(share >= TARGET),
+        ],
+    ]
+    print(f"<!-- {machine()} -->")
+    print(table(["benchmark", "size", "result", "target", ""], rows))
+    return 0 if share >= TARGET else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
