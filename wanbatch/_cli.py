@@ -51,6 +51,24 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _add_generation_defaults(parser: argparse.ArgumentParser) -> None:
+    """The run-wide generation defaults, shared by ``run`` and ``validate``."""
+    gen = parser.add_argument_group("generation defaults (a job's own value wins)")
+    gen.add_argument("--size", default=None, help='"1K", "2K" or "W*H"')
+    gen.add_argument("--n", type=int, default=1, help="images per editing job (default 1)")
+    gen.add_argument(
+        "--images-per-job",
+        dest="max_images_param",
+        type=int,
+        default=1,
+        help="max_images of interleaved (text-to-image) jobs (default 1)",
+    )
+    gen.add_argument("--seed", type=int, default=None)
+    gen.add_argument("--negative-prompt", default=None)
+    gen.add_argument("--watermark", action=argparse.BooleanOptionalAction, default=None)
+    gen.add_argument("--prompt-extend", action=argparse.BooleanOptionalAction, default=None)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wanbatch",
@@ -136,23 +154,11 @@ def _build_parser() -> argparse.ArgumentParser:
         help="price per image for the cost estimate (default: the region's)",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    gen = run.add_argument_group("generation defaults (a job's own value wins)")
-    gen.add_argument("--size", default=None, help='"1K", "2K" or "W*H"')
-    gen.add_argument("--n", type=int, default=1, help="images per editing job (default 1)")
-    gen.add_argument(
-        "--images-per-job",
-        dest="max_images_param",
-        type=int,
-        default=1,
-        help="max_images of interleaved (text-to-image) jobs (default 1)",
-    )
-    gen.add_argument("--seed", type=int, default=None)
-    gen.add_argument("--negative-prompt", default=None)
-    gen.add_argument("--watermark", action=argparse.BooleanOptionalAction, default=None)
-    gen.add_argument("--prompt-extend", action=argparse.BooleanOptionalAction, default=None)
+    _add_generation_defaults(run)
 
     val = sub.add_parser("validate", help="check a job file; print every problem")
     val.add_argument("jobs", metavar="JOBS")
+    _add_generation_defaults(val)  # so validate sees what `run` with the same flags would send
 
     status = sub.add_parser("status", help="what a run folder holds")
     status.add_argument("dir", metavar="DIR")
@@ -287,7 +293,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from wanbatch._loader import validate_command
 
-    return validate_command(args.jobs, GenerationDefaults(), sys.stdout)
+    return validate_command(args.jobs, _defaults(args), sys.stdout)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:

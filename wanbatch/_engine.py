@@ -53,7 +53,7 @@ from wanbatch._errors import (
 )
 from wanbatch._jobs import PlannedJob
 from wanbatch._journal import Journal, read_journal, write_views
-from wanbatch._loader import iter_jobs, validate_file
+from wanbatch._loader import ValidationReport, iter_jobs, validate_file
 from wanbatch._pacing import Pacer
 from wanbatch._policy import Backoff
 from wanbatch._state import EXPIRY_MARGIN_S, Action, JobState, RunState, Status, plan_job
@@ -62,6 +62,18 @@ from wanbatch._urls import image_filename
 __all__ = ["BatchRun", "ExitCode", "RunSummary", "run_batch"]
 
 EventCallback = Callable[[ev.Event], None]
+#: What the plan counts (``RunSummary.plan``, the dry-run report).
+PLAN_KEYS = (
+    "jobs",
+    "call",
+    "download",
+    "done",
+    "failed",
+    "changed",
+    "matched",
+    "images_max",
+    "regenerate",
+)
 #: Jobs read from the file per hop to the worker thread.
 CHUNK_JOBS = 256
 #: Downloads queued before the producer waits (bounds memory when resuming many).
@@ -248,12 +260,12 @@ class BatchRun:
                 self._wait_scopes.discard(scope)
 
     # ----------------------------------------------------------------- phases
-    def _validate(self) -> int:
+    def _validate(self) -> ValidationReport:
         report = validate_file(self.jobs_path, self.config.defaults)
-        if report.errors and not self.config.skip_invalid:
-            raise InvalidJobs(str(self.jobs_path), list(report.errors), len(report.errors))
-        self.summary.skipped_invalid = len(report.errors)
-        return int(report.jobs)
+        if report.error_count and not self.config.skip_invalid:
+            raise InvalidJobs(str(self.jobs_path), list(report.errors), report.error_count)
+        self.summary.skipped_invalid = report.error_count
+        return report
 
     def _prepare_out_dir(self) -> None:
         out = self.out_dir
@@ -272,17 +284,7 @@ class BatchRun:
             raise OutputError(f"cannot prepare the output folder {out}: {exc}") from exc
 
     def _plan_counts(self, state: RunState, now: float) -> dict[str, int]:
-        counts = {
-            "jobs": 0,
-            "call": 0,
-            "download": 0,
-            "done": 0,
-            "failed": 0,
-            "changed": 0,
-            "matched": 0,
-            "images_max": 0,
-            "regenerate": 0,
-        }
+        counts = dict.fromkeys(PLAN_KEYS, 0)
         for item in iter_jobs(self.jobs_path, self.config.defaults, skip_invalid=True):
             if isinstance(item, JobFileError):
                 continue
@@ -322,10 +324,14 @@ class BatchRun:
             raise RuntimeError("a BatchRun runs once; create a new one to run again")
         self._used = True
         self._started = time.monotonic()
-        total = await anyio.to_thread.run_sync(self._validate)
-        self.summary.jobs_total = total
+        report = await anyio.to_thread.run_sync(self._validate)
+        self.summary.jobs_total = report.valid_jobs
         state = await anyio.to_thread.run_sync(read_journal, self.out_dir)
-        counts = await anyio.to_thread.run_sync(self._plan_counts, state, time.time())
+        if state.jobs:
+            counts = await anyio.to_thread.run_sync(self._plan_counts, state, time.time())
+        else:  # a fresh folder: every valid job is a call; no second pass over the file
+            counts = dict.fromkeys(PLAN_KEYS, 0)
+            counts.update(jobs=report.valid_jobs, call=report.valid_jobs, images_max=report.images)
         self.summary.plan = counts
         self.summary.changed_jobs = counts["changed"]
         if state.jobs and counts["jobs"] and counts["matched"] == 0:
