@@ -165,9 +165,7 @@ def variant(tmp: Path, phase_s: float, latency: float) -> list[list[object]]:
                 [
                     f"pacing, cap changes: {label}",
                     f"phase {until - at:.1f} s",
-                    (
-                        f"settled in {settle_s:.1f} s" if settle_s is not None else "never settled"
-                    )
+                    (f"settled in {settle_s:.1f} s" if settle_s is not None else "never settled")
                     + f"; mean in flight after {mean_after:.1f} (cap {cap}); 429s {phase_429}",
                     "a few seconds",
                     verdict(settle_s is not None and settle_s <= 5.0),
