@@ -60,6 +60,23 @@ def run_cli(
     )
 
 
+def run_args(jobs: Path, out: Path, *extra: str) -> list[str]:
+    """``python -m wanbatch run JOBS --out OUT --no-progress --rps 0 EXTRA...`` for Popen."""
+    return [
+        sys.executable,
+        "-m",
+        "wanbatch",
+        "run",
+        str(jobs),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--rps",
+        "0",
+        *extra,
+    ]
+
+
 def journal_records(out: Path) -> list[dict[str, Any]]:
     records = []
     for line in (out / "journal.jsonl").read_text(encoding="utf-8").splitlines():

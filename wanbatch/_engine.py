@@ -57,7 +57,7 @@ from wanbatch._loader import ValidationReport, iter_jobs, validate_file
 from wanbatch._pacing import Pacer
 from wanbatch._policy import Backoff
 from wanbatch._state import EXPIRY_MARGIN_S, Action, JobState, RunState, Status, plan_job
-from wanbatch._urls import image_filename
+from wanbatch._urls import image_filename, parse_expiry
 
 __all__ = ["BatchRun", "ExitCode", "RunSummary", "run_batch"]
 
@@ -675,8 +675,6 @@ class BatchRun:
         journal: Journal,
         downloads: _DownloadQueue,
     ) -> None:
-        from wanbatch._urls import parse_expiry
-
         urls: tuple[str, ...] = tuple(result.image_urls)
         images = [{"url": u, "expires": parse_expiry(u)} for u in urls]
         usage = dict(result.usage or {})

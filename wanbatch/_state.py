@@ -75,11 +75,6 @@ class JobState:
         #: (code, message, journal line) of the last ``failed`` record while FAILED.
         self.failure: tuple[str, str, int] | None = None
 
-    @property
-    def image_count(self) -> int:
-        """Images of the current generation."""
-        return len(self.images) if self.status is not Status.DONE else self.saved.bit_count()
-
     def pending_images(self) -> list[tuple[int, str, float | None]]:
         """(k, url, expires) of images generated but not yet saved."""
         return [

@@ -6,11 +6,10 @@ import hashlib
 import os
 import random
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from tests.conftest import CANARY_KEY, REPO, journal_records, png_info, write_jobs
+from tests.conftest import CANARY_KEY, REPO, journal_records, png_info, run_args, write_jobs
 from wanbatch.mock import MockConfig, serve_in_thread
 
 
@@ -22,22 +21,7 @@ def test_kill_9_ten_times_then_resume_loses_nothing(tmp_path: Path) -> None:
         [{"id": f"k{i:03d}", "prompt": f"crash prompt {i}", "seed": i} for i in range(count)],
     )
     out = tmp_path / "out"
-    args = [
-        sys.executable,
-        "-m",
-        "wanbatch",
-        "run",
-        str(jobs),
-        "--out",
-        str(out),
-        "--no-progress",
-        "--concurrency",
-        str(concurrency),
-        "--download-concurrency",
-        "2",
-        "--rps",
-        "0",
-    ]
+    args = run_args(jobs, out, "--concurrency", str(concurrency), "--download-concurrency", "2")
     started = time.monotonic()
     in_flight_at_kills: list[int] = []
     with serve_in_thread(

@@ -7,14 +7,21 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import CANARY_KEY, REPO, journal_records, png_info, run_cli, write_jobs
+from tests.conftest import (
+    CANARY_KEY,
+    REPO,
+    journal_records,
+    png_info,
+    run_args,
+    run_cli,
+    write_jobs,
+)
 from wanbatch.mock import MockConfig, serve_in_thread
 
 
@@ -83,20 +90,7 @@ def test_first_sigint_drains_in_flight_work_then_resume_completes(tmp_path: Path
     count = 30
     jobs = jobs_file(tmp_path, count)
     out = tmp_path / "out"
-    args = [
-        sys.executable,
-        "-m",
-        "wanbatch",
-        "run",
-        str(jobs),
-        "--out",
-        str(out),
-        "--no-progress",
-        "--concurrency",
-        "3",
-        "--rps",
-        "0",
-    ]
+    args = run_args(jobs, out, "--concurrency", "3")
     with serve_in_thread(MockConfig(image_size=(16, 16), latency=0.4)) as mock:
         env = {**os.environ, **_env(mock)}
         proc = subprocess.Popen(args, env=env, cwd=REPO, stderr=subprocess.PIPE, text=True)
