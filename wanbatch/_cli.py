@@ -309,7 +309,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     except JournalError as exc:  # a newer format: the same answer (and exit 2) as `run`
         print(f"wanbatch: {exc}", file=sys.stderr)
         return ExitCode.USAGE
-    by_status = Counter(job.status.value for job in state.jobs.values() if job.status)
+    by_status = state.status_counts()
     reasons = Counter(
         job.failure[0] for job in state.jobs.values() if job.status is Status.FAILED and job.failure
     )
@@ -317,7 +317,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     report = {
         "folder": str(out),
         "runs": state.runs,
-        "jobs": len(state.jobs),
+        "jobs": len(state),
         "by_state": dict(sorted(by_status.items())),
         "failure_reasons": dict(reasons.most_common()),
         "images_generated": state.images_generated,

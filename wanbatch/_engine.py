@@ -78,6 +78,8 @@ PLAN_KEYS = (
 CHUNK_JOBS = 256
 #: Downloads queued before the producer waits (bounds memory when resuming many).
 MAX_QUEUED_DOWNLOADS = 10_000
+#: Queued downloads (per download worker) before call workers wait for the downloader.
+DOWNLOAD_BACKLOG_PER_WORKER = 8
 #: Attempts at one image download before the job is given up to regeneration.
 DOWNLOAD_ATTEMPTS = 5
 
@@ -211,6 +213,9 @@ class BatchRun:
         self._used = False
         self._reserved = 0
         self._released = anyio.Event()
+        self._download_backlog = max(
+            32, DOWNLOAD_BACKLOG_PER_WORKER * self.config.download_concurrency
+        )
         self._images_bought = 0
         self._generation: dict[str, int] = {}
         self._remaining: dict[str, int] = {}
@@ -289,7 +294,7 @@ class BatchRun:
             if isinstance(item, JobFileError):
                 continue
             counts["jobs"] += 1
-            job_state = state.jobs.get(item.id)
+            job_state = state.job(item.id)
             if job_state is not None:
                 counts["matched"] += 1
             plan = plan_job(
@@ -327,17 +332,17 @@ class BatchRun:
         report = await anyio.to_thread.run_sync(self._validate)
         self.summary.jobs_total = report.valid_jobs
         state = await anyio.to_thread.run_sync(read_journal, self.out_dir)
-        if state.jobs:
+        if len(state):
             counts = await anyio.to_thread.run_sync(self._plan_counts, state, time.time())
         else:  # a fresh folder: every valid job is a call; no second pass over the file
             counts = dict.fromkeys(PLAN_KEYS, 0)
             counts.update(jobs=report.valid_jobs, call=report.valid_jobs, images_max=report.images)
         self.summary.plan = counts
         self.summary.changed_jobs = counts["changed"]
-        if state.jobs and counts["jobs"] and counts["matched"] == 0:
+        if len(state) and counts["jobs"] and counts["matched"] == 0:
             raise JournalError(
                 f"{self.out_dir} holds a run of another job file ({state.jobs_file}): none of its "
-                f"{len(state.jobs)} job ids is in {self.jobs_path}; use a new --out folder"
+                f"{len(state)} job ids is in {self.jobs_path}; use a new --out folder"
             )
         self.summary.estimated_cost = round(counts["images_max"] * self.config.price, 4)
         if self.dry_run:
@@ -435,7 +440,7 @@ class BatchRun:
                     now = time.time()
                     for job in chunk:
                         plan = plan_job(
-                            state.jobs.get(job.id),
+                            state.job(job.id),
                             job.fingerprint,
                             now=now,
                             retry_failed=self.config.retry_failed,
@@ -444,7 +449,7 @@ class BatchRun:
                         if plan.action is Action.CALL:
                             if plan.regenerate:
                                 self.summary.regenerated += 1
-                                self._record_expired_on_resume(state.jobs.get(job.id), job, now)
+                                self._record_expired_on_resume(state.job(job.id), job, now)
                             with self._interruptible():
                                 await send.send(job)
                         elif plan.action is Action.DOWNLOAD:
@@ -592,6 +597,9 @@ class BatchRun:
             self._pacer.on_success()
             self._release(job.max_new_images)
             self._accept(job, attempt, result.result, result.duration, journal, downloads)
+            # Back-pressure: when downloads fall behind, calls wait (outside their slot), so
+            # the queue, and memory, stay bounded however fast the service answers.
+            await downloads.wait_below(self._download_backlog)
             return
         assert last_error is not None
         self._fail(journal, job, config.max_attempts, last_error, gave_up=True)
@@ -835,13 +843,8 @@ class BatchRun:
                 f"cannot write the views of {self.out_dir}: {exc.strerror or exc}", ExitCode.FATAL
             )
         summary = self.summary
-        done = failed = images = 0
-        for job in state.jobs.values():
-            if job.status is not None and job.status.value == "done":
-                done += 1
-                images += job.saved.bit_count()
-            elif job.status is not None and job.status.value == "failed":
-                failed += 1
+        by_status = state.status_counts()
+        done, failed, images = by_status["done"], by_status.get("failed", 0), state.done.images()
         summary.jobs_done = done
         summary.jobs_failed = failed
         summary.jobs_pending = max(0, summary.jobs_total - done - failed)

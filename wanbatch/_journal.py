@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -22,6 +23,8 @@ from wanbatch._state import JOURNAL_VERSION, RunState, Status, replay
 __all__ = ["Journal", "read_journal", "write_views"]
 
 JOURNAL_NAME = "journal.jsonl"
+#: Completed jobs remembered while writing metadata.jsonl, to drop duplicate records.
+RECENT_JOBS = 4096
 
 
 def _iter_lines(path: Path) -> Iterator[str]:
@@ -139,7 +142,10 @@ def write_views(out_dir: Path, state: RunState) -> tuple[int, int]:
         )
 
     def metadata() -> Iterator[str]:
+        # Images written per job, for jobs still being read; a job leaves once complete and
+        # is remembered in a short recent list, so memory stays flat over a million jobs.
         written: dict[str, int] = {}
+        recent: OrderedDict[str, None] = OrderedDict()
         for lineno, line in enumerate(_iter_lines(path), start=1):
             if '"saved"' not in line:
                 continue
@@ -149,14 +155,24 @@ def write_views(out_dir: Path, state: RunState) -> tuple[int, int]:
                 continue
             if not isinstance(rec, dict) or rec.get("event") != "saved":
                 continue
-            job = state.jobs.get(rec.get("id", ""))
+            job_id = rec.get("id", "")
+            if job_id in recent:
+                continue  # a duplicate record of an image already listed
+            job = state.job(job_id) if isinstance(job_id, str) else None
             if job is None or job.status is not Status.DONE or lineno < job.gen_line:
                 continue
             k = int(rec["k"])
-            mask = written.get(rec["id"], 0)
+            mask = written.get(job_id, 0)
             if mask >> k & 1:
                 continue
-            written[rec["id"]] = mask | 1 << k
+            mask |= 1 << k
+            if mask == job.saved:
+                written.pop(job_id, None)
+                recent[job_id] = None
+                if len(recent) > RECENT_JOBS:
+                    recent.popitem(last=False)
+            else:
+                written[job_id] = mask
             row: dict[str, Any] = {
                 "file_name": rec["file"],
                 "id": rec["id"],
@@ -183,7 +199,8 @@ def write_views(out_dir: Path, state: RunState) -> tuple[int, int]:
                 continue
             if not isinstance(rec, dict) or rec.get("event") != "failed":
                 continue
-            job = state.jobs.get(rec.get("id", ""))
+            job_id = rec.get("id", "")
+            job = state.job(job_id) if isinstance(job_id, str) else None
             if job is None or job.failure is None or job.failure[2] != lineno:
                 continue
             try:

@@ -25,7 +25,10 @@ Journal format v1 (one JSON object per line; ``v`` and ``ts`` on every record):
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
+from array import array
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,11 +85,88 @@ class JobState:
         ]
 
 
+def _id_key(job_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(job_id.encode(), digest_size=8).digest(), "big")
+
+
+def _short_fp(fingerprint: str) -> int:
+    """28 bits of a request fingerprint (a sha256 hex digest): enough to notice a change."""
+    try:
+        return int(fingerprint[:7], 16)
+    except ValueError:
+        return 0
+
+
+class DoneJobs:
+    """Finished jobs, packed in two arrays: 16 bytes a job instead of a JobState and its id.
+
+    A resumed run over a million done jobs must fit in memory and start fast, and a done job is
+    final: all the plan and the views need of it is its request fingerprint, the journal line of
+    its generation and its image count. Ids are kept as 64-bit hashes (a false match among a
+    million ids has odds of about 1 in 10^7). Appends are O(1); the first lookup sorts once.
+    """
+
+    __slots__ = ("_keys", "_sorted", "_vals")
+
+    def __init__(self) -> None:
+        self._keys = array("Q")
+        self._vals = array("Q")
+        self._sorted = True
+
+    def add(self, job_id: str, fingerprint: str, gen_line: int, images: int) -> None:
+        """Record a finished job (a later record for the same id wins)."""
+        packed = (
+            (min(gen_line, 0xFFFFFFFF)) | (min(images, 15) << 32) | (_short_fp(fingerprint) << 36)
+        )
+        self._keys.append(_id_key(job_id))
+        self._vals.append(packed)
+        self._sorted = False
+
+    def _freeze(self) -> None:
+        if self._sorted:
+            return
+        keys, vals = self._keys, self._vals
+        order = sorted(range(len(keys)), key=keys.__getitem__)  # stable: later adds stay later
+        new_keys, new_vals = array("Q"), array("Q")
+        for i in order:
+            if new_keys and new_keys[-1] == keys[i]:
+                new_vals[-1] = vals[i]
+            else:
+                new_keys.append(keys[i])
+                new_vals.append(vals[i])
+        self._keys, self._vals, self._sorted = new_keys, new_vals, True
+
+    def get(self, job_id: str) -> tuple[int, int, int] | None:
+        """(short fingerprint, generation line, images) of a finished job, or None."""
+        self._freeze()
+        key = _id_key(job_id)
+        i = bisect_left(self._keys, key)
+        if i == len(self._keys) or self._keys[i] != key:
+            return None
+        packed = self._vals[i]
+        return packed >> 36, packed & 0xFFFFFFFF, (packed >> 32) & 15
+
+    def __contains__(self, job_id: object) -> bool:
+        return isinstance(job_id, str) and self.get(job_id) is not None
+
+    def __len__(self) -> int:
+        self._freeze()
+        return len(self._keys)
+
+    def images(self) -> int:
+        """Images of all finished jobs."""
+        self._freeze()
+        return sum((v >> 32) & 15 for v in self._vals)
+
+
 @dataclass
 class RunState:
     """The fold of a journal: every job's state plus run-wide totals."""
 
+    #: Jobs that are not done (generated, expired, failed): a run holds few of these.
     jobs: dict[str, JobState] = field(default_factory=dict)
+    #: Finished jobs, packed.
+    done: DoneJobs = field(default_factory=DoneJobs)
     lines: int = 0
     #: Images generated (bought) over all runs in this folder.
     images_generated: int = 0
@@ -124,7 +204,7 @@ class RunState:
             images = tuple(
                 (str(i["url"]), _float_or_none(i.get("expires"))) for i in record["images"]
             )
-            job.status = Status.GENERATED if images else Status.DONE
+            job.status = Status.GENERATED
             job.fp = str(record.get("fp", ""))
             job.gen_line = lineno
             job.images = images
@@ -132,6 +212,8 @@ class RunState:
             job.failure = None
             self.images_generated += len(images)
             self.calls_succeeded += 1
+            if not images:
+                self._finish(job_id, job)
         elif event == "saved":
             if job is None or job.status not in (Status.GENERATED, Status.EXPIRED):
                 return  # a re-download of an image already counted, or a stray record
@@ -139,8 +221,7 @@ class RunState:
             if 0 <= k < len(job.images):
                 job.saved |= 1 << k
             if job.saved.bit_count() == len(job.images):
-                job.status = Status.DONE
-                job.images = ()  # URLs are no longer needed; keep the state small
+                self._finish(job_id, job)
         elif event == "expired":
             if job is not None and job.status is Status.GENERATED:
                 job.status = Status.EXPIRED
@@ -148,15 +229,50 @@ class RunState:
             if job is None:
                 job = self.jobs[job_id] = JobState()
                 job.fp = str(record.get("fp", ""))
-            if job.status is Status.DONE:
-                return  # never un-do a job whose images are on disk
             job.status = Status.FAILED
             job.failure = (str(record.get("code", "")), str(record.get("message", "")), lineno)
         # Unknown events from the same format version are ignored on purpose (forward compat).
 
-    def count(self, status: Status) -> int:
-        """How many jobs are in ``status``."""
-        return sum(1 for j in self.jobs.values() if j.status is status)
+    def _finish(self, job_id: str, job: JobState) -> None:
+        self.done.add(job_id, job.fp, job.gen_line, len(job.images))
+        del self.jobs[job_id]
+
+    def job(self, job_id: str) -> JobState | None:
+        """The state of one job (a done job comes back as a small DONE JobState)."""
+        job = self.jobs.get(job_id)
+        if job is not None and job.status is not Status.FAILED:
+            return job  # a newer generation than any earlier finish
+        done = self.done.get(job_id)
+        if done is None:
+            return job
+        # Never un-do a job whose images are on disk: DONE wins over a later failure.
+        fp, gen_line, images = done
+        state = JobState()
+        state.status = Status.DONE
+        state.fp = f"#{fp:07x}"
+        state.gen_line = gen_line
+        state.saved = (1 << images) - 1
+        return state
+
+    def __len__(self) -> int:
+        """Jobs the journal knows of."""
+        return len(self.jobs) + len(self.done)
+
+    def status_counts(self) -> dict[str, int]:
+        """Jobs by state, each job counted once."""
+        counts = {"done": len(self.done)}
+        for job_id, job in self.jobs.items():
+            if job.status is Status.FAILED and job_id in self.done:
+                continue
+            if job.status is not None:
+                counts[job.status.value] = counts.get(job.status.value, 0) + 1
+        return counts
+
+
+def _same_request(recorded: str, fingerprint: str) -> bool:
+    if recorded.startswith("#"):  # a packed done job keeps 28 bits of it
+        return int(recorded[1:], 16) == _short_fp(fingerprint)
+    return recorded == fingerprint
 
 
 def _float_or_none(value: object) -> float | None:
@@ -234,7 +350,7 @@ def plan_job(
     """
     if state is None or state.status is None:
         return Plan(Action.CALL)
-    changed = bool(state.fp) and state.fp != fingerprint
+    changed = bool(state.fp) and not _same_request(state.fp, fingerprint)
     if state.status is Status.DONE:
         return Plan(Action.SKIP_DONE, changed=changed)
     if state.status is Status.FAILED:

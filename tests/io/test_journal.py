@@ -69,7 +69,7 @@ def test_views_keep_only_current_generation_and_last_failure(tmp_path: Path) -> 
     journal.append("failed", id="b", code="Y", message="second", source='{"id":"b","prompt":"p"}')
     journal.close()
     state = read_journal(tmp_path)
-    assert state.jobs["a"].status is Status.DONE
+    assert state.job("a").status is Status.DONE
     meta_count, failed_count = write_views(tmp_path, state)
     assert (meta_count, failed_count) == (1, 1)
     row = json.loads(_lines(tmp_path / "metadata.jsonl")[0])

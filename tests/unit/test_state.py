@@ -30,7 +30,7 @@ def saved(job_id: str, k: int) -> str:
 
 def test_generated_then_all_saved_is_done_and_urls_dropped() -> None:
     state = replay([rec("run", jobs_file="j.jsonl"), generated("a"), saved("a", 0), saved("a", 1)])
-    job = state.jobs["a"]
+    job = state.job("a")
     assert job.status is Status.DONE
     assert job.images == ()
     assert state.images_generated == 2
@@ -39,42 +39,42 @@ def test_generated_then_all_saved_is_done_and_urls_dropped() -> None:
 
 def test_partially_saved_job_plans_only_missing_downloads() -> None:
     state = replay([generated("a", n=3), saved("a", 1)])
-    plan = plan_job(state.jobs["a"], "f1", now=1_000.0, retry_failed=False)
+    plan = plan_job(state.job("a"), "f1", now=1_000.0, retry_failed=False)
     assert plan.action is Action.DOWNLOAD
     assert [k for k, _, _ in plan.downloads] == [0, 2]
 
 
 def test_expired_urls_regenerate_by_default_and_fail_when_told_not_to() -> None:
     state = replay([generated("a", expires=1_000.0)])
-    plan = plan_job(state.jobs["a"], "f1", now=2_000.0, retry_failed=False)
+    plan = plan_job(state.job("a"), "f1", now=2_000.0, retry_failed=False)
     assert plan.action is Action.CALL and plan.regenerate
     plan = plan_job(
-        state.jobs["a"], "f1", now=2_000.0, retry_failed=False, regenerate_expired=False
+        state.job("a"), "f1", now=2_000.0, retry_failed=False, regenerate_expired=False
     )
     assert plan.action is Action.SKIP_FAILED
 
 
 def test_url_expiring_within_margin_counts_as_expired() -> None:
     state = replay([generated("a", expires=1_030.0)])
-    plan = plan_job(state.jobs["a"], "f1", now=1_000.0, retry_failed=False, expiry_margin=60)
+    plan = plan_job(state.job("a"), "f1", now=1_000.0, retry_failed=False, expiry_margin=60)
     assert plan.action is Action.CALL
 
 
 def test_failed_job_skipped_unless_retry_failed() -> None:
     state = replay([rec("failed", id="a", code="InvalidParameter", message="bad", fp="f1")])
-    assert plan_job(state.jobs["a"], "f1", now=0, retry_failed=False).action is Action.SKIP_FAILED
-    assert plan_job(state.jobs["a"], "f1", now=0, retry_failed=True).action is Action.CALL
+    assert plan_job(state.job("a"), "f1", now=0, retry_failed=False).action is Action.SKIP_FAILED
+    assert plan_job(state.job("a"), "f1", now=0, retry_failed=True).action is Action.CALL
 
 
 def test_done_job_never_undone_by_a_later_failure() -> None:
     state = replay([generated("a", n=1), saved("a", 0), rec("failed", id="a", code="X")])
-    assert state.jobs["a"].status is Status.DONE
+    assert state.job("a").status is Status.DONE
 
 
 def test_changed_fingerprint_is_reported() -> None:
     state = replay([generated("a", n=1), saved("a", 0)])
-    assert plan_job(state.jobs["a"], "other", now=0, retry_failed=False).changed
-    assert not plan_job(state.jobs["a"], "f1", now=0, retry_failed=False).changed
+    assert plan_job(state.job("a"), "other", now=0, retry_failed=False).changed
+    assert not plan_job(state.job("a"), "f1", now=0, retry_failed=False).changed
 
 
 def test_new_job_is_called() -> None:
@@ -84,7 +84,7 @@ def test_new_job_is_called() -> None:
 def test_torn_last_line_and_garbage_are_skipped_and_reported() -> None:
     lines = [generated("a", n=1), saved("a", 0), '{"v":1,"event":"gen']
     state = replay(lines)
-    assert state.jobs["a"].status is Status.DONE
+    assert state.job("a").status is Status.DONE
     assert state.damaged == [3]
 
 
@@ -107,7 +107,7 @@ def test_regeneration_resets_saved_images() -> None:
     state = replay(
         [generated("a", n=2), saved("a", 0), rec("expired", id="a", k=1), generated("a", n=2)]
     )
-    job = state.jobs["a"]
+    job = state.job("a")
     assert job.status is Status.GENERATED
     assert job.saved == 0
     assert state.images_generated == 4
@@ -154,7 +154,11 @@ def test_any_prefix_of_a_valid_journal_replays_consistently(
         nxt = lines[cut]
         prefix = [*prefix, nxt[: data.draw(st.integers(1, len(nxt) - 1))]]
     state = replay(prefix)
-    for job in state.jobs.values():
+    ids = [f"job{j}" for j in range(5)]
+    for job_id in ids:
+        job = state.job(job_id)
+        if job is None:
+            continue
         _consistent(job)
         plan = plan_job(job, "f1", now=1_000.0, retry_failed=False)
         if job.status is Status.DONE:
@@ -164,6 +168,8 @@ def test_any_prefix_of_a_valid_journal_replays_consistently(
             assert len(plan.downloads) == len(job.images) - job.saved.bit_count()
     full = replay(lines)
     # Replaying more of the journal never loses a finished job.
-    for job_id, job in state.jobs.items():
-        if job.status is Status.DONE:
-            assert full.jobs[job_id].status is Status.DONE
+    for job_id in ids:
+        job = state.job(job_id)
+        if job is not None and job.status is Status.DONE:
+            full_job = full.job(job_id)
+            assert full_job is not None and full_job.status is Status.DONE
