@@ -119,31 +119,54 @@ def parse_retry_after(value: str | None, now: float | None) -> float | None:
 
 @dataclass(frozen=True, slots=True)
 class Aimd:
-    """An adaptive concurrency limit: additive increase, multiplicative decrease, with memory.
+    """An adaptive concurrency limit: slow start, then a remembered ceiling probed on a schedule.
 
     The service caps work in flight per account (5 for ``wan2.6-image``, API notes §7) and answers
-    429 above it; the cap is shared with whatever else uses the account, so the client has to
-    find it. Plain AIMD saw-tooths between C/2 and C and hits the cap once per cycle: about 75 %
-    of the possible throughput. This value remembers where it was throttled (``ceiling``, as TCP
-    CUBIC remembers ``W_max``) and moves in three regimes:
+    429 above it; the cap is shared with whatever else uses the account and can be raised, so the
+    client has to find it and follow it. Plain AIMD saw-tooths between C/2 and C and hits the cap
+    once per cycle (about 75 % of the possible throughput); this value remembers the lowest level
+    the service refused (``ceiling``, as TCP CUBIC remembers ``W_max``) and moves in four regimes:
 
-    * **no ceiling known**: classic additive increase, ``increase`` levels per round trip
-      (``increase / limit`` per success, since a round trip completes ``limit`` calls);
-    * **below the safe level** ``ceiling - 1`` (just after a cut): fast recovery, +1 per success
-      (doubling per round trip) but never past the safe level, so a cut costs a fraction of one
-      round trip instead of C/2 round trips;
-    * **at or above the safe level**: a slow probe, ``probe`` levels per successful call (1/64
-      by default), so the level just above the known-good one is tried about once per 64 calls:
-      one 429 per ~64 calls (~1.5 %), while the cut it causes is repaired by fast recovery
-      within a fraction of a round trip. Once the limit passes a whole level above the old
-      ceiling without a throttle, the cap has grown and the ceiling is forgotten.
+    * **slow start** (no ceiling known): +1 per successful call, i.e. doubling per round trip
+      (each success frees one slot and adds one). A run does *not* open with ``maximum`` calls at
+      once: it starts at ``initial`` (5, the documented per-account cap; never above
+      ``maximum``), so ``--concurrency 20`` against a cap of 5 costs one 429 at start-up instead
+      of a burst of 15, while a raised quota of 20 is reached in two round trips (5, 10, 20).
+      Slow start ends at the first 429 or at ``maximum``.
+    * **fast recovery** (below the safe level ``ceiling - 1``, just after a cut): +1 per success,
+      never past the safe level, so a cut costs a fraction of one round trip.
+    * **plateau** (at the safe level): the successes there are counted; after ``probe_gap`` of
+      them (64 by default) the limit steps to ``ceiling`` for one **probe**. Against a fixed cap
+      every probe is refused once: one 429 per ~64 calls (~1.5 %, the steady-state price of
+      noticing a raised cap at all). Right after a *drop* (a 429 below a ceiling that used to
+      hold: another client took part of the account, the quota was lowered) the next
+      ``fast_probes`` probes come after only ``fast_gap`` successes each (12: ~3 s at 2 calls in
+      flight of 0.5 s), since a cap that just fell is the likeliest to come back; that costs at
+      most ``fast_probes`` extra 429s per drop and finds a cap that comes back within seconds
+      (a raise ~100 calls or more after a drop, or with no drop before it, waits for the next
+      steady probe, at most ``probe_gap`` calls).
+    * **probe** (at ``ceiling``): if a whole round trip at that level (``ceiling`` successes)
+      passes without a 429, the ceiling is stale (the cap grew): it is forgotten and slow start
+      takes over, so the limit climbs to the new cap in a few round trips instead of one level
+      per ``probe_gap`` calls.
 
-    A throttle cuts to ``decrease * level`` (``level`` = the number in flight when the service
-    said no, if the caller knows it, else the current limit) and lowers the ceiling to ``level``.
-    Throttles within ``window`` seconds of a cut are the same burst (calls already in flight when
-    we cut): a burst of 429s cuts once. Each of them still lowers the ceiling by one, since k
-    refusals out of a peak of P calls mean at most P - k fit (the limit follows, to at most
-    ``ceiling - 1``), so a first burst far above the cap finds it in one step.
+    What a 429 does depends on what it refused (``level`` = the number in flight when the service
+    said no, if the caller knows it, else the current limit):
+
+    * the level being *tried*: a failed probe (the limit was at the ceiling) steps back to the
+      safe level and keeps the ceiling; the end of slow start sets the ceiling to ``level`` and
+      steps back to ``level - 1``, the level that was just accepted. No halving: the refusal was
+      expected, and the level below it is known to fit. (:class:`~wanbatch._pacing.Pacer` also
+      skips the shared cool-down for a failed probe.)
+    * a level that used to hold (a *drop*): the AIMD cut, to ``decrease * level``, the ceiling
+      lowered to ``level``, the quick probes armed; fast recovery then climbs back to the new
+      safe level within one round trip.
+
+    Throttles within ``window`` seconds of a
+    cut are the same burst (calls already in flight when we cut): a burst of 429s cuts once. Each
+    of them still lowers the ceiling by one, since k refusals out of a peak of P calls mean at most
+    P - k fit (the limit follows, to at most ``ceiling - 1``), so a first burst far above the cap
+    finds it in one step.
 
     Because a rate cap R with latency T behaves like a concurrency cap R x T (Little's law), the
     same value also converges under a requests-per-second cap when calls are short.
@@ -153,32 +176,44 @@ class Aimd:
 
     #: The user's ``--concurrency``: the limit never exceeds it.
     maximum: int
-    #: The current limit (fractional: growth accumulates below one level). ``None``: start at
-    #: ``maximum`` (the documented cap is the default concurrency, so starting high costs little).
+    #: The current limit (fractional only below ``minimum`` rounding). ``None``: start at
+    #: ``min(maximum, initial)`` and slow-start from there.
     limit: float | None = None
     #: The limit never goes below this.
     minimum: int = 1
-    #: Factor applied on a throttle (0 < decrease < 1).
+    #: The slow-start window: how many calls the first wave may hold (capped at ``maximum``).
+    initial: int = 5
+    #: Factor applied on a throttle that is not a failed probe (0 < decrease < 1).
     decrease: float = 0.5
-    #: Levels gained per round trip while no ceiling is known.
-    increase: float = 1.0
-    #: Levels gained per successful call at or above the remembered safe level.
-    probe: float = 1.0 / 64.0
+    #: Successes at the safe level between two probes of the ceiling (steady state).
+    probe_gap: int = 64
+    #: Successes at the safe level before each of the quick probes that follow a drop.
+    fast_gap: int = 12
+    #: How many quick probes follow a drop.
+    fast_probes: int = 8
     #: Seconds after a cut during which further throttles count as the same burst.
     window: float = 2.0
     #: The lowest level at which the service throttled us, until proven stale.
     ceiling: int | None = None
     #: Time (the caller's clock) of the last cut, or ``None``.
     last_cut: float | None = field(default=None)
+    #: Successes counted at the safe level (towards the next probe) or at the probe level.
+    credit: int = 0
+    #: Quick probes left (armed by a drop).
+    fast_left: int = 0
+    #: The ceiling before the last cut (to tell a drop from the first find within a burst).
+    prior: int | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.minimum <= self.maximum:
             raise ValueError(f"need 1 <= minimum <= maximum, got {self.minimum}, {self.maximum}")
         if not 0 < self.decrease < 1:
             raise ValueError(f"decrease must be in (0, 1), got {self.decrease!r}")
-        if not (self.increase > 0 and self.probe > 0 and self.window >= 0):
-            raise ValueError("increase and probe must be > 0 and window >= 0")
-        start = float(self.maximum) if self.limit is None else self.limit
+        if not (self.initial >= 1 and self.probe_gap >= 1 and self.fast_gap >= 1):
+            raise ValueError("initial, probe_gap and fast_gap must be >= 1")
+        if not (self.fast_probes >= 0 and self.window >= 0):
+            raise ValueError("fast_probes and window must be >= 0")
+        start = float(min(self.maximum, self.initial)) if self.limit is None else self.limit
         object.__setattr__(self, "limit", min(float(self.maximum), max(float(self.minimum), start)))
 
     @property
@@ -192,6 +227,18 @@ class Aimd:
         """How many calls may be in flight now: the limit rounded down, within the bounds."""
         return max(self.minimum, min(self.maximum, math.floor(self.current)))
 
+    @property
+    def safe(self) -> int | None:
+        """The highest level known to fit (``ceiling - 1``), or ``None`` without a ceiling."""
+        if self.ceiling is None:
+            return None
+        return max(self.minimum, min(self.maximum, self.ceiling - 1))
+
+    @property
+    def probing(self) -> bool:
+        """Whether the limit is at the ceiling, testing whether it still holds."""
+        return self.ceiling is not None and self.current >= self.ceiling
+
     def on_throttle(self, now: float, level: int | None = None) -> Aimd:
         """The limit after the service answered 429 at time ``now``.
 
@@ -201,33 +248,76 @@ class Aimd:
                 (:class:`~wanbatch._pacing.Pacer` passes its peak since the last cut);
                 defaults to :attr:`effective`.
         """
+        floor = float(self.minimum)
+        if self.probing:
+            # A failed probe: the ceiling holds. Back to the safe level, no cut below it.
+            assert self.ceiling is not None and self.safe is not None
+            return replace(
+                self,
+                limit=float(self.safe),
+                last_cut=now,
+                credit=0,
+                fast_left=max(0, self.fast_left - 1),
+                prior=self.ceiling,
+            )
         if self.last_cut is not None and now < self.last_cut + self.window:
             # The same burst: no second cut. But each further refusal is one more call that did
             # not fit, so k refusals from a peak of P mean the cap is at most P - k.
             assert self.ceiling is not None  # set by the cut
             ceiling = max(self.minimum, self.ceiling - 1)
-            limit = min(self.current, float(max(self.minimum, ceiling - 1)))
-            return replace(self, limit=limit, ceiling=ceiling)
+            limit = min(self.current, max(floor, float(ceiling - 1)))
+            fast_left = self.fast_left
+            if self.prior is not None and ceiling < self.prior:
+                fast_left = self.fast_probes  # refused below a level that used to hold: a drop
+            return replace(self, limit=limit, ceiling=ceiling, credit=0, fast_left=fast_left)
         over = max(self.minimum, self.effective if level is None else level)
-        ceiling = over if self.ceiling is None else min(self.ceiling, over)
-        cut = max(float(self.minimum), min(self.current, float(over)) * self.decrease)
-        return replace(self, limit=cut, ceiling=ceiling, last_cut=now)
+        if self.ceiling is None:
+            # Slow start's next step was refused: the level below it was just accepted.
+            ceiling, cut = over, max(floor, min(self.current, float(over - 1)))
+        else:
+            # Refused below a ceiling that held: the cap fell. Cut (AIMD), then recover fast.
+            ceiling = min(self.ceiling, over)
+            cut = max(floor, min(self.current, float(over)) * self.decrease)
+        fast_left = self.fast_left
+        if self.ceiling is not None and ceiling < self.ceiling:
+            fast_left = self.fast_probes  # a drop: the cap fell below a level that held
+        return replace(
+            self,
+            limit=cut,
+            ceiling=ceiling,
+            last_cut=now,
+            credit=0,
+            fast_left=fast_left,
+            prior=self.ceiling,
+        )
 
     def on_success(self) -> Aimd:
         """The limit after one call succeeded (call it only when the limit was the bottleneck)."""
         limit = self.current
         ceiling = self.ceiling
+        credit = self.credit
+        fast_left = self.fast_left
         if ceiling is None:
-            limit += self.increase / limit
+            limit += 1.0  # slow start
         else:
-            safe = max(float(self.minimum), float(ceiling - 1))
+            safe = float(max(self.minimum, ceiling - 1))
             if limit < safe:
-                limit = min(safe, limit + 1.0)
+                limit = min(safe, limit + 1.0)  # fast recovery
+            elif limit < ceiling:
+                credit += 1  # plateau
+                if credit >= (self.fast_gap if fast_left > 0 else self.probe_gap):
+                    limit, credit = float(ceiling), 0  # probe the ceiling
             else:
-                limit += self.probe
-            if limit >= ceiling + 1:
-                ceiling = None  # a whole level above the old ceiling, unthrottled: the cap grew
+                credit += 1  # probing
+                if credit >= ceiling:
+                    # A round trip at the ceiling without a 429: the cap grew. Slow start.
+                    limit, ceiling, credit, fast_left = limit + 1.0, None, 0, 0
         limit = min(float(self.maximum), limit)
-        if limit == self.current and ceiling == self.ceiling:
+        if (limit, ceiling, credit, fast_left) == (
+            self.current,
+            self.ceiling,
+            self.credit,
+            self.fast_left,
+        ):
             return self
-        return replace(self, limit=limit, ceiling=ceiling)
+        return replace(self, limit=limit, ceiling=ceiling, credit=credit, fast_left=fast_left)

@@ -132,11 +132,35 @@ def test_parse_retry_after_never_raises(value: str) -> None:
 # -- Aimd --------------------------------------------------------------------------------------
 
 
-def test_aimd_starts_at_maximum_and_clamps_its_start() -> None:
-    assert Aimd(5).effective == 5
+def test_aimd_slow_starts_from_the_initial_window_never_above_maximum() -> None:
+    assert Aimd(5).effective == 5  # the default --concurrency 5: starts at --concurrency
+    assert Aimd(3).effective == 3
+    assert Aimd(20).effective == 5  # --concurrency 20: the first wave is the documented cap
+    assert Aimd(20, initial=2).effective == 2
     assert Aimd(5, limit=2.7).effective == 2
     assert Aimd(5, limit=99).effective == 5
     assert Aimd(5, limit=0.1, minimum=2).effective == 2
+
+
+def test_aimd_slow_start_doubles_per_round_trip_up_to_maximum() -> None:
+    # A raised quota (real cap 20): no 429, so the limit reaches 20 in two round trips.
+    a = Aimd(20)
+    levels = []
+    for _ in range(3):  # a round trip at level L completes L calls
+        for _ in range(a.effective):
+            a = a.on_success()
+        levels.append(a.effective)
+    assert levels == [10, 20, 20]
+    assert a.ceiling is None
+
+
+def test_aimd_slow_start_ends_at_the_first_429() -> None:
+    a = Aimd(20).on_success()  # 6 allowed; the 6th in flight is refused: the cap is 5
+    a = a.on_throttle(1.0, level=6)
+    assert (a.effective, a.ceiling) == (5, 6)  # back to the step that held: no halving
+    for _ in range(10):
+        a = a.on_success()
+    assert a.effective == 5  # the plateau: no more +1 per success
 
 
 @pytest.mark.parametrize(
@@ -146,8 +170,11 @@ def test_aimd_starts_at_maximum_and_clamps_its_start() -> None:
         {"maximum": 3, "minimum": 4},
         {"maximum": 3, "decrease": 1.0},
         {"maximum": 3, "decrease": 0.0},
-        {"maximum": 3, "probe": 0.0},
-        {"maximum": 3, "increase": -1.0},
+        {"maximum": 3, "probe_gap": 0},
+        {"maximum": 3, "fast_gap": 0},
+        {"maximum": 3, "initial": 0},
+        {"maximum": 3, "fast_probes": -1},
+        {"maximum": 3, "window": -1.0},
     ],
 )
 def test_aimd_rejects_nonsense(kwargs: dict[str, float]) -> None:
@@ -156,7 +183,7 @@ def test_aimd_rejects_nonsense(kwargs: dict[str, float]) -> None:
 
 
 def test_aimd_a_burst_of_throttles_cuts_once() -> None:
-    a = Aimd(16, window=2.0).on_throttle(100.0)
+    a = Aimd(16, initial=16, window=2.0, ceiling=17).on_throttle(100.0)  # 16 held before
     assert (a.effective, a.ceiling) == (8, 16)
     b = a.on_throttle(100.1)  # the same burst: no second halving ...
     assert (b.effective, b.ceiling, b.last_cut) == (8, 15, 100.0)  # ... one more call did not fit
@@ -168,10 +195,11 @@ def test_aimd_a_burst_of_throttles_cuts_once() -> None:
 
 def test_aimd_a_big_first_burst_finds_the_cap_at_once() -> None:
     # 8 started together, the service held 4 and refused 4: at most 8 - 4 fit.
-    a = Aimd(8)
+    a = Aimd(8, initial=8)
     for t in (0.1, 0.1, 0.1, 0.1):
         a = a.on_throttle(t, level=8)
     assert (a.effective, a.ceiling) == (4, 5)
+    assert a.fast_left == 0  # finding the cap is not a drop: no quick probes
     # ... and a refusal storm never takes the limit below the minimum.
     for _ in range(20):
         a = a.on_throttle(0.2)
@@ -180,9 +208,10 @@ def test_aimd_a_big_first_burst_finds_the_cap_at_once() -> None:
 
 def test_aimd_throttle_level_sets_the_ceiling_and_the_cut() -> None:
     # The limit was 20 but only 6 were in flight when the service refused: the cap is below 6.
-    a = Aimd(20).on_throttle(0.0, level=6)
-    assert a.ceiling == 6
-    assert a.effective == 3
+    a = Aimd(20, initial=20).on_throttle(0.0, level=6)
+    assert (a.ceiling, a.effective) == (6, 5)  # no ceiling known yet: step back below 6
+    b = Aimd(20, initial=20, ceiling=21).on_throttle(0.0, level=6)
+    assert (b.ceiling, b.effective) == (6, 3)  # 20 used to hold: a drop, cut (AIMD)
 
 
 def test_aimd_never_below_minimum() -> None:
@@ -193,15 +222,6 @@ def test_aimd_never_below_minimum() -> None:
     assert a.current >= 2
 
 
-def test_aimd_without_ceiling_grows_one_level_per_round_trip() -> None:
-    a = Aimd(10, limit=4.0)
-    for _ in range(4):  # one round trip at limit 4 = 4 successes
-        a = a.on_success()
-    assert a.effective == 4  # 4 + 4 * (1/4..) is a hair under 5 (the limit grows meanwhile)
-    a = a.on_success()
-    assert a.effective == 5
-
-
 def test_aimd_never_above_maximum() -> None:
     a = Aimd(3)
     for _ in range(1000):
@@ -210,30 +230,84 @@ def test_aimd_never_above_maximum() -> None:
     assert a.current == 3.0
 
 
-def test_aimd_recovers_fast_to_the_safe_level_then_probes_slowly() -> None:
-    a = Aimd(20, limit=6.0).on_throttle(0.0)  # the service refused the 6th: the cap is 5
+def _found(cap: int = 5) -> Aimd:
+    """An Aimd that found a cap of ``cap`` (refused at cap + 1) and recovered to it."""
+    a = Aimd(20, limit=float(cap + 1)).on_throttle(0.0, level=cap + 1)
+    while a.effective < cap:
+        a = a.on_success()
+    assert (a.effective, a.ceiling, a.credit) == (cap, cap + 1, 0)
+    return a
+
+
+def test_aimd_recovers_fast_to_the_safe_level_then_probes_once_per_gap() -> None:
+    a = Aimd(20, limit=6.0, ceiling=7).on_throttle(0.0)  # 6 held, now the 6th is refused
     assert (a.effective, a.ceiling) == (3, 6)
     a = a.on_success().on_success()
     assert a.effective == 5  # fast recovery: +1 per success up to ceiling - 1
-    for _ in range(63):
+    assert a.on_success().effective == 5  # ... and not past it
+    a = _found()  # the steady plateau (no drop, so no quick probes)
+    for _ in range(a.probe_gap - 1):
         a = a.on_success()
-    assert a.effective == 5  # probing: one level per 64 calls
+    assert (a.effective, a.probing) == (5, False)  # the plateau: 63 calls at the safe level
     a = a.on_success()
-    assert a.effective == 6  # ... the probe of level 6
-    assert a.ceiling == 6
+    assert (a.effective, a.probing) == (6, True)  # ... then one probe of level 6
 
 
-def test_aimd_forgets_a_ceiling_it_has_passed() -> None:
-    a = Aimd(20, limit=6.0).on_throttle(0.0)
-    for _ in range(2 + 64 * 2):
+def test_aimd_a_failed_probe_retreats_to_the_safe_level_without_a_cut() -> None:
+    a = _found()
+    for _ in range(a.probe_gap):
         a = a.on_success()
-    assert a.ceiling is None  # level 6 ran without a 429: the cap grew
-    assert a.effective == 7
+    assert a.probing
+    b = a.on_throttle(50.0, level=6)
+    assert (b.effective, b.ceiling, b.probing, b.credit) == (5, 6, False, 0)
+    assert b.fast_left == 0  # the ceiling held: not a drop
+    for _ in range(a.probe_gap - 1):
+        b = b.on_success()
+    assert not b.probing  # the next probe is a full gap later
+
+
+def test_aimd_a_successful_probe_forgets_the_ceiling_and_slow_starts() -> None:
+    a = _found()
+    for _ in range(a.probe_gap):
+        a = a.on_success()
+    assert (a.effective, a.probing) == (6, True)
+    for _ in range(6):  # a whole round trip at level 6 without a 429: the cap grew
+        a = a.on_success()
+    assert (a.ceiling, a.effective) == (None, 7)
+    for _ in range(7):
+        a = a.on_success()
+    assert a.effective == 14  # slow start again: doubling per round trip
+
+
+def test_aimd_a_drop_arms_quick_probes() -> None:
+    a = _found()  # cap 5 known, then the cap drops to 2: refused at level 5
+    a = a.on_throttle(100.0, level=5)
+    assert (a.ceiling, a.fast_left) == (5, a.fast_probes)
+    a = a.on_throttle(100.1).on_throttle(100.2)  # two more refusals in the same burst
+    assert (a.effective, a.ceiling) == (2, 3)
+    gaps = []
+    for probe in range(a.fast_probes + 1):
+        n = 0
+        while not a.probing:
+            a = a.on_success()
+            n += 1
+        gaps.append(n)
+        a = a.on_throttle(200.0 + 10 * probe, level=3)  # the probe of 3 is refused
+    assert gaps == [a.fast_gap] * a.fast_probes + [a.probe_gap]  # then back to the slow rate
+    assert (a.effective, a.ceiling, a.fast_left) == (2, 3, 0)
+
+
+def test_aimd_a_refusal_below_a_held_level_after_a_probe_is_a_drop() -> None:
+    a = _found()
+    for _ in range(a.probe_gap):
+        a = a.on_success()
+    a = a.on_throttle(10.0, level=6).on_throttle(10.5)  # the probe, then one more refusal
+    assert (a.effective, a.ceiling, a.fast_left) == (4, 5, a.fast_probes)
 
 
 def test_aimd_is_a_frozen_value() -> None:
     a = Aimd(5)
     b = a.on_throttle(0.0)
-    assert a.effective == 5 and b.effective == 2
+    assert a.effective == 5 and b.effective == 4
     with pytest.raises(AttributeError):
         a.limit = 1.0  # type: ignore[misc]
