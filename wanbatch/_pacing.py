@@ -13,12 +13,19 @@ A caller does::
 and :meth:`Pacer.slot` waits, in this order, for
 
 1. the shared cool-down: after a 429 *every* worker waits until one deadline, so a burst of
-   429s does not turn into a burst of retries;
+   429s does not turn into a burst of retries (except after a failed probe of the remembered
+   ceiling, a single expected refusal: see :meth:`Pacer.on_throttle`);
 2. the request rate: call starts are spaced ``1 / rps`` apart (a reservation queue: no burst,
    which is what ``Throttling.BurstRate`` punishes, API notes §5.2);
 3. capacity: fewer than the AIMD limit in flight. The limit is an ``anyio.CapacityLimiter``
    whose ``total_tokens`` follows :attr:`Aimd.effective`; when it shrinks below the tokens
    borrowed, the excess holders simply finish and nobody new gets in until the count is below.
+
+The limit *slow-starts*: the first wave is ``min(concurrency, 5)`` calls (5 = the documented
+per-account cap), and each success adds one (doubling per round trip) until the first 429 or
+``concurrency``. So ``--concurrency 20`` against a cap of 5 costs one 429 at start-up instead of
+a burst of 15 refusals, and a raised quota of 20 is in full use after two round trips. The
+limit is never above ``concurrency``; with the default ``--concurrency 5`` it starts there.
 
 A cool-down that starts while a caller waits for capacity is honoured too: a caller that gets a
 token while a cool-down is running (typically the very token the throttled call gave back, just
@@ -66,8 +73,9 @@ class Pacer:
         concurrency: the most calls ever in flight (``--concurrency``).
         rps: the most call starts per second (``--rps``), or ``None`` for no rate limit.
         cooldown: seconds every worker pauses after a 429 (at least; ``Retry-After`` extends it).
-        aimd: the adaptive limit's starting value; default ``Aimd(maximum=concurrency)``, with a
-            burst window no shorter than twice the cool-down.
+        aimd: the adaptive limit's starting value; default ``Aimd(maximum=concurrency)`` (slow
+            start from ``min(concurrency, 5)``), with a burst window no shorter than twice the
+            cool-down.
         clock: monotonic seconds (injectable for tests).
         sleep: the async sleep to wait with (injectable for tests).
     """
@@ -166,13 +174,20 @@ class Pacer:
 
         The cool-down ends at ``now + max(cooldown, retry_after)`` (never earlier than a
         deadline already set). The cut happens at most once per burst (:class:`Aimd` window).
+
+        A failed *probe* (the limit was at the remembered ceiling, :attr:`Aimd.probing`) starts
+        no cool-down unless the server sent ``Retry-After``: it is one expected refusal, the
+        limit steps back to the level that holds (which is full), so there is no burst to
+        damp, and pausing every worker would only idle the slots that free up meanwhile. A
+        second refusal inside the burst window is no longer a probe and pauses everyone.
         """
         now = self._clock()
         self._throttles += 1
-        pause = self._cooldown
+        pause = 0.0 if self._aimd.probing else self._cooldown
         if retry_after is not None and retry_after > pause:
             pause = retry_after
-        self._cooldown_until = max(self._cooldown_until, now + pause)
+        if pause > 0:
+            self._cooldown_until = max(self._cooldown_until, now + pause)
         before = self._aimd
         self._set(before.on_throttle(now, level=max(1, self._peak)))
         if self._aimd is not before:

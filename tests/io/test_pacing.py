@@ -242,7 +242,7 @@ async def test_aimd_shrinks_on_throttle_and_grows_back() -> None:
     stats = pacer.statistics()
     assert peak <= 8
     assert max(limits) <= 8
-    assert min(limits) <= 3  # it was cut
+    assert min(limits) <= 4  # slow start (5) stepped back to the cap
     assert stats.limit in (4, 5)  # and settled at the hidden cap (probing one above)
     assert stats.ceiling in (5, None)
     assert stats.throttles <= 0.03 * completed + 3  # a few to find the cap, then ~1 per 64
@@ -252,7 +252,7 @@ async def test_aimd_shrinks_on_throttle_and_grows_back() -> None:
 
 async def test_shrinking_below_the_borrowed_tokens_lets_holders_finish() -> None:
     clock = FakeClock()
-    pacer = make(clock, 4, aimd=Aimd(4, window=0.0))
+    pacer = make(clock, 4, aimd=Aimd(4, window=0.0, ceiling=5))  # 4 held before: a 429 is a drop
     starts: list[float] = []
 
     async def long_call(n: int) -> None:
@@ -331,3 +331,93 @@ def test_growth_needs_demand() -> None:
 def test_rejects_nonsense(args: tuple[int, float | None], kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         Pacer(*args, **kwargs)  # type: ignore[arg-type]
+
+
+class HiddenCap:
+    """A fake service in virtual time: holds at most ``cap(now)`` calls, refuses one more."""
+
+    def __init__(self, clock: FakeClock, cap: Callable[[float], int], latency: float) -> None:
+        self.clock, self.cap, self.latency = clock, cap, latency
+        self.rng = random.Random(5)
+        self.held = self.calls = self.throttled = 0
+        self.refused_at: list[float] = []
+        self.starts: list[tuple[float, int]] = []  # (time, held after the start) of accepted calls
+
+    async def worker(self, pacer: Pacer, jobs: list[int]) -> None:
+        while jobs:
+            jobs.pop()
+            async with pacer.slot():
+                self.calls += 1
+                if self.held >= self.cap(self.clock.now):
+                    await self.clock.sleep(0.005)
+                    ok = False
+                else:
+                    self.held += 1
+                    self.starts.append((self.clock.now, self.held))
+                    await self.clock.sleep(self.latency * self.rng.uniform(0.75, 1.25))
+                    self.held -= 1
+                    ok = True
+            if ok:
+                pacer.on_success()
+            else:
+                self.throttled += 1
+                self.refused_at.append(self.clock.now)
+                jobs.append(0)  # the engine retries the job
+                pacer.on_throttle(None)
+
+    async def run(self, pacer: Pacer, jobs: int, workers: int) -> None:
+        queue = [0] * jobs
+        async with anyio.create_task_group() as tg:
+            for _ in range(workers):
+                tg.start_soon(self.worker, pacer, queue)
+
+
+async def test_slow_start_the_first_wave_is_not_the_whole_concurrency() -> None:
+    # --concurrency 20 against the documented cap of 5: 5 go out first, not 20.
+    clock = FakeClock()
+    pacer = make(clock, 20)
+    assert pacer.statistics().limit == 5
+    service = HiddenCap(clock, lambda _: 5, latency=2.0)
+    first_wave: list[int] = []
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(service.run, pacer, 200, 20)
+            await clock.sleep(0.01)
+            first_wave.append(pacer.statistics().in_flight)
+
+    await clock.run(main)
+    assert first_wave == [5]
+    assert min(service.refused_at) >= 1.5  # nothing refused before the first answers
+    assert len([t for t in service.refused_at if t < 10.0]) == 1  # slow start: one step over
+    assert service.throttled / service.calls <= 0.03
+    assert clock.now <= 200 / (5 / 2.0) * 1.05  # >= 95 % of the ideal, start-up included
+
+
+async def test_slow_start_reaches_a_raised_quota_in_two_round_trips() -> None:
+    clock = FakeClock()
+    pacer = make(clock, 20)
+    service = HiddenCap(clock, lambda _: 20, latency=2.0)
+    await clock.run(lambda: service.run(pacer, 400, 20))
+    assert service.throttled == 0
+    reached = next(t for t, held in service.starts if held == 20)
+    assert reached <= 2 * 2.5  # 5 -> 10 -> 20, each step one round trip (<= 2.5 s)
+    assert pacer.statistics().limit == 20
+
+
+async def test_a_cap_that_drops_then_rises_is_followed_within_seconds() -> None:
+    # bench_pacing part 2 in virtual time: latency 0.5 s, cap 5 -> 2 at t=10 -> 8 at t=20.
+    clock = FakeClock()
+    pacer = make(clock, 20)
+
+    def cap(t: float) -> int:
+        return 5 if t < 10.0 else 2 if t < 20.0 else 8
+
+    service = HiddenCap(clock, cap, latency=0.5)
+    await clock.run(lambda: service.run(pacer, 420, 20))
+    down = [held for t, held in service.starts if 12.0 <= t < 20.0]
+    assert max(down) <= 2  # after the drop the service never holds more than 2 ...
+    up = next(t for t, held in service.starts if t >= 20.0 and held == 8)
+    assert up - 20.0 <= 5.0  # ... and after the raise the full 8 are in use within seconds
+    assert service.throttled <= 0.06 * service.calls  # a changing cap: a few probes per change
+    assert pacer.statistics().limit in (8, 9)
