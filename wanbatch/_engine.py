@@ -43,7 +43,6 @@ from wanbatch._errors import (
     DownloadError,
     IntegrityError,
     InvalidJobs,
-    JobFileError,
     JobRejected,
     JournalError,
     OutputError,
@@ -56,7 +55,15 @@ from wanbatch._journal import Journal, read_journal, write_views
 from wanbatch._loader import ValidationReport, iter_jobs, validate_file
 from wanbatch._pacing import Pacer
 from wanbatch._policy import Backoff
-from wanbatch._state import EXPIRY_MARGIN_S, Action, JobState, RunState, Status, plan_job
+from wanbatch._state import (
+    EXPIRY_MARGIN_S,
+    Action,
+    JobState,
+    RunState,
+    Status,
+    line_hash,
+    plan_job,
+)
 from wanbatch._urls import image_filename, parse_expiry
 
 __all__ = ["BatchRun", "ExitCode", "RunSummary", "run_batch"]
@@ -213,6 +220,8 @@ class BatchRun:
         self._used = False
         self._reserved = 0
         self._released = anyio.Event()
+        #: Folded into line_hash(): a change of run defaults makes every line "changed".
+        self._salt = self.config.defaults.model_dump_json()
         self._download_backlog = max(
             32, DOWNLOAD_BACKLOG_PER_WORKER * self.config.download_concurrency
         )
@@ -265,8 +274,51 @@ class BatchRun:
                 self._wait_scopes.discard(scope)
 
     # ----------------------------------------------------------------- phases
-    def _validate(self) -> ValidationReport:
-        report = validate_file(self.jobs_path, self.config.defaults)
+    def _skip_done(self, state: RunState) -> Callable[[str, str], bool]:
+        """Whether a job line is done and unchanged: then no pass looks at it again."""
+        salt = self._salt
+
+        def skip(job_id: str, text: str) -> bool:
+            newer = state.jobs.get(job_id)
+            if newer is not None and newer.status is not Status.FAILED:
+                return False
+            return state.done.unchanged(job_id, line_hash(text, salt))
+
+        return skip
+
+    def _validate(self, state: RunState, counts: dict[str, int]) -> ValidationReport:
+        """Validate every line and plan in the same pass (counts by action)."""
+        now = time.time()
+
+        def on_job(job_id: str, max_new_images: int) -> None:
+            job_state = state.job(job_id)
+            counts["jobs"] += 1
+            counts["matched"] += job_state is not None
+            # The request fingerprint needs the body, built later; "changed" is counted then.
+            plan = plan_job(
+                job_state,
+                "",
+                now=now,
+                retry_failed=self.config.retry_failed,
+                regenerate_expired=self.config.regenerate_expired,
+            )
+            counts["regenerate"] += plan.regenerate
+            if plan.action is Action.CALL:
+                counts["call"] += 1
+                counts["images_max"] += max_new_images
+            elif plan.action is Action.DOWNLOAD:
+                counts["download"] += 1
+            elif plan.action is Action.SKIP_DONE:
+                counts["done"] += 1
+            else:
+                counts["failed"] += 1
+
+        report = validate_file(
+            self.jobs_path, self.config.defaults, skip=self._skip_done(state), on_job=on_job
+        )
+        counts["jobs"] += report.skipped_done
+        counts["matched"] += report.skipped_done
+        counts["done"] += report.skipped_done
         if report.error_count and not self.config.skip_invalid:
             raise InvalidJobs(str(self.jobs_path), list(report.errors), report.error_count)
         self.summary.skipped_invalid = report.error_count
@@ -288,35 +340,6 @@ class BatchRun:
         except OSError as exc:
             raise OutputError(f"cannot prepare the output folder {out}: {exc}") from exc
 
-    def _plan_counts(self, state: RunState, now: float) -> dict[str, int]:
-        counts = dict.fromkeys(PLAN_KEYS, 0)
-        for item in iter_jobs(self.jobs_path, self.config.defaults, skip_invalid=True):
-            if isinstance(item, JobFileError):
-                continue
-            counts["jobs"] += 1
-            job_state = state.job(item.id)
-            if job_state is not None:
-                counts["matched"] += 1
-            plan = plan_job(
-                job_state,
-                item.fingerprint,
-                now=now,
-                retry_failed=self.config.retry_failed,
-                regenerate_expired=self.config.regenerate_expired,
-            )
-            counts["changed"] += plan.changed
-            counts["regenerate"] += plan.regenerate
-            if plan.action is Action.CALL:
-                counts["call"] += 1
-                counts["images_max"] += item.max_new_images
-            elif plan.action is Action.DOWNLOAD:
-                counts["download"] += 1
-            elif plan.action is Action.SKIP_DONE:
-                counts["done"] += 1
-            else:
-                counts["failed"] += 1
-        return counts
-
     async def run(self) -> RunSummary:
         """Run the batch to the end (or to a stop) and return its summary.
 
@@ -329,16 +352,13 @@ class BatchRun:
             raise RuntimeError("a BatchRun runs once; create a new one to run again")
         self._used = True
         self._started = time.monotonic()
-        report = await anyio.to_thread.run_sync(self._validate)
-        self.summary.jobs_total = report.valid_jobs
+        # The journal first (from its snapshot when it has one), so that validation can pass
+        # over done lines and plan the rest in the same single pass over the job file.
         state = await anyio.to_thread.run_sync(read_journal, self.out_dir)
-        if len(state):
-            counts = await anyio.to_thread.run_sync(self._plan_counts, state, time.time())
-        else:  # a fresh folder: every valid job is a call; no second pass over the file
-            counts = dict.fromkeys(PLAN_KEYS, 0)
-            counts.update(jobs=report.valid_jobs, call=report.valid_jobs, images_max=report.images)
+        counts = dict.fromkeys(PLAN_KEYS, 0)
+        report = await anyio.to_thread.run_sync(self._validate, state, counts)
+        self.summary.jobs_total = report.valid_jobs
         self.summary.plan = counts
-        self.summary.changed_jobs = counts["changed"]
         if len(state) and counts["jobs"] and counts["matched"] == 0:
             raise JournalError(
                 f"{self.out_dir} holds a run of another job file ({state.jobs_file}): none of its "
@@ -420,7 +440,9 @@ class BatchRun:
     async def _produce(
         self, state: RunState, send: MemoryObjectSendStream[PlannedJob], downloads: _DownloadQueue
     ) -> None:
-        items = iter_jobs(self.jobs_path, self.config.defaults, skip_invalid=True)
+        items = iter_jobs(
+            self.jobs_path, self.config.defaults, skip_invalid=True, skip=self._skip_done(state)
+        )
 
         def next_chunk() -> list[PlannedJob]:
             chunk: list[PlannedJob] = []
@@ -446,6 +468,7 @@ class BatchRun:
                             retry_failed=self.config.retry_failed,
                             regenerate_expired=self.config.regenerate_expired,
                         )
+                        self.summary.changed_jobs += plan.changed
                         if plan.action is Action.CALL:
                             if plan.regenerate:
                                 self.summary.regenerated += 1
@@ -691,6 +714,7 @@ class BatchRun:
             "generated",
             id=job.id,
             fp=job.fingerprint,
+            line=line_hash(job.source, self._salt),
             attempt=attempt,
             request_id=result.request_id,
             images=images,
@@ -835,7 +859,7 @@ class BatchRun:
 
     # ----------------------------------------------------------------- finish
     def _finish(self) -> None:
-        state = read_journal(self.out_dir)
+        state = read_journal(self.out_dir, write_snapshot=True)
         try:
             write_views(self.out_dir, state)
         except OSError as exc:

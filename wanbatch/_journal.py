@@ -9,6 +9,7 @@ itself to the next record.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -23,6 +24,10 @@ from wanbatch._state import JOURNAL_VERSION, RunState, Status, replay
 __all__ = ["Journal", "read_journal", "write_views"]
 
 JOURNAL_NAME = "journal.jsonl"
+SNAPSHOT_NAME = ".state-snapshot"
+SNAPSHOT_FORMAT = 2
+#: Bytes before the snapshot's offset whose digest proves the journal is the same one.
+SNAPSHOT_CHECK_BYTES = 4096
 #: Completed jobs remembered while writing metadata.jsonl, to drop duplicate records.
 RECENT_JOBS = 4096
 
@@ -32,12 +37,83 @@ def _iter_lines(path: Path) -> Iterator[str]:
         yield from fh
 
 
-def read_journal(out_dir: Path) -> RunState:
-    """Replay ``out_dir/journal.jsonl`` (an empty state when there is none)."""
+class _LineReader:
+    """Decoded lines of a binary journal from an offset; knows where complete lines end."""
+
+    def __init__(self, fh: IO[bytes], offset: int) -> None:
+        self._fh = fh
+        self.end = offset  #: byte offset just past the last complete line read
+        self.complete = True  #: False when the last line read had no newline (torn)
+
+    def __iter__(self) -> Iterator[str]:
+        for raw in self._fh:
+            if raw.endswith(b"\n"):
+                self.end += len(raw)
+            else:
+                self.complete = False
+            yield raw.decode("utf-8", "replace")
+
+
+def _tail_digest(fh: IO[bytes], offset: int) -> str:
+    fh.seek(max(0, offset - SNAPSHOT_CHECK_BYTES))
+    return hashlib.sha256(fh.read(min(offset, SNAPSHOT_CHECK_BYTES))).hexdigest()
+
+
+def _load_snapshot(out_dir: Path, fh: IO[bytes]) -> tuple[RunState, int] | None:
+    """The snapshot's state and journal offset, if it still describes this journal's start."""
+    try:
+        with (out_dir / SNAPSHOT_NAME).open("rb") as snap:
+            header = json.loads(snap.readline())
+            done = snap.read(20 * int(header["done"]))
+        if header.get("format") != SNAPSHOT_FORMAT:
+            return None
+        offset = int(header["offset"])
+        fh.seek(0, os.SEEK_END)
+        if fh.tell() < offset or _tail_digest(fh, offset) != header["tail"]:
+            return None  # the journal is not the one the snapshot was taken of
+        return RunState.from_snapshot(header["state"], done), offset
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # no snapshot, or a damaged one: replay the whole journal
+
+
+def read_journal(out_dir: Path, *, write_snapshot: bool = False) -> RunState:
+    """Replay ``out_dir/journal.jsonl`` (an empty state when there is none).
+
+    A snapshot of an earlier replay (``.state-snapshot``, a cache: deleting it is always safe)
+    lets a resume skip the journal lines it covers; only newer lines are replayed. With
+    ``write_snapshot`` the result is saved as the next snapshot.
+    """
     path = out_dir / JOURNAL_NAME
     if not path.exists():
         return RunState()
-    return replay(_iter_lines(path))
+    with path.open("rb") as fh:
+        loaded = _load_snapshot(out_dir, fh)
+        state, offset = loaded if loaded else (None, 0)
+        fh.seek(offset)
+        reader = _LineReader(fh, offset)
+        state = replay(reader, state)
+        if write_snapshot and reader.complete and reader.end > 0:
+            _write_snapshot(out_dir, state, reader.end, _tail_digest(fh, reader.end))
+    return state
+
+
+def _write_snapshot(out_dir: Path, state: RunState, offset: int, tail: str) -> None:
+    header, done = state.snapshot()
+    head = {
+        "format": SNAPSHOT_FORMAT,
+        "offset": offset,
+        "tail": tail,
+        "done": len(done) // 20,
+        "state": header,
+    }
+    tmp = out_dir / f"{SNAPSHOT_NAME}.tmp"
+    try:
+        with tmp.open("wb") as out:
+            out.write(json.dumps(head, separators=(",", ":")).encode() + b"\n")
+            out.write(done)
+        os.replace(tmp, out_dir / SNAPSHOT_NAME)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # only a cache: the next run replays the journal instead
 
 
 class Journal:

@@ -18,10 +18,11 @@ Imports only the pure core (``_jobs``, ``_images``, ``_config``, ``_errors``) an
 from __future__ import annotations
 
 import heapq
+import json
 import os
 import stat
 from collections import OrderedDict
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, TextIO
 
@@ -209,6 +210,7 @@ class ValidationReport:
     valid_jobs: int = 0
     interleaved: int = 0  #: valid jobs in interleaved mode (the rest edit)
     images: int = 0  #: most images a run may buy: sum of max_new_images of valid jobs
+    skipped_done: int = 0  #: valid lines passed over as done and unchanged (``skip``)
     image_reads: int = 0  #: local image files read (each once, when the cache holds it)
 
     @property
@@ -272,6 +274,25 @@ def _lines(
         text = text.rstrip("\r\n")
         if text and not text.isspace():
             yield lineno, text
+
+
+#: ``skip(job_id, line_text) -> bool``: True when the line is known done and unchanged, so
+#: neither validation nor planning needs to look at it again (a resume over a million done jobs).
+SkipDone = Callable[[str, str], bool]
+
+
+def _skippable_id(text: str, skip: SkipDone | None) -> str | None:
+    """The line's explicit id when ``skip`` says the line needs no work, else None."""
+    if skip is None:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    job_id = data.get("id") if isinstance(data, dict) else None
+    if isinstance(job_id, str) and skip(job_id, text):
+        return job_id
+    return None
 
 
 def _errors_of(issues: list[Issue], path: str, lineno: int) -> list[JobFileError]:
@@ -356,6 +377,7 @@ def iter_jobs(
     *,
     skip_invalid: bool = False,
     cache_bytes: int = DEFAULT_IMAGE_CACHE_BYTES,
+    skip: SkipDone | None = None,
 ) -> Generator[PlannedJob | JobFileError, None, None]:
     """Stream the job file as planned jobs, in line order, in constant memory.
 
@@ -366,6 +388,8 @@ def iter_jobs(
     not yielded (see :func:`validate_file`).
 
     Local images are read once each and sent as data URIs (bounded LRU of ``cache_bytes``).
+    Lines ``skip`` says are done and unchanged are passed over (their ids still count for
+    duplicate detection).
     """
     spath = os.fspath(path)
     opened = _open(spath)
@@ -379,6 +403,10 @@ def iter_jobs(
                 yield text
                 if not skip_invalid:
                     return
+                continue
+            done_id = _skippable_id(text, skip)
+            if done_id is not None:
+                planner.ids.add(done_id, lineno)
                 continue
             planned, errors, _warnings = planner.plan(lineno, text)
             if planned is not None:
@@ -400,13 +428,17 @@ def validate_file(
     defaults: GenerationDefaults,
     *,
     max_errors: int = 1000,
+    skip: SkipDone | None = None,
+    on_job: Callable[[str, int], None] | None = None,
 ) -> ValidationReport:
     """Check the whole file in one streaming pass and report every problem.
 
     Reads each local image once (checking it, keeping no bytes). Duplicate ids are errors on
     the later line, naming the first ("duplicate id 'x' (first on line 3)"). Memory stays flat:
     ids are kept as 8-byte hashes, and only the first ``max_errors`` errors and warnings are
-    kept (all are counted).
+    kept (all are counted). Lines ``skip`` says are done and unchanged count as valid without
+    a second look (``skipped_done``); ``on_job(id, max_new_images)`` is called for every other
+    valid line, so a caller can plan in the same pass.
     """
     spath = os.fspath(path)
     report = ValidationReport(spath)
@@ -428,6 +460,15 @@ def validate_file(
             if isinstance(text, JobFileError):
                 error(text)
                 continue
+            done_id = _skippable_id(text, skip)
+            if done_id is not None:  # done and unchanged: nothing will be sent for it
+                first = planner.ids.add(done_id, lineno)
+                if first:
+                    error(_dup_error(spath, lineno, first, done_id, False))
+                    continue
+                report.valid_jobs += 1
+                report.skipped_done += 1
+                continue
             planned, errors, warnings = planner.check(lineno, text)
             for w in warnings:
                 report.warning_count += 1
@@ -444,6 +485,8 @@ def validate_file(
             report.valid_jobs += 1
             report.images += planned.max_new_images
             report.interleaved += planned.interleave
+            if on_job is not None:
+                on_job(planned.id, planned.max_new_images)
     report.lines = seen[0]
     report.image_reads = planner.resolver.stats().reads
     if report.jobs == 0 and report.ok:

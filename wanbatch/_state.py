@@ -43,6 +43,7 @@ __all__ = [
     "Plan",
     "RunState",
     "Status",
+    "line_hash",
     "plan_job",
     "replay",
 ]
@@ -64,11 +65,13 @@ class Status(enum.Enum):
 class JobState:
     """What the journal says about one job. Small on purpose: a run may hold a million."""
 
-    __slots__ = ("failure", "fp", "gen_line", "images", "saved", "status")
+    __slots__ = ("failure", "fp", "gen_line", "images", "line", "saved", "status")
 
     def __init__(self) -> None:
         self.status: Status | None = None
         self.fp: str = ""
+        #: line_hash() of the job line it was generated from (0: unknown).
+        self.line: int = 0
         #: Journal line number of the job's latest ``generated`` record (its current generation).
         self.gen_line: int = 0
         #: (url, expires) per image of the current generation; cleared once DONE.
@@ -77,6 +80,32 @@ class JobState:
         self.saved: int = 0
         #: (code, message, journal line) of the last ``failed`` record while FAILED.
         self.failure: tuple[str, str, int] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready form (for a snapshot)."""
+        return {
+            "status": self.status.value if self.status else None,
+            "fp": self.fp,
+            "line": self.line,
+            "gen_line": self.gen_line,
+            "images": [list(i) for i in self.images],
+            "saved": self.saved,
+            "failure": list(self.failure) if self.failure else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> JobState:
+        """Rebuild from :meth:`to_json` output."""
+        job = cls()
+        job.status = Status(data["status"]) if data["status"] else None
+        job.fp = str(data["fp"])
+        job.line = int(data.get("line", 0))
+        job.gen_line = int(data["gen_line"])
+        job.images = tuple((str(u), _float_or_none(e)) for u, e in data["images"])
+        job.saved = int(data["saved"])
+        failure = data["failure"]
+        job.failure = (str(failure[0]), str(failure[1]), int(failure[2])) if failure else None
+        return job
 
     def pending_images(self) -> list[tuple[int, str, float | None]]:
         """(k, url, expires) of images generated but not yet saved."""
@@ -87,6 +116,15 @@ class JobState:
 
 def _id_key(job_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(job_id.encode(), digest_size=8).digest(), "big")
+
+
+def line_hash(text: str, salt: str) -> int:
+    """32-bit hash of a job line and the run's defaults (never 0, which means unknown).
+
+    A resume passes over a done job whose line hashes the same without parsing it again.
+    """
+    digest = hashlib.blake2b(f"{salt}\0{text}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") or 1
 
 
 def _short_fp(fingerprint: str) -> int:
@@ -106,42 +144,56 @@ class DoneJobs:
     million ids has odds of about 1 in 10^7). Appends are O(1); the first lookup sorts once.
     """
 
-    __slots__ = ("_keys", "_sorted", "_vals")
+    __slots__ = ("_keys", "_lines", "_sorted", "_vals")
 
     def __init__(self) -> None:
         self._keys = array("Q")
         self._vals = array("Q")
+        self._lines = array("I")  # line_hash() of the job line, 0 if unknown
         self._sorted = True
 
-    def add(self, job_id: str, fingerprint: str, gen_line: int, images: int) -> None:
+    def add(self, job_id: str, fingerprint: str, gen_line: int, images: int, line: int = 0) -> None:
         """Record a finished job (a later record for the same id wins)."""
         packed = (
             (min(gen_line, 0xFFFFFFFF)) | (min(images, 15) << 32) | (_short_fp(fingerprint) << 36)
         )
         self._keys.append(_id_key(job_id))
         self._vals.append(packed)
+        self._lines.append(line & 0xFFFFFFFF)
         self._sorted = False
 
     def _freeze(self) -> None:
         if self._sorted:
             return
-        keys, vals = self._keys, self._vals
+        keys, vals, lines = self._keys, self._vals, self._lines
         order = sorted(range(len(keys)), key=keys.__getitem__)  # stable: later adds stay later
-        new_keys, new_vals = array("Q"), array("Q")
+        new_keys, new_vals, new_lines = array("Q"), array("Q"), array("I")
         for i in order:
             if new_keys and new_keys[-1] == keys[i]:
                 new_vals[-1] = vals[i]
+                new_lines[-1] = lines[i]
             else:
                 new_keys.append(keys[i])
                 new_vals.append(vals[i])
-        self._keys, self._vals, self._sorted = new_keys, new_vals, True
+                new_lines.append(lines[i])
+        self._keys, self._vals, self._lines = new_keys, new_vals, new_lines
+        self._sorted = True
 
-    def get(self, job_id: str) -> tuple[int, int, int] | None:
-        """(short fingerprint, generation line, images) of a finished job, or None."""
+    def _index(self, job_id: str) -> int:
         self._freeze()
         key = _id_key(job_id)
         i = bisect_left(self._keys, key)
-        if i == len(self._keys) or self._keys[i] != key:
+        return i if i < len(self._keys) and self._keys[i] == key else -1
+
+    def unchanged(self, job_id: str, line: int) -> bool:
+        """True when the job is done and was generated from this very job line."""
+        i = self._index(job_id)
+        return i >= 0 and self._lines[i] != 0 and self._lines[i] == line & 0xFFFFFFFF
+
+    def get(self, job_id: str) -> tuple[int, int, int] | None:
+        """(short fingerprint, generation line, images) of a finished job, or None."""
+        i = self._index(job_id)
+        if i < 0:
             return None
         packed = self._vals[i]
         return packed >> 36, packed & 0xFFFFFFFF, (packed >> 32) & 15
@@ -152,6 +204,23 @@ class DoneJobs:
     def __len__(self) -> int:
         self._freeze()
         return len(self._keys)
+
+    def to_bytes(self) -> bytes:
+        """The packed arrays (for a snapshot): 20 bytes a job."""
+        self._freeze()
+        return self._keys.tobytes() + self._vals.tobytes() + self._lines.tobytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> DoneJobs:
+        """Rebuild from :meth:`to_bytes` output."""
+        count, rest = divmod(len(data), 20)
+        if rest:
+            raise ValueError("snapshot arrays are cut short")
+        done = cls()
+        done._keys.frombytes(data[: 8 * count])
+        done._vals.frombytes(data[8 * count : 16 * count])
+        done._lines.frombytes(data[16 * count :])
+        return done
 
     def images(self) -> int:
         """Images of all finished jobs."""
@@ -206,6 +275,8 @@ class RunState:
             )
             job.status = Status.GENERATED
             job.fp = str(record.get("fp", ""))
+            line = record.get("line", 0)
+            job.line = line if isinstance(line, int) else 0
             job.gen_line = lineno
             job.images = images
             job.saved = 0
@@ -233,8 +304,37 @@ class RunState:
             job.failure = (str(record.get("code", "")), str(record.get("message", "")), lineno)
         # Unknown events from the same format version are ignored on purpose (forward compat).
 
+    #: Totals a snapshot carries besides the jobs.
+    _TOTALS = (
+        "lines",
+        "images_generated",
+        "calls_succeeded",
+        "failed_attempts",
+        "throttled",
+        "possibly_billed",
+        "runs",
+        "jobs_file",
+        "damaged",
+    )
+
+    def snapshot(self) -> tuple[dict[str, Any], bytes]:
+        """(JSON-ready header, packed done jobs): the state in a form that loads fast."""
+        header = {name: getattr(self, name) for name in self._TOTALS}
+        header["jobs"] = {job_id: job.to_json() for job_id, job in self.jobs.items()}
+        return header, self.done.to_bytes()
+
+    @classmethod
+    def from_snapshot(cls, header: Mapping[str, Any], done: bytes) -> RunState:
+        """Rebuild what :meth:`snapshot` gave (raises KeyError/TypeError/ValueError if bad)."""
+        state = cls(done=DoneJobs.from_bytes(done))
+        for name in cls._TOTALS:
+            setattr(state, name, header[name])
+        state.damaged = list(state.damaged)
+        state.jobs = {str(k): JobState.from_json(v) for k, v in header["jobs"].items()}
+        return state
+
     def _finish(self, job_id: str, job: JobState) -> None:
-        self.done.add(job_id, job.fp, job.gen_line, len(job.images))
+        self.done.add(job_id, job.fp, job.gen_line, len(job.images), job.line)
         del self.jobs[job_id]
 
     def job(self, job_id: str) -> JobState | None:
@@ -281,14 +381,16 @@ def _float_or_none(value: object) -> float | None:
     return None
 
 
-def replay(lines: Iterable[str]) -> RunState:
+def replay(lines: Iterable[str], state: RunState | None = None) -> RunState:
     """Fold journal lines (text, newline optional) into a :class:`RunState`.
 
-    A line that is not a JSON object (a torn last line after a crash, or garbage) is recorded in
-    ``damaged`` and skipped. A record from a newer format raises :class:`JournalError`.
+    With ``state`` (a snapshot of the journal's first ``state.lines`` lines), ``lines`` are the
+    lines after those. A line that is not a JSON object (a torn last line after a crash, or
+    garbage) is recorded in ``damaged`` and skipped. A record from a newer format raises
+    :class:`JournalError`.
     """
-    state = RunState()
-    for lineno, line in enumerate(lines, start=1):
+    state = state if state is not None else RunState()
+    for lineno, line in enumerate(lines, start=state.lines + 1):
         state.lines = lineno
         if not line.strip():
             continue

@@ -77,3 +77,41 @@ def test_views_keep_only_current_generation_and_last_failure(tmp_path: Path) -> 
     assert row["prompt"] == "cat" and row["split"] == "train" and row["request_id"] == "r2"
     failed = json.loads(_lines(tmp_path / "failed.jsonl")[0])
     assert failed["prompt"] == "p" and failed["error"]["code"] == "Y"
+
+
+def test_snapshot_skips_covered_lines_and_matches_a_full_replay(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    journal.open()
+    img = [{"url": "http://h/a.png", "expires": None}]
+    for i in range(5):
+        journal.append("generated", id=f"j{i}", fp="abcdef12", images=img)
+        journal.append("saved", id=f"j{i}", k=0, file=f"images/j{i}-0.png")
+    journal.append("failed", id="bad", code="X", message="m", source="{}")
+    journal.close()
+    first = read_journal(tmp_path, write_snapshot=True)
+    assert (tmp_path / ".state-snapshot").exists()
+    # More records after the snapshot: a resume replays only those, and agrees with a full replay.
+    journal.open()
+    journal.append("generated", id="late", fp="f", images=img)
+    journal.close()
+    resumed = read_journal(tmp_path)
+    (tmp_path / ".state-snapshot").unlink()
+    full = read_journal(tmp_path)
+    for state in (resumed, full):
+        assert state.status_counts() == {"done": 5, "failed": 1, "generated": 1}
+        assert state.lines == first.lines + 1
+        assert state.job("j3") is not None and state.job("j3").gen_line == 7  # type: ignore[union-attr]
+
+
+def test_snapshot_of_another_journal_is_ignored(tmp_path: Path) -> None:
+    journal = Journal(tmp_path)
+    journal.open()
+    journal.append("generated", id="a", fp="f", images=[{"url": "u", "expires": None}])
+    journal.append("saved", id="a", k=0, file="images/a-0.png")
+    journal.close()
+    read_journal(tmp_path, write_snapshot=True)
+    # Replace the journal with a different one of the same length: the tail digest differs.
+    path = tmp_path / "journal.jsonl"
+    path.write_text(path.read_text().replace('"a"', '"b"'), encoding="utf-8")
+    state = read_journal(tmp_path)
+    assert state.job("a") is None and state.job("b") is not None

@@ -189,3 +189,28 @@ def test_validate_is_a_stream_with_flat_memory(tmp_path: Path) -> None:
     # Ids cost 12 bytes a slot (~3 MB here, ~4.5 MB while the table grows); keeping the 5 MB
     # of lines, or a dict of 100,000 id strings (~10 MB), would break this bound.
     assert growth_kib < 6 * 1024, growth_kib
+
+
+def test_skip_predicate_passes_over_done_lines_but_still_sees_duplicates(tmp_path: Path) -> None:
+    from wanbatch._loader import iter_jobs
+
+    path = tmp_path / "jobs.jsonl"
+    path.write_text(
+        '{"id": "a", "prompt": "one"}\n{"id": "b", "prompt": "two"}\n{"id": "a", "prompt": "x"}\n',
+        encoding="utf-8",
+    )
+    seen: list[str] = []
+    report = validate_file(
+        path, GenerationDefaults(), skip=lambda i, _t: i == "a", on_job=lambda i, _n: seen.append(i)
+    )
+    assert report.skipped_done == 1 and report.valid_jobs == 2
+    assert seen == ["b"]
+    assert [(e.line, e.field) for e in report.errors] == [(3, "id")]
+    planned = [
+        j
+        for j in iter_jobs(
+            path, GenerationDefaults(), skip_invalid=True, skip=lambda i, _t: i == "a"
+        )
+        if not isinstance(j, Exception)
+    ]
+    assert [j.id for j in planned] == ["b"]

@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 
 from tests.conftest import journal_records, png_info, write_jobs
-from wanbatch import BatchConfig, ExitCode, InvalidJobs, JournalError, Secret, run_batch
+from wanbatch import (
+    BatchConfig,
+    ExitCode,
+    GenerationDefaults,
+    InvalidJobs,
+    JournalError,
+    Secret,
+    run_batch,
+)
 from wanbatch.mock import MockConfig, serve_in_thread
 
 pytestmark = pytest.mark.anyio
@@ -257,3 +265,27 @@ async def test_dry_run_sends_nothing_and_prices_the_plan(mock: Any, tmp_path: Pa
     assert summary.plan["call"] == 5 and summary.estimated_cost == 2.5
     assert mock.counters().calls == 0
     assert not (tmp_path / "out").exists()
+
+
+async def test_resume_passes_over_done_lines_and_reports_changed_requests(
+    mock: Any, tmp_path: Path
+) -> None:
+    rows = text_jobs(4)
+    jobs = write_jobs(tmp_path / "jobs.jsonl", rows)
+    out = tmp_path / "out"
+    await run_batch(jobs, out, fast_config(mock.base_url))
+    assert (out / ".state-snapshot").exists()
+    calls = mock.counters().calls
+    rows[1] = {**rows[1], "prompt": "a different request"}  # the request changed
+    rows[2] = {**rows[2], "meta": {"split": "test"}}  # only meta: not a new request
+    write_jobs(jobs, [*rows, {"id": "new", "prompt": "one more"}])
+    summary = await run_batch(jobs, out, fast_config(mock.base_url))
+    assert summary.exit_code == ExitCode.OK
+    assert summary.changed_jobs == 1
+    assert summary.plan["done"] == 4 and summary.plan["call"] == 1
+    assert mock.counters().calls == calls + 1  # only the new job; changed ones keep their images
+    # Changed run defaults change every request.
+    again = await run_batch(
+        jobs, out, fast_config(mock.base_url).replace(defaults=GenerationDefaults(watermark=True))
+    )
+    assert again.calls == 0 and again.changed_jobs == 5
