@@ -7,8 +7,9 @@ Run by hand (not part of pytest)::
 Synthesizes, in a temp folder: a job file of ``--done`` text-to-image jobs (``id`` + ``prompt``)
 plus ``--new`` jobs at its end, and an output folder whose ``journal.jsonl`` holds a ``run``
 record and, per done job, a ``generated`` and a ``saved`` record in the format of
-``wanbatch/_state.py`` (the records carry no ``fp``, so no job counts as "changed"; the image
-files themselves are not created: planning never looks at them). Then starts ``run_batch`` in a
+``wanbatch/_state.py`` (with the ``line`` hash a real run records; no ``fp``; the image files
+themselves are not created: planning never looks at them), plus the state snapshot a real
+run's end writes. Then starts ``run_batch`` in a
 subprocess against the mock (own process, no latency) and polls the mock's counters every 10 ms:
 the figure is seconds from spawning the client until the mock has seen its first call.
 
@@ -38,32 +39,32 @@ _PASSES = r"""
 import json, resource, sys, time
 t0 = time.perf_counter()
 from pathlib import Path
-from wanbatch._config import GenerationDefaults
-from wanbatch._jobs import JobFileError
+from wanbatch._config import BatchConfig
+from wanbatch._engine import BatchRun, PLAN_KEYS
 from wanbatch._journal import read_journal
-from wanbatch._loader import iter_jobs, validate_file
-from wanbatch._state import plan_job
 t1 = time.perf_counter()
 jobs, out = Path(sys.argv[1]), Path(sys.argv[2])
-report = validate_file(jobs, GenerationDefaults())
-t2 = time.perf_counter()
 state = read_journal(out)
+t2 = time.perf_counter()
+run = BatchRun.__new__(BatchRun)  # only its validate-and-plan pass, outside an event loop
+run.jobs_path, run.config = jobs, BatchConfig()
+run._salt = run.config.defaults.model_dump_json()
+from wanbatch._engine import RunSummary
+run.summary = RunSummary()
+counts = dict.fromkeys(PLAN_KEYS, 0)
+report = run._validate(state, counts)
 t3 = time.perf_counter()
-now = time.time()
-actions = {}
-for item in iter_jobs(jobs, GenerationDefaults(), skip_invalid=True):
-    if isinstance(item, JobFileError):
-        continue
-    plan = plan_job(state.jobs.get(item.id), item.fingerprint, now=now, retry_failed=False)
-    actions[plan.action.value] = actions.get(plan.action.value, 0) + 1
-t4 = time.perf_counter()
-print(json.dumps({"import": t1 - t0, "validate": t2 - t1, "replay": t3 - t2, "plan": t4 - t3,
-                  "jobs": report.jobs, "errors": report.error_count, "actions": actions,
+print(json.dumps({"import": t1 - t0, "replay": t2 - t1, "validate_plan": t3 - t2,
+                  "skipped": report.skipped_done, "counts": counts,
                   "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
-
 def synthesize(folder: Path, done: int, new: int) -> tuple[Path, Path]:
+    from wanbatch._config import GenerationDefaults
+    from wanbatch._journal import read_journal
+    from wanbatch._state import line_hash
+
+    salt = GenerationDefaults().model_dump_json()
     jobs = folder / "jobs.jsonl"
     out = folder / "out"
     out.mkdir(parents=True)
@@ -81,7 +82,8 @@ def synthesize(folder: Path, done: int, new: int) -> tuple[Path, Path]:
         for i in range(done + new):
             jid = f"r{i:07d}"
             prompt = f"resume prompt {i}"
-            jf.write(f'{{"id":"{jid}","prompt":"{prompt}"}}\n')
+            line = f'{{"id":"{jid}","prompt":"{prompt}"}}'
+            jf.write(line + "\n")
             if i >= done:
                 continue
             url = (
@@ -90,6 +92,7 @@ def synthesize(folder: Path, done: int, new: int) -> tuple[Path, Path]:
             )
             journal.write(
                 f'{{"v":1,"ts":{now},"event":"generated","id":"{jid}","attempt":1,'
+                f'"line":{line_hash(line, salt)},'
                 f'"request_id":"req-{i}","images":[{{"url":"{url}","expires":{expires}}}],'
                 f'"texts":[],"usage":{{"image_count":1}},"prompt":"{prompt}","seed":null,'
                 f'"size":"1280*1280","meta":null}}\n'
@@ -99,6 +102,8 @@ def synthesize(folder: Path, done: int, new: int) -> tuple[Path, Path]:
                 f'"request_id":"req-{i}","meta":null}}\n'
             )
     (out / "images").mkdir()
+    # What the previous run's end left besides the journal: its state snapshot.
+    read_journal(out, write_snapshot=True)
     return jobs, out
 
 
@@ -149,9 +154,10 @@ def main() -> int:
         [
             "resume: passes before the first call",
             f"{done:,} done + {args.new} new jobs",
-            f"imports {passes['import']:.2f} s, validate {passes['validate']:.2f} s, "
-            f"journal replay {passes['replay']:.2f} s, plan {passes['plan']:.2f} s "
-            f"(the producer makes one more plan-like pass); synth {synth_s:.0f} s",
+            f"imports {passes['import']:.2f} s, journal (snapshot + tail) "
+            f"{passes['replay']:.2f} s, validate + plan {passes['validate_plan']:.2f} s "
+            f"({passes['skipped']:,} done lines passed over; the producer makes one more such "
+            f"pass); synth + snapshot {synth_s:.0f} s",
             "",
             "",
         ],
