@@ -358,6 +358,7 @@ class BatchRun:
         counts = dict.fromkeys(PLAN_KEYS, 0)
         report = await anyio.to_thread.run_sync(self._validate, state, counts)
         self.summary.jobs_total = report.valid_jobs
+        self._work_starts_at = report.work_starts_at
         self.summary.plan = counts
         if len(state) and counts["jobs"] and counts["matched"] == 0:
             raise JournalError(
@@ -440,9 +441,18 @@ class BatchRun:
     async def _produce(
         self, state: RunState, send: MemoryObjectSendStream[PlannedJob], downloads: _DownloadQueue
     ) -> None:
+        # Start where validation found the first line with work (a resume's done prefix is not
+        # read twice), unless invalid lines were skipped: then duplicate ids must be seen whole.
+        start = self._work_starts_at if self.summary.skipped_invalid == 0 else (1, 0)
         items = iter_jobs(
-            self.jobs_path, self.config.defaults, skip_invalid=True, skip=self._skip_done(state)
+            self.jobs_path,
+            self.config.defaults,
+            skip_invalid=True,
+            skip=self._skip_done(state),
+            start=start or (1, 0),
         )
+        if start is None:  # every line is done and unchanged
+            items.close()
 
         def next_chunk() -> list[PlannedJob]:
             chunk: list[PlannedJob] = []

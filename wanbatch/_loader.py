@@ -18,8 +18,8 @@ Imports only the pure core (``_jobs``, ``_images``, ``_config``, ``_errors``) an
 from __future__ import annotations
 
 import heapq
-import json
 import os
+import re
 import stat
 from collections import OrderedDict
 from collections.abc import Callable, Generator, Iterator
@@ -211,6 +211,9 @@ class ValidationReport:
     interleaved: int = 0  #: valid jobs in interleaved mode (the rest edit)
     images: int = 0  #: most images a run may buy: sum of max_new_images of valid jobs
     skipped_done: int = 0  #: valid lines passed over as done and unchanged (``skip``)
+    #: (line number, byte offset) of the first line ``skip`` did not pass over: a later pass
+    #: can start there (None: every line was passed over).
+    work_starts_at: tuple[int, int] | None = None
     image_reads: int = 0  #: local image files read (each once, when the cache holds it)
 
     @property
@@ -244,17 +247,24 @@ def _open(path: str) -> BinaryIO | JobFileError:
 
 
 def _lines(
-    fh: BinaryIO, path: str, seen: list[int] | None = None
+    fh: BinaryIO, path: str, seen: list[int] | None = None, start: tuple[int, int] = (1, 0)
 ) -> Iterator[tuple[int, str | JobFileError]]:
     """Yield ``(lineno, text)`` for each non-blank line, or a decoding error for that line.
 
     Iterates the binary file (one buffered line at a time: constant memory), strips a UTF-8
     BOM on line 1 and a trailing LF or CRLF. ``seen[0]`` is kept at the last line number read
-    (blank lines included).
+    (blank lines included), ``seen[1]`` at that line's byte offset. ``start`` (line number,
+    byte offset) begins the reading at a line found by an earlier pass.
     """
-    seen = seen if seen is not None else [0]
-    for lineno, raw in enumerate(fh, 1):
-        seen[0] = lineno
+    seen = seen if seen is not None else [0, 0]
+    if len(seen) < 2:
+        seen.append(0)
+    first, offset = start
+    if offset:
+        fh.seek(offset)
+    for lineno, raw in enumerate(fh, first):
+        seen[0], seen[1] = lineno, offset  # this line's number and byte offset
+        offset += len(raw)
         if lineno == 1 and raw.startswith(_BOM):
             raw = raw[3:]
         try:
@@ -281,17 +291,18 @@ def _lines(
 SkipDone = Callable[[str, str], bool]
 
 
+#: The first ``"id": "..."`` of a line. It may sit inside another string: harmless, since
+#: ``skip`` compares a hash of the whole line with the one recorded for that id.
+_ID_FIELD = re.compile(r'"id"\s*:\s*"([A-Za-z0-9][A-Za-z0-9._-]{0,127})"')
+
+
 def _skippable_id(text: str, skip: SkipDone | None) -> str | None:
     """The line's explicit id when ``skip`` says the line needs no work, else None."""
     if skip is None:
         return None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    job_id = data.get("id") if isinstance(data, dict) else None
-    if isinstance(job_id, str) and skip(job_id, text):
-        return job_id
+    match = _ID_FIELD.search(text)
+    if match is not None and skip(match.group(1), text):
+        return match.group(1)
     return None
 
 
@@ -378,6 +389,7 @@ def iter_jobs(
     skip_invalid: bool = False,
     cache_bytes: int = DEFAULT_IMAGE_CACHE_BYTES,
     skip: SkipDone | None = None,
+    start: tuple[int, int] = (1, 0),
 ) -> Generator[PlannedJob | JobFileError, None, None]:
     """Stream the job file as planned jobs, in line order, in constant memory.
 
@@ -389,7 +401,8 @@ def iter_jobs(
 
     Local images are read once each and sent as data URIs (bounded LRU of ``cache_bytes``).
     Lines ``skip`` says are done and unchanged are passed over (their ids still count for
-    duplicate detection).
+    duplicate detection). ``start`` (line number, byte offset, e.g. a validation report's
+    ``work_starts_at``) begins at that line.
     """
     spath = os.fspath(path)
     opened = _open(spath)
@@ -398,7 +411,7 @@ def iter_jobs(
         return
     planner = _Planner(spath, defaults, embed=True, cache_bytes=cache_bytes)
     with opened as fh:
-        for lineno, text in _lines(fh, spath):
+        for lineno, text in _lines(fh, spath, start=start):
             if isinstance(text, JobFileError):
                 yield text
                 if not skip_invalid:
@@ -453,7 +466,7 @@ def validate_file(
         error(opened)
         return report
     planner = _Planner(spath, defaults, embed=False, cache_bytes=0)
-    seen = [0]
+    seen = [0, 0]
     with opened as fh:
         for lineno, text in _lines(fh, spath, seen):
             report.jobs += 1
@@ -461,6 +474,8 @@ def validate_file(
                 error(text)
                 continue
             done_id = _skippable_id(text, skip)
+            if done_id is None and report.work_starts_at is None:
+                report.work_starts_at = (lineno, seen[1])
             if done_id is not None:  # done and unchanged: nothing will be sent for it
                 first = planner.ids.add(done_id, lineno)
                 if first:

@@ -214,3 +214,21 @@ def test_skip_predicate_passes_over_done_lines_but_still_sees_duplicates(tmp_pat
         if not isinstance(j, Exception)
     ]
     assert [j.id for j in planned] == ["b"]
+
+
+def test_work_starts_at_lets_a_later_pass_begin_after_the_done_prefix(tmp_path: Path) -> None:
+    from wanbatch._loader import iter_jobs
+
+    path = tmp_path / "jobs.jsonl"
+    lines = [json.dumps({"id": f"d{i}", "prompt": f"p{i}"}) for i in range(3)]
+    lines += ['{"prompt": "new one", "id": "n1"}', '{"id": "n2", "prompt": "new two"}']
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    done = {"d0", "d1", "d2"}
+    report = validate_file(path, GenerationDefaults(), skip=lambda i, _t: i in done)
+    assert report.skipped_done == 3 and report.work_starts_at is not None
+    line, offset = report.work_starts_at
+    assert line == 4 and path.read_bytes()[offset:].startswith(b'{"prompt": "new one"')
+    planned = list(iter_jobs(path, GenerationDefaults(), start=report.work_starts_at))
+    assert [(j.id, j.line) for j in planned] == [("n1", 4), ("n2", 5)]  # type: ignore[union-attr]
+    all_done = validate_file(path, GenerationDefaults(), skip=lambda _i, _t: True)
+    assert all_done.work_starts_at is None
