@@ -15,6 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import aiohttp
 import anyio
@@ -28,6 +29,16 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: The IEND chunk: length 0, type, CRC. Every whole PNG ends with these 12 bytes.
 PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 CHUNK = 256 * 1024
+
+
+def _sync_and_hash(fh: BinaryIO) -> str:
+    """fsync the file, then sha256 of its bytes as stored (read back from the page cache)."""
+    os.fsync(fh.fileno())
+    digest = hashlib.sha256()
+    with open(fh.name, "rb") as back:
+        while block := back.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +85,6 @@ async def download_image(
     if expires is not None and expires <= time.time():
         raise UrlExpired(f"{label}: the result URL expired at {time.ctime(expires)}")
     tmp = tmp_dir / f"{dest.name}.{uuid.uuid4().hex[:8]}.part"
-    digest = hashlib.sha256()
     size = 0
     head = b""
     tail = b""
@@ -106,10 +116,11 @@ async def download_image(
                         if len(head) < 64:
                             head += chunk[: 64 - len(head)]
                         tail = (tail + chunk)[-16:]
-                        digest.update(chunk)
                         fh.write(chunk)
                     fh.flush()
-                    await anyio.to_thread.run_sync(os.fsync, fh.fileno())
+                    # One hop per image: fsync, then hash what is on disk. sha256 releases the
+                    # GIL, so hashing runs on the other core while the loop keeps receiving.
+                    sha256 = await anyio.to_thread.run_sync(_sync_and_hash, fh)
                 if length is not None and size != length:
                     raise IntegrityError(f"{label}: got {size} of {length} bytes")
         except (TimeoutError, asyncio.TimeoutError) as exc:
@@ -128,4 +139,4 @@ async def download_image(
     except BaseException:
         tmp.unlink(missing_ok=True)  # also on cancellation: no stray temp file
         raise
-    return SavedImage(dest, size, digest.hexdigest(), width, height)
+    return SavedImage(dest, size, sha256, width, height)
