@@ -146,11 +146,15 @@ class DoneJobs:
 
     __slots__ = ("_keys", "_lines", "_sorted", "_vals")
 
+    # ``_sorted`` is the length of the sorted, duplicate-free prefix of the arrays; appends go
+    # after it. Freezing sorts only the appended part and merges, so a resume that loaded a
+    # snapshot (all sorted) and replayed a few new records never sorts a million entries again.
+
     def __init__(self) -> None:
         self._keys = array("Q")
         self._vals = array("Q")
         self._lines = array("I")  # line_hash() of the job line, 0 if unknown
-        self._sorted = True
+        self._sorted = 0
 
     def add(self, job_id: str, fingerprint: str, gen_line: int, images: int, line: int = 0) -> None:
         """Record a finished job (a later record for the same id wins)."""
@@ -160,24 +164,36 @@ class DoneJobs:
         self._keys.append(_id_key(job_id))
         self._vals.append(packed)
         self._lines.append(line & 0xFFFFFFFF)
-        self._sorted = False
 
     def _freeze(self) -> None:
-        if self._sorted:
-            return
         keys, vals, lines = self._keys, self._vals, self._lines
-        order = sorted(range(len(keys)), key=keys.__getitem__)  # stable: later adds stay later
+        done = self._sorted
+        if done == len(keys):
+            return
+        # Later records win: sort the appended part (stable), keep each key's last entry, then
+        # merge it into the sorted prefix, where an appended entry replaces an equal key.
+        tail = sorted(range(done, len(keys)), key=keys.__getitem__)
         new_keys, new_vals, new_lines = array("Q"), array("Q"), array("I")
-        for i in order:
+
+        def put(i: int) -> None:
             if new_keys and new_keys[-1] == keys[i]:
-                new_vals[-1] = vals[i]
-                new_lines[-1] = lines[i]
+                new_vals[-1], new_lines[-1] = vals[i], lines[i]
             else:
                 new_keys.append(keys[i])
                 new_vals.append(vals[i])
                 new_lines.append(lines[i])
+
+        i = 0
+        for j in tail:
+            while i < done and keys[i] <= keys[j]:
+                put(i)
+                i += 1
+            put(j)
+        while i < done:
+            put(i)
+            i += 1
         self._keys, self._vals, self._lines = new_keys, new_vals, new_lines
-        self._sorted = True
+        self._sorted = len(new_keys)
 
     def _index(self, job_id: str) -> int:
         self._freeze()
@@ -220,6 +236,7 @@ class DoneJobs:
         done._keys.frombytes(data[: 8 * count])
         done._vals.frombytes(data[8 * count : 16 * count])
         done._lines.frombytes(data[16 * count :])
+        done._sorted = count  # snapshots are written frozen
         return done
 
     def images(self) -> int:

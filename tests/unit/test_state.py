@@ -173,3 +173,22 @@ def test_any_prefix_of_a_valid_journal_replays_consistently(
         if job is not None and job.status is Status.DONE:
             full_job = full.job(job_id)
             assert full_job is not None and full_job.status is Status.DONE
+
+
+def test_done_jobs_later_records_win_across_a_snapshot_and_a_merge() -> None:
+    from wanbatch._state import DoneJobs
+
+    done = DoneJobs()
+    for i in range(50):
+        done.add(f"j{i}", "aaaaaaa0", gen_line=i + 1, images=1, line=i + 100)
+    done.add("j7", "bbbbbbb0", gen_line=99, images=3, line=7)  # a later generation of j7
+    assert done.get("j7") == (0xBBBBBBB, 99, 3) and len(done) == 50
+    again = DoneJobs.from_bytes(done.to_bytes())
+    again.add("j3", "ccccccc0", gen_line=200, images=2, line=5)  # merged into the sorted part
+    again.add("new", "ddddddd0", gen_line=201, images=1, line=9)
+    assert len(again) == 51
+    assert again.get("j3") == (0xCCCCCCC, 200, 2) and again.get("new") == (0xDDDDDDD, 201, 1)
+    assert again.get("j7") == (0xBBBBBBB, 99, 3) and again.get("j49") == (0xAAAAAAA, 50, 1)
+    assert again.get("missing") is None
+    assert again.unchanged("j3", 5) and not again.unchanged("j3", 6)
+    assert again.images() == 50 - 2 + 3 + 2 + 1  # j7 and j3 replaced, one new
