@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import heapq
 import json
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,6 +136,24 @@ def _short_fp(fingerprint: str) -> int:
         return 0
 
 
+#: Entries sorted at once when freezing; larger tails are sorted in runs and merged, so the
+#: transient memory of a sort stays small next to the packed arrays themselves.
+SORT_RUN = 1 << 16
+
+
+def _sorted_indices(keys: array[int], start: int, stop: int) -> Iterator[int]:
+    """Indices ``start..stop`` of ``keys`` by key; equal keys keep their order (stable)."""
+    if stop - start <= SORT_RUN:
+        return iter(sorted(range(start, stop), key=keys.__getitem__))
+    runs = [
+        array("I", sorted(range(lo, min(stop, lo + SORT_RUN)), key=keys.__getitem__))
+        for lo in range(start, stop, SORT_RUN)
+    ]
+    # (key, index) pairs: ties go to the lower index, so the merge is stable too.
+    merged = heapq.merge(*(((keys[i], i) for i in run) for run in runs))
+    return (i for _, i in merged)
+
+
 class DoneJobs:
     """Finished jobs, packed in two arrays: 16 bytes a job instead of a JobState and its id.
 
@@ -172,7 +191,7 @@ class DoneJobs:
             return
         # Later records win: sort the appended part (stable), keep each key's last entry, then
         # merge it into the sorted prefix, where an appended entry replaces an equal key.
-        tail = sorted(range(done, len(keys)), key=keys.__getitem__)
+        tail = _sorted_indices(keys, done, len(keys))
         new_keys, new_vals, new_lines = array("Q"), array("Q"), array("I")
 
         def put(i: int) -> None:

@@ -192,3 +192,16 @@ def test_done_jobs_later_records_win_across_a_snapshot_and_a_merge() -> None:
     assert again.get("missing") is None
     assert again.unchanged("j3", 5) and not again.unchanged("j3", 6)
     assert again.images() == 50 - 2 + 3 + 2 + 1  # j7 and j3 replaced, one new
+
+
+def test_done_jobs_sorted_in_runs_when_large(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wanbatch import _state
+
+    monkeypatch.setattr(_state, "SORT_RUN", 8)  # force the run-and-merge path
+    done = _state.DoneJobs()
+    for i in range(100):
+        done.add(f"j{i}", "0000000", gen_line=i + 1, images=1, line=i + 1)
+    done.add("j42", "0000000", gen_line=500, images=2, line=1)  # later record, other run
+    assert len(done) == 100
+    assert done.get("j42") == (0, 500, 2)
+    assert all(done.get(f"j{i}") is not None for i in range(100))
