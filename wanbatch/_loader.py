@@ -390,6 +390,7 @@ def iter_jobs(
     cache_bytes: int = DEFAULT_IMAGE_CACHE_BYTES,
     skip: SkipDone | None = None,
     start: tuple[int, int] = (1, 0),
+    check_duplicates: bool = True,
 ) -> Generator[PlannedJob | JobFileError, None, None]:
     """Stream the job file as planned jobs, in line order, in constant memory.
 
@@ -402,7 +403,8 @@ def iter_jobs(
     Local images are read once each and sent as data URIs (bounded LRU of ``cache_bytes``).
     Lines ``skip`` says are done and unchanged are passed over (their ids still count for
     duplicate detection). ``start`` (line number, byte offset, e.g. a validation report's
-    ``work_starts_at``) begins at that line.
+    ``work_starts_at``) begins at that line. ``check_duplicates=False`` (for a file that
+    :func:`validate_file` just passed) keeps no id set: 17 bytes a line less.
     """
     spath = os.fspath(path)
     opened = _open(spath)
@@ -419,11 +421,12 @@ def iter_jobs(
                 continue
             done_id = _skippable_id(text, skip)
             if done_id is not None:
-                planner.ids.add(done_id, lineno)
+                if check_duplicates:
+                    planner.ids.add(done_id, lineno)
                 continue
             planned, errors, _warnings = planner.plan(lineno, text)
             if planned is not None:
-                first = planner.ids.add(planned.id, lineno)
+                first = planner.ids.add(planned.id, lineno) if check_duplicates else 0
                 if first:
                     yield _dup_error(spath, lineno, first, planned.id, planned.id_derived)
                     if not skip_invalid:
