@@ -13,13 +13,14 @@ import hashlib
 import json
 import os
 import time
+from array import array
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from wanbatch._errors import OutputError
-from wanbatch._state import JOURNAL_VERSION, RunState, Status, replay
+from wanbatch._state import JOURNAL_VERSION, DoneJobs, RunState, Status, replay
 
 __all__ = ["Journal", "read_journal", "write_views"]
 
@@ -64,7 +65,12 @@ def _load_snapshot(out_dir: Path, fh: IO[bytes]) -> tuple[RunState, int] | None:
     try:
         with (out_dir / SNAPSHOT_NAME).open("rb") as snap:
             header = json.loads(snap.readline())
-            done = snap.read(20 * int(header["done"]))
+            count = int(header["done"])
+            # Straight into arrays: no 20-bytes-a-job bytes object on the way.
+            parts = (array("Q"), array("Q"), array("I"))
+            for part in parts:
+                part.fromfile(snap, count)
+            done = DoneJobs.from_arrays(*parts)
         if header.get("format") != SNAPSHOT_FORMAT:
             return None
         offset = int(header["offset"])
@@ -72,7 +78,7 @@ def _load_snapshot(out_dir: Path, fh: IO[bytes]) -> tuple[RunState, int] | None:
         if fh.tell() < offset or _tail_digest(fh, offset) != header["tail"]:
             return None  # the journal is not the one the snapshot was taken of
         return RunState.from_snapshot(header["state"], done), offset
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, EOFError, ValueError, KeyError, TypeError):
         return None  # no snapshot, or a damaged one: replay the whole journal
 
 
@@ -98,19 +104,21 @@ def read_journal(out_dir: Path, *, write_snapshot: bool = False) -> RunState:
 
 
 def _write_snapshot(out_dir: Path, state: RunState, offset: int, tail: str) -> None:
-    header, done = state.snapshot()
+    header = state.snapshot()
+    parts = state.done.arrays()
     head = {
         "format": SNAPSHOT_FORMAT,
         "offset": offset,
         "tail": tail,
-        "done": len(done) // 20,
+        "done": len(parts[0]),
         "state": header,
     }
     tmp = out_dir / f"{SNAPSHOT_NAME}.tmp"
     try:
         with tmp.open("wb") as out:
             out.write(json.dumps(head, separators=(",", ":")).encode() + b"\n")
-            out.write(done)
+            for part in parts:
+                part.tofile(out)
         os.replace(tmp, out_dir / SNAPSHOT_NAME)
     except OSError:
         tmp.unlink(missing_ok=True)  # only a cache: the next run replays the journal instead

@@ -240,6 +240,21 @@ class DoneJobs:
         self._freeze()
         return len(self._keys)
 
+    def arrays(self) -> tuple[array[int], array[int], array[int]]:
+        """The packed arrays, frozen: keys, values, line hashes (a snapshot writes them as is)."""
+        self._freeze()
+        return self._keys, self._vals, self._lines
+
+    @classmethod
+    def from_arrays(cls, keys: array[int], vals: array[int], lines: array[int]) -> DoneJobs:
+        """Rebuild from :meth:`arrays` (as read back from a snapshot)."""
+        if not len(keys) == len(vals) == len(lines):
+            raise ValueError("snapshot arrays differ in length")
+        done = cls()
+        done._keys, done._vals, done._lines = keys, vals, lines
+        done._sorted = len(keys)
+        return done
+
     def to_bytes(self) -> bytes:
         """The packed arrays (for a snapshot): 20 bytes a job."""
         self._freeze()
@@ -353,16 +368,16 @@ class RunState:
         "damaged",
     )
 
-    def snapshot(self) -> tuple[dict[str, Any], bytes]:
-        """(JSON-ready header, packed done jobs): the state in a form that loads fast."""
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-ready header of everything but ``done`` (whose arrays are stored as they are)."""
         header = {name: getattr(self, name) for name in self._TOTALS}
         header["jobs"] = {job_id: job.to_json() for job_id, job in self.jobs.items()}
-        return header, self.done.to_bytes()
+        return header
 
     @classmethod
-    def from_snapshot(cls, header: Mapping[str, Any], done: bytes) -> RunState:
+    def from_snapshot(cls, header: Mapping[str, Any], done: DoneJobs) -> RunState:
         """Rebuild what :meth:`snapshot` gave (raises KeyError/TypeError/ValueError if bad)."""
-        state = cls(done=DoneJobs.from_bytes(done))
+        state = cls(done=done)
         for name in cls._TOTALS:
             setattr(state, name, header[name])
         state.damaged = list(state.damaged)
