@@ -59,6 +59,7 @@ print(json.dumps({"import": t1 - t0, "replay": t2 - t1, "validate_plan": t3 - t2
                   "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
+
 def synthesize(folder: Path, done: int, new: int) -> tuple[Path, Path]:
     from wanbatch._config import GenerationDefaults
     from wanbatch._journal import read_journal

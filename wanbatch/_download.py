@@ -106,7 +106,6 @@ async def download_image(
                 # Plain writes: a chunk lands in the page cache in microseconds, while a
                 # thread hop per chunk (aiofiles) cost 2-3x the download rate (benchmarks).
                 with open(tmp, "wb") as fh:  # noqa: ASYNC230
-
                     async for chunk in resp.content.iter_chunked(CHUNK):
                         size += len(chunk)
                         if size > max_bytes:

@@ -22,10 +22,12 @@ and :meth:`Pacer.slot` waits, in this order, for
    borrowed, the excess holders simply finish and nobody new gets in until the count is below.
 
 The limit *slow-starts*: the first wave is ``min(concurrency, 5)`` calls (5 = the documented
-per-account cap), and each success adds one (doubling per round trip) until the first 429 or
+per-account cap); each success adds one (doubling per round trip), and while calls wait for a
+slot, one of them sleeps ``ramp_interval`` (0.05 s) and adds one more, until the first 429 or
 ``concurrency``. So ``--concurrency 20`` against a cap of 5 costs one 429 at start-up instead of
-a burst of 15 refusals, and a raised quota of 20 is in full use after two round trips. The
-limit is never above ``concurrency``; with the default ``--concurrency 5`` it starts there.
+a burst of 15 refusals, and a raised quota of 20 is in full use after 0.75 s, not after two
+generations (a minute on the real service). The limit is never above ``concurrency``; with the
+default ``--concurrency 5`` it starts there.
 
 A cool-down that starts while a caller waits for capacity is honoured too: a caller that gets a
 token while a cool-down is running (typically the very token the throttled call gave back, just
@@ -86,6 +88,7 @@ class Pacer:
         rps: float | None,
         *,
         cooldown: float = 1.0,
+        ramp_interval: float | None = 0.05,
         aimd: Aimd | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
@@ -97,7 +100,9 @@ class Pacer:
         if cooldown < 0:
             raise ValueError(f"cooldown must be >= 0, got {cooldown!r}")
         if aimd is None:
-            aimd = Aimd(maximum=concurrency, window=max(2.0, 2 * cooldown))
+            aimd = Aimd(
+                maximum=concurrency, window=max(2.0, 2 * cooldown), ramp_interval=ramp_interval
+            )
         elif aimd.maximum > concurrency:
             raise ValueError("aimd.maximum must not exceed concurrency")
         self._aimd = aimd
@@ -112,6 +117,7 @@ class Pacer:
         self._waiting = 0
         self._throttles = 0
         self._peak = 0  # the most in flight since the last cut: the level a 429 refused
+        self._ramp_driver = False  # whether a waiter is sleeping until the next slow-start step
 
     # -- the slot -----------------------------------------------------------------------------
 
@@ -123,6 +129,8 @@ class Pacer:
         try:
             while True:
                 await self._wait_cooldown()
+                if await self._drive_ramp():
+                    continue
                 await self._wait_rate()
                 await self._limiter.acquire_on_behalf_of(token)
                 if self._clock() >= self._cooldown_until and not self._over_limit():
@@ -139,6 +147,28 @@ class Pacer:
         finally:
             self._in_flight -= 1
             self._limiter.release_on_behalf_of(token)
+
+    async def _drive_ramp(self) -> bool:
+        """Slow start's time-based step: one waiter sleeps until it is due, then grows the limit.
+
+        Only when no slot is free (demand exceeds the limit) and nobody else drives it; the
+        other waiters queue for capacity and take the slots the steps add (FIFO). Returns
+        whether it drove a step (the caller then re-checks the cool-down and queues again).
+        """
+        if self._ramp_driver or self._limiter.available_tokens >= 1:
+            return False
+        if self._aimd.ramp_at is None:
+            self._set(self._aimd.on_tick(self._clock()))  # start the ramp clock
+        due = self._aimd.ramp_due(self._clock())
+        if due is None:
+            return False
+        self._ramp_driver = True
+        try:
+            await self._sleep(due)
+        finally:
+            self._ramp_driver = False
+        self._set(self._aimd.on_tick(self._clock()))
+        return True
 
     def _over_limit(self) -> bool:
         return self._limiter.borrowed_tokens > self._limiter.total_tokens
@@ -175,7 +205,8 @@ class Pacer:
         The cool-down ends at ``now + max(cooldown, retry_after)`` (never earlier than a
         deadline already set). The cut happens at most once per burst (:class:`Aimd` window).
 
-        A failed *probe* (the limit was at the remembered ceiling, :attr:`Aimd.probing`) starts
+        A failed *probe* (the limit was at the remembered ceiling, or slow start had gone past its
+        first wave: :attr:`Aimd.exploring`) starts
         no cool-down unless the server sent ``Retry-After``: it is one expected refusal, the
         limit steps back to the level that holds (which is full), so there is no burst to
         damp, and pausing every worker would only idle the slots that free up meanwhile. A
@@ -183,7 +214,7 @@ class Pacer:
         """
         now = self._clock()
         self._throttles += 1
-        pause = 0.0 if self._aimd.probing else self._cooldown
+        pause = 0.0 if self._aimd.exploring else self._cooldown
         if retry_after is not None and retry_after > pause:
             pause = retry_after
         if pause > 0:

@@ -128,11 +128,17 @@ class Aimd:
     the service refused (``ceiling``, as TCP CUBIC remembers ``W_max``) and moves in four regimes:
 
     * **slow start** (no ceiling known): +1 per successful call, i.e. doubling per round trip
-      (each success frees one slot and adds one). A run does *not* open with ``maximum`` calls at
-      once: it starts at ``initial`` (5, the documented per-account cap; never above
-      ``maximum``), so ``--concurrency 20`` against a cap of 5 costs one 429 at start-up instead
-      of a burst of 15, while a raised quota of 20 is reached in two round trips (5, 10, 20).
-      Slow start ends at the first 429 or at ``maximum``.
+      (each success frees one slot and adds one), *and* +1 every ``ramp_interval`` seconds
+      while calls wait for a slot (:meth:`on_tick`). A run does *not* open with ``maximum``
+      calls at once: it starts at ``initial`` (5, the documented per-account cap; never above
+      ``maximum``), so ``--concurrency 20`` against a cap of 5 costs one 429 at start-up
+      instead of a burst of 15. The time-based step exists because a refusal comes back at
+      once while a success takes a whole generation (10-30 s on the real service): growing
+      only on successes would take ``log2(C / 5)`` generations to reach a raised quota (80 s
+      for 50 at 20 s a call), growing one level per ``ramp_interval`` reaches it in seconds
+      and still oversteps the cap by about one call (one 429), since each step is answered
+      (refused at once, or held) before the next. Slow start ends at the first 429 or at
+      ``maximum``.
     * **fast recovery** (below the safe level ``ceiling - 1``, just after a cut): +1 per success,
       never past the safe level, so a cut costs a fraction of one round trip.
     * **plateau** (at the safe level): the successes there are counted; after ``probe_gap`` of
@@ -193,6 +199,9 @@ class Aimd:
     fast_probes: int = 8
     #: Seconds after a cut during which further throttles count as the same burst.
     window: float = 2.0
+    #: Seconds between the time-based slow-start steps (:meth:`on_tick`); ``None``: grow on
+    #: successes only.
+    ramp_interval: float | None = None
     #: The lowest level at which the service throttled us, until proven stale.
     ceiling: int | None = None
     #: Time (the caller's clock) of the last cut, or ``None``.
@@ -203,6 +212,8 @@ class Aimd:
     fast_left: int = 0
     #: The ceiling before the last cut (to tell a drop from the first find within a burst).
     prior: int | None = None
+    #: Time (the caller's clock) of the last time-based slow-start step, or of the first tick.
+    ramp_at: float | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.minimum <= self.maximum:
@@ -213,6 +224,8 @@ class Aimd:
             raise ValueError("initial, probe_gap and fast_gap must be >= 1")
         if not (self.fast_probes >= 0 and self.window >= 0):
             raise ValueError("fast_probes and window must be >= 0")
+        if self.ramp_interval is not None and not self.ramp_interval > 0:
+            raise ValueError(f"ramp_interval must be > 0 or None, got {self.ramp_interval!r}")
         start = float(min(self.maximum, self.initial)) if self.limit is None else self.limit
         object.__setattr__(self, "limit", min(float(self.maximum), max(float(self.minimum), start)))
 
@@ -238,6 +251,52 @@ class Aimd:
     def probing(self) -> bool:
         """Whether the limit is at the ceiling, testing whether it still holds."""
         return self.ceiling is not None and self.current >= self.ceiling
+
+    @property
+    def exploring(self) -> bool:
+        """Whether the limit stands at a level not yet known to fit.
+
+        That is a probe of the ceiling, or slow start above its first wave. A refusal there
+        was expected (one call too many), not a burst to damp.
+        """
+        if self.ceiling is None:
+            return self.current > min(self.initial, self.maximum)
+        return self.probing
+
+    @property
+    def ramping(self) -> bool:
+        """Whether the time-based slow-start steps apply (slow start, below ``maximum``)."""
+        return (
+            self.ramp_interval is not None
+            and self.ceiling is None
+            and (self.current < self.maximum)
+        )
+
+    def ramp_due(self, now: float) -> float | None:
+        """Seconds from ``now`` until :meth:`on_tick` grows the limit; ``None``: it will not."""
+        if not self.ramping:
+            return None
+        assert self.ramp_interval is not None
+        if self.ramp_at is None:
+            return self.ramp_interval
+        return max(0.0, self.ramp_at + self.ramp_interval - now)
+
+    def on_tick(self, now: float) -> Aimd:
+        """The limit after calls waited for a slot at time ``now`` (slow start only).
+
+        The first tick starts the clock; each later one at least ``ramp_interval`` after the
+        previous step adds one slot. The caller ticks only while demand exceeds the limit, so
+        time in which nobody waited earns nothing (one step per tick, whatever the gap).
+        """
+        if not self.ramping:
+            return self
+        assert self.ramp_interval is not None
+        if self.ramp_at is None:
+            return replace(self, ramp_at=now)
+        if now < self.ramp_at + self.ramp_interval:
+            return self
+        limit = min(float(self.maximum), math.floor(self.current) + 1.0)
+        return replace(self, limit=limit, ramp_at=now)
 
     def on_throttle(self, now: float, level: int | None = None) -> Aimd:
         """The limit after the service answered 429 at time ``now``.

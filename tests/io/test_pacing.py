@@ -388,8 +388,9 @@ async def test_slow_start_the_first_wave_is_not_the_whole_concurrency() -> None:
 
     await clock.run(main)
     assert first_wave == [5]
-    assert min(service.refused_at) >= 1.5  # nothing refused before the first answers
+    # The time-based step tries a 6th call after 0.1 s; the refusal ends slow start at once.
     assert len([t for t in service.refused_at if t < 10.0]) == 1  # slow start: one step over
+    assert min(service.refused_at) < 0.5
     assert service.throttled / service.calls <= 0.03
     assert clock.now <= 200 / (5 / 2.0) * 1.05  # >= 95 % of the ideal, start-up included
 
@@ -401,8 +402,41 @@ async def test_slow_start_reaches_a_raised_quota_in_two_round_trips() -> None:
     await clock.run(lambda: service.run(pacer, 400, 20))
     assert service.throttled == 0
     reached = next(t for t, held in service.starts if held == 20)
-    assert reached <= 2 * 2.5  # 5 -> 10 -> 20, each step one round trip (<= 2.5 s)
+    # 15 time-based steps of 0.05 s, not two round trips (5 -> 10 -> 20 at >= 1.5 s each).
+    assert reached <= 15 * 0.05 + 0.05
     assert pacer.statistics().limit == 20
+
+
+async def test_slow_start_steps_only_while_calls_wait() -> None:
+    # Three workers against a limit of 5: nobody ever waits, so time alone grows nothing.
+    clock = FakeClock()
+    pacer = make(clock, 20)
+    service = HiddenCap(clock, lambda _: 20, latency=2.0)
+    await clock.run(lambda: service.run(pacer, 30, 3))
+    assert pacer.statistics().limit == 5
+    assert max(held for _, held in service.starts) == 3
+
+
+async def test_without_ramp_interval_slow_start_grows_per_round_trip() -> None:
+    clock = FakeClock()
+    pacer = make(clock, 20, ramp_interval=None)
+    service = HiddenCap(clock, lambda _: 20, latency=2.0)
+    await clock.run(lambda: service.run(pacer, 400, 20))
+    reached = next(t for t, held in service.starts if held == 20)
+    assert 1.5 <= reached <= 2 * 2.5  # 5 -> 10 -> 20, each step one round trip
+
+
+async def test_the_refusal_that_ends_slow_start_pauses_nobody() -> None:
+    # Slow start went past its first wave: the 429 was one expected overstep, not a burst.
+    clock = FakeClock()
+    pacer = make(clock, 20, cooldown=5.0)
+    service = HiddenCap(clock, lambda _: 5, latency=0.5)
+    await clock.run(lambda: service.run(pacer, 100, 20))
+    assert service.throttled == len(service.refused_at) >= 1
+    first = min(service.refused_at)
+    assert pacer.statistics().ceiling in (5, 6)
+    # A 5 s cool-down after the first refusal would leave no start between it and +5 s.
+    assert any(first < t < first + 1.0 for t, _ in service.starts)
 
 
 async def test_a_cap_that_drops_then_rises_is_followed_within_seconds() -> None:

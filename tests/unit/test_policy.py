@@ -163,6 +163,40 @@ def test_aimd_slow_start_ends_at_the_first_429() -> None:
     assert a.effective == 5  # the plateau: no more +1 per success
 
 
+def test_aimd_slow_start_steps_one_level_per_ramp_interval() -> None:
+    a = Aimd(20, ramp_interval=0.1)
+    assert a.ramp_due(0.0) == 0.1
+    a = a.on_tick(3.0)  # the first tick only starts the clock
+    assert (a.effective, a.ramp_at) == (5, 3.0)
+    assert a.on_tick(3.05) is a  # not due yet
+    assert a.ramp_due(3.05) == pytest.approx(0.05)
+    a = a.on_tick(3.1)
+    assert a.effective == 6
+    a = a.on_tick(10.0)  # a long gap (nobody waited) still earns one step, not 69
+    assert a.effective == 7
+    for step in range(1, 20):
+        a = a.on_tick(10.0 + step * 0.1)
+    assert a.effective == 20 and not a.ramping and a.ramp_due(99.0) is None
+
+
+def test_aimd_time_steps_stop_with_a_ceiling_or_without_an_interval() -> None:
+    assert Aimd(20).ramp_due(0.0) is None  # no interval: successes only
+    assert Aimd(20).on_tick(5.0) == Aimd(20)
+    a = Aimd(20, ramp_interval=0.1).on_tick(0.0).on_tick(0.1).on_throttle(0.2, level=6)
+    assert (a.ceiling, a.ramping, a.ramp_due(1.0)) == (6, False, None)
+    assert a.on_tick(5.0) is a
+
+
+def test_aimd_exploring_is_a_level_not_yet_known_to_fit() -> None:
+    a = Aimd(20)
+    assert not a.exploring  # the first wave: a refusal there is a real burst
+    a = a.on_success()
+    assert a.exploring  # slow start past its first wave
+    a = a.on_throttle(1.0, level=6)
+    assert not a.exploring  # the safe level
+    assert not Aimd(5).on_success().exploring  # at maximum from the start: nothing to explore
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
@@ -175,6 +209,7 @@ def test_aimd_slow_start_ends_at_the_first_429() -> None:
         {"maximum": 3, "initial": 0},
         {"maximum": 3, "fast_probes": -1},
         {"maximum": 3, "window": -1.0},
+        {"maximum": 3, "ramp_interval": 0.0},
     ],
 )
 def test_aimd_rejects_nonsense(kwargs: dict[str, float]) -> None:

@@ -48,9 +48,7 @@ def test_expired_urls_regenerate_by_default_and_fail_when_told_not_to() -> None:
     state = replay([generated("a", expires=1_000.0)])
     plan = plan_job(state.job("a"), "f1", now=2_000.0, retry_failed=False)
     assert plan.action is Action.CALL and plan.regenerate
-    plan = plan_job(
-        state.job("a"), "f1", now=2_000.0, retry_failed=False, regenerate_expired=False
-    )
+    plan = plan_job(state.job("a"), "f1", now=2_000.0, retry_failed=False, regenerate_expired=False)
     assert plan.action is Action.SKIP_FAILED
 
 
