@@ -33,6 +33,10 @@ SECRET_QUERY_KEYS = frozenset(
     }
 )
 
+#: The common case, ``...?...Expires=1767225600...``: read without parsing the whole query
+#: (``urlsplit`` + ``parse_qsl`` cost ~0.1 ms a URL, once per image).
+_EXPIRES = re.compile(r"[?&](?i:expires)=([0-9]{1,15})(?=[&#]|$)")
+
 #: A job id (DESIGN "Job file"): it becomes part of a file name, so no separators, no leading dot.
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -44,6 +48,22 @@ def parse_expiry(url: str) -> float | None:
     non-negative number (the docs show ``?Expires=xxx`` as a placeholder, API notes §3.3).
     The key is matched case-insensitively; the first occurrence wins.
     """
+    fast = _EXPIRES.search(url)
+    if fast is not None:
+        before = url[: fast.start()]
+        # Only when nothing before it could change the answer: no fragment, no percent-encoded
+        # key that might decode to "expires", no IPv6 netloc, and it is the first such key.
+        query_at = url.find("?")
+        in_query = (
+            fast.start() == query_at if url[fast.start()] == "?" else 0 <= query_at < fast.start()
+        )
+        if in_query and not any(c in before for c in "#%[") and "xpires" not in before.lower():
+            return float(fast.group(1))
+    return _parse_expiry_query(url)
+
+
+def _parse_expiry_query(url: str) -> float | None:
+    """:func:`parse_expiry` the long way: split the URL and parse the whole query."""
     try:
         query = urlsplit(url).query
     except ValueError:  # e.g. an invalid IPv6 netloc

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wanbatch._urls import image_filename, is_safe_id, parse_expiry, redact
+from wanbatch._urls import _parse_expiry_query, image_filename, is_safe_id, parse_expiry, redact
 
 SIGNED = (
     "https://dashscope-result-intl.oss-cn-singapore.aliyuncs.com/1d/ab/x.png"
@@ -33,6 +33,37 @@ SIGNED = (
 )
 def test_parse_expiry(url: str, expected: float | None) -> None:
     assert parse_expiry(url) == expected
+
+
+_URL_PART = st.sampled_from(
+    [
+        "https://h/x.png",
+        "?",
+        "&",
+        "#",
+        "=",
+        "Expires",
+        "expires",
+        "EXPIRES",
+        "%45xpires",
+        "17",
+        "1767225600",
+        "0",
+        "-1",
+        "x",
+        "a=1",
+        "[",
+        "%",
+        "+",
+        "exPires=9",
+    ]
+)
+
+
+@given(st.lists(_URL_PART, max_size=10))
+def test_parse_expiry_fast_path_agrees_with_parsing_the_query(parts: list[str]) -> None:
+    url = "".join(parts)
+    assert parse_expiry(url) == _parse_expiry_query(url)
 
 
 def test_redact_masks_every_credential_and_keeps_the_rest() -> None:
