@@ -8,8 +8,7 @@ Synthesizes, in a temp folder: a job file of ``--done`` text-to-image jobs (``id
 plus ``--new`` jobs at its end, and an output folder whose ``journal.jsonl`` holds a ``run``
 record and, per done job, a ``generated`` and a ``saved`` record in the format of
 ``wanbatch/_state.py`` (with the ``line`` hash a real run records; no ``fp``; the image files
-themselves are not created: planning never looks at them), plus the state snapshot a real
-run's end writes. Then starts ``run_batch`` in a
+themselves are not created: planning never looks at them), plus the state snapshot and the job file's done prefix a real run's end writes (timed). Then starts ``run_batch`` in a
 subprocess against the mock (own process, no latency) and polls the mock's counters every 10 ms:
 the figure is seconds from spawning the client until the mock has seen its first call.
 
@@ -47,7 +46,7 @@ jobs, out = Path(sys.argv[1]), Path(sys.argv[2])
 state = read_journal(out)
 t2 = time.perf_counter()
 run = BatchRun.__new__(BatchRun)  # only its validate-and-plan pass, outside an event loop
-run.jobs_path, run.config = jobs, BatchConfig()
+run.jobs_path, run.out_dir, run.config = jobs, out, BatchConfig()
 run._salt = run.config.defaults.model_dump_json()
 from wanbatch._engine import RunSummary
 run.summary = RunSummary()
@@ -60,9 +59,14 @@ print(json.dumps({"import": t1 - t0, "replay": t2 - t1, "validate_plan": t3 - t2
 """
 
 
+#: What synthesize() measured of the previous run's end.
+END_OF_RUN: dict[str, float] = {}
+
+
 def synthesize(folder: Path, done: int, new: int) -> tuple[Path, Path]:
     from wanbatch._config import GenerationDefaults
-    from wanbatch._journal import read_journal
+    from wanbatch._journal import read_journal, write_prefix
+    from wanbatch._loader import scan_done_prefix
     from wanbatch._state import line_hash
 
     salt = GenerationDefaults().model_dump_json()
@@ -103,8 +107,12 @@ def synthesize(folder: Path, done: int, new: int) -> tuple[Path, Path]:
                 f'"request_id":"req-{i}","meta":null}}\n'
             )
     (out / "images").mkdir()
-    # What the previous run's end left besides the journal: its state snapshot.
-    read_journal(out, write_snapshot=True)
+    # What the previous run's end left besides the journal: its state snapshot and the job
+    # file's done prefix (the same calls as BatchRun._finish; timed: it is a cost of that end).
+    t = time.perf_counter()
+    state = read_journal(out, write_snapshot=True)
+    write_prefix(out, scan_done_prefix(jobs, state, salt))
+    END_OF_RUN["snapshot_and_prefix_s"] = time.perf_counter() - t
     return jobs, out
 
 
@@ -158,7 +166,8 @@ def main() -> int:
             f"imports {passes['import']:.2f} s, journal (snapshot + tail) "
             f"{passes['replay']:.2f} s, validate + plan {passes['validate_plan']:.2f} s "
             f"({passes['skipped']:,} done lines passed over; the producer makes one more such "
-            f"pass); synth + snapshot {synth_s:.0f} s",
+            f"pass); synth {synth_s:.0f} s, of which the previous run's end "
+            f"(snapshot + done-prefix scan) {END_OF_RUN['snapshot_and_prefix_s']:.1f} s",
             "",
             "",
         ],

@@ -51,13 +51,20 @@ from wanbatch._errors import (
     UrlExpired,
 )
 from wanbatch._jobs import PlannedJob
-from wanbatch._journal import Journal, read_journal, write_views
-from wanbatch._loader import ValidationReport, iter_jobs, validate_file
+from wanbatch._journal import Journal, read_journal, read_prefix, write_prefix, write_views
+from wanbatch._loader import (
+    ValidationReport,
+    iter_jobs,
+    scan_done_prefix,
+    usable_prefix,
+    validate_file,
+)
 from wanbatch._pacing import Pacer
 from wanbatch._policy import Backoff
 from wanbatch._state import (
     EXPIRY_MARGIN_S,
     Action,
+    DoneLines,
     JobState,
     RunState,
     Status,
@@ -274,17 +281,9 @@ class BatchRun:
                 self._wait_scopes.discard(scope)
 
     # ----------------------------------------------------------------- phases
-    def _skip_done(self, state: RunState) -> Callable[[str, str], bool]:
-        """Whether a job line is done and unchanged: then no pass looks at it again."""
-        salt = self._salt
-
-        def skip(job_id: str, text: str) -> bool:
-            newer = state.jobs.get(job_id)
-            if newer is not None and newer.status is not Status.FAILED:
-                return False
-            return state.done.unchanged(job_id, line_hash(text, salt))
-
-        return skip
+    def _done_lines(self, state: RunState) -> DoneLines:
+        """The job lines no pass looks at again: done, and generated from this very line."""
+        return DoneLines(state, self._salt)
 
     def _validate(self, state: RunState, counts: dict[str, int]) -> ValidationReport:
         """Validate every line and plan in the same pass (counts by action)."""
@@ -313,8 +312,15 @@ class BatchRun:
             else:
                 counts["failed"] += 1
 
+        # The done prefix the last run's end found: when the job file still starts with the
+        # same bytes, those lines are not read again (a resume over 1M done jobs: ~0.1 s, not 4).
+        prefix = usable_prefix(read_prefix(self.out_dir), self.jobs_path, state, self._salt)
         report = validate_file(
-            self.jobs_path, self.config.defaults, skip=self._skip_done(state), on_job=on_job
+            self.jobs_path,
+            self.config.defaults,
+            done=self._done_lines(state),
+            prefix=prefix,
+            on_job=on_job,
         )
         counts["jobs"] += report.skipped_done
         counts["matched"] += report.skipped_done
@@ -448,7 +454,7 @@ class BatchRun:
             self.jobs_path,
             self.config.defaults,
             skip_invalid=True,
-            skip=self._skip_done(state),
+            done=self._done_lines(state),
             start=start or (1, 0),
             # Validation found no duplicate: no second id set (17 bytes a job) is needed.
             check_duplicates=self.summary.skipped_invalid > 0,
@@ -872,6 +878,7 @@ class BatchRun:
     # ----------------------------------------------------------------- finish
     def _finish(self) -> None:
         state = read_journal(self.out_dir, write_snapshot=True)
+        write_prefix(self.out_dir, scan_done_prefix(self.jobs_path, state, self._salt))
         try:
             write_views(self.out_dir, state)
         except OSError as exc:

@@ -20,12 +20,16 @@ from pathlib import Path
 from typing import IO, Any
 
 from wanbatch._errors import OutputError
+from wanbatch._loader import DonePrefix
 from wanbatch._state import JOURNAL_VERSION, DoneJobs, RunState, Status, replay
 
-__all__ = ["Journal", "read_journal", "write_views"]
+__all__ = ["Journal", "read_journal", "read_prefix", "write_prefix", "write_views"]
 
 JOURNAL_NAME = "journal.jsonl"
 SNAPSHOT_NAME = ".state-snapshot"
+#: The job file's done prefix as the end of the last run found it (a cache, like the snapshot).
+PREFIX_NAME = ".resume-prefix"
+PREFIX_FORMAT = 1
 SNAPSHOT_FORMAT = 2
 #: Bytes before the snapshot's offset whose digest proves the journal is the same one.
 SNAPSHOT_CHECK_BYTES = 4096
@@ -98,8 +102,11 @@ def read_journal(out_dir: Path, *, write_snapshot: bool = False) -> RunState:
         fh.seek(offset)
         reader = _LineReader(fh, offset)
         state = replay(reader, state)
-        if write_snapshot and reader.complete and reader.end > 0:
-            _write_snapshot(out_dir, state, reader.end, _tail_digest(fh, reader.end))
+        if reader.complete and reader.end > 0 and (write_snapshot or reader.end == offset):
+            tail = _tail_digest(fh, reader.end)
+            state.source = f"{reader.end}:{tail}"
+            if write_snapshot:
+                _write_snapshot(out_dir, state, reader.end, tail)
     return state
 
 
@@ -307,3 +314,51 @@ def write_views(out_dir: Path, state: RunState) -> tuple[int, int]:
         _write_atomic(out_dir / "metadata.jsonl", metadata()),
         _write_atomic(out_dir / "failed.jsonl", failed()),
     )
+
+
+def write_prefix(out_dir: Path, prefix: DonePrefix | None) -> None:
+    """Save the done prefix for the next resume (or remove a stale one); errors are ignored."""
+    path = out_dir / PREFIX_NAME
+    tmp = out_dir / f"{PREFIX_NAME}.tmp"
+    try:
+        if prefix is None:
+            path.unlink(missing_ok=True)
+            return
+        head = {
+            "format": PREFIX_FORMAT,
+            "source": prefix.source,
+            "salt": prefix.salt,
+            "size": prefix.size,
+            "next_line": prefix.next_line,
+            "jobs": prefix.jobs,
+            "digest": prefix.digest,
+            "done": len(prefix.first),
+        }
+        with tmp.open("wb") as out:
+            out.write(json.dumps(head, separators=(",", ":")).encode() + b"\n")
+            prefix.first.tofile(out)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # only a cache: the next resume checks every line instead
+
+
+def read_prefix(out_dir: Path) -> DonePrefix | None:
+    """The saved done prefix, or ``None`` (none, damaged, or of another format)."""
+    try:
+        with (out_dir / PREFIX_NAME).open("rb") as fh:
+            head = json.loads(fh.readline())
+            if head.get("format") != PREFIX_FORMAT:
+                return None
+            first = array("I")
+            first.fromfile(fh, int(head["done"]))
+            return DonePrefix(
+                source=str(head["source"]),
+                salt=str(head["salt"]),
+                size=int(head["size"]),
+                next_line=int(head["next_line"]),
+                jobs=int(head["jobs"]),
+                digest=str(head["digest"]),
+                first=first,
+            )
+    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError):
+        return None

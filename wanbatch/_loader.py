@@ -17,14 +17,16 @@ Imports only the pure core (``_jobs``, ``_images``, ``_config``, ``_errors``) an
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import os
 import re
 import stat
+from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from ._config import GenerationDefaults
 from ._errors import JobFileError
@@ -48,6 +50,7 @@ from ._jobs import (
     parse_line_issues,
     plan_job,
 )
+from ._state import DoneLines, RunState
 
 __all__ = [
     "DEFAULT_IMAGE_CACHE_BYTES",
@@ -210,8 +213,8 @@ class ValidationReport:
     valid_jobs: int = 0
     interleaved: int = 0  #: valid jobs in interleaved mode (the rest edit)
     images: int = 0  #: most images a run may buy: sum of max_new_images of valid jobs
-    skipped_done: int = 0  #: valid lines passed over as done and unchanged (``skip``)
-    #: (line number, byte offset) of the first line ``skip`` did not pass over: a later pass
+    skipped_done: int = 0  #: valid lines passed over as done and unchanged (``done``)
+    #: (line number, byte offset) of the first line ``done`` did not pass over: a later pass
     #: can start there (None: every line was passed over).
     work_starts_at: tuple[int, int] | None = None
     image_reads: int = 0  #: local image files read (each once, when the cache holds it)
@@ -247,18 +250,25 @@ def _open(path: str) -> BinaryIO | JobFileError:
 
 
 def _lines(
-    fh: BinaryIO, path: str, seen: list[int] | None = None, start: tuple[int, int] = (1, 0)
-) -> Iterator[tuple[int, str | JobFileError]]:
+    fh: BinaryIO,
+    path: str,
+    seen: list[Any] | None = None,
+    start: tuple[int, int] = (1, 0),
+    done: DoneLines | None = None,
+) -> Iterator[tuple[int, str | JobFileError | int]]:
     """Yield ``(lineno, text)`` for each non-blank line, or a decoding error for that line.
 
     Iterates the binary file (one buffered line at a time: constant memory), strips a UTF-8
     BOM on line 1 and a trailing LF or CRLF. ``seen[0]`` is kept at the last line number read
-    (blank lines included), ``seen[1]`` at that line's byte offset. ``start`` (line number,
-    byte offset) begins the reading at a line found by an earlier pass.
+    (blank lines included), ``seen[1]`` at that line's byte offset, ``seen[2]`` at the bytes of
+    the last line passed over as done. ``start`` (line number,
+    byte offset) begins the reading at a line found by an earlier pass. A line ``done`` matches
+    (done and unchanged) comes out as its done index (an ``int``), undecoded.
     """
-    seen = seen if seen is not None else [0, 0]
-    if len(seen) < 2:
-        seen.append(0)
+    seen = seen if seen is not None else [0, 0, b""]
+    while len(seen) < 3:
+        seen.append(b"" if len(seen) == 2 else 0)
+    match = done.match if done is not None and len(done) else None
     first, offset = start
     if offset:
         fh.seek(offset)
@@ -267,6 +277,14 @@ def _lines(
         offset += len(raw)
         if lineno == 1 and raw.startswith(_BOM):
             raw = raw[3:]
+        if match is not None:
+            # The resume fast path: a done line is a hash and a bisect, not a decode and parse.
+            body = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1] if raw.endswith(b"\n") else raw
+            index = match(body)
+            if index >= 0:
+                seen[2] = body  # for a duplicate-id error naming the id
+                yield lineno, index
+                continue
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -286,24 +304,134 @@ def _lines(
             yield lineno, text
 
 
-#: ``skip(job_id, line_text) -> bool``: True when the line is known done and unchanged, so
-#: neither validation nor planning needs to look at it again (a resume over a million done jobs).
-SkipDone = Callable[[str, str], bool]
+@dataclass(frozen=True, slots=True)
+class DonePrefix:
+    """The job file's leading lines that are all done and unchanged, as the end of a run found.
+
+    A resume over a million done lines would otherwise check each line again (a hash and a
+    bisect, ~4 us a line); with this it hashes the prefix's bytes in blocks (~1 GB/s) and,
+    when they are the same, starts reading where the prefix ends. Valid only for the journal
+    state it was taken from (``source``, :attr:`~wanbatch._state.RunState.source`) and the same
+    run defaults (``salt``).
+    """
+
+    source: str
+    salt: str  #: blake2b of the run defaults' JSON (the line hashes' salt)
+    size: int  #: bytes of the prefix (the next line starts there)
+    next_line: int  #: line number of the first line after the prefix
+    jobs: int  #: done lines in the prefix
+    digest: str  #: blake2b of the prefix's bytes
+    #: For each done index, the line number of the prefix line that holds it (0: none): what
+    #: duplicate-id detection needs of the prefix, 4 bytes a done job.
+    first: array[int]
 
 
-#: The first ``"id": "..."`` of a line. It may sit inside another string: harmless, since
-#: ``skip`` compares a hash of the whole line with the one recorded for that id.
-_ID_FIELD = re.compile(r'"id"\s*:\s*"([A-Za-z0-9][A-Za-z0-9._-]{0,127})"')
+def _salt_digest(salt: str) -> str:
+    return hashlib.blake2b(salt.encode(), digest_size=16).hexdigest()
 
 
-def _skippable_id(text: str, skip: SkipDone | None) -> str | None:
-    """The line's explicit id when ``skip`` says the line needs no work, else None."""
-    if skip is None:
+def _digest_prefix(fh: BinaryIO, size: int) -> str:
+    fh.seek(0)
+    digest = hashlib.blake2b(digest_size=16)
+    left = size
+    while left > 0:
+        block = fh.read(min(left, 1 << 20))
+        if not block:
+            break
+        digest.update(block)
+        left -= len(block)
+    return digest.hexdigest() if left == 0 else ""
+
+
+def scan_done_prefix(path: str | os.PathLike[str], state: RunState, salt: str) -> DonePrefix | None:
+    """Find the job file's leading run of done, unchanged lines (see :class:`DonePrefix`).
+
+    Returns ``None`` when the state's journal source is unknown, nothing is done, or the file
+    cannot be read. Stops at the first line with work, a bad line or a duplicate id.
+    """
+    if state.source is None or not len(state.done):
         return None
-    match = _ID_FIELD.search(text)
-    if match is not None and skip(match.group(1), text):
-        return match.group(1)
-    return None
+    spath = os.fspath(path)
+    opened = _open(spath)
+    if isinstance(opened, JobFileError):
+        return None
+    done = DoneLines(state, salt)
+    ids = _Ids(done)
+    seen: list[Any] = [0, 0, b""]
+    jobs = 0
+    with opened as fh:
+        end: tuple[int, int] | None = None
+        for lineno, item in _lines(fh, spath, seen, done=done):
+            if not isinstance(item, int) or ids.add_done(item, lineno):
+                end = (lineno, seen[1])
+                break
+            jobs += 1
+        if end is None:  # the whole file: the next line would start at its end
+            end = (seen[0] + 1, fh.seek(0, os.SEEK_END))
+        if jobs == 0:
+            return None
+        digest = _digest_prefix(fh, end[1])
+    if not digest:
+        return None
+    return DonePrefix(state.source, _salt_digest(salt), end[1], end[0], jobs, digest, ids.first)
+
+
+def usable_prefix(
+    prefix: DonePrefix | None, path: str | os.PathLike[str], state: RunState, salt: str
+) -> DonePrefix | None:
+    """``prefix`` if it describes this job file, journal state and defaults, else ``None``."""
+    if (
+        prefix is None
+        or prefix.source != state.source
+        or prefix.salt != _salt_digest(salt)
+        or len(prefix.first) != len(state.done)
+    ):
+        return None
+    try:
+        with open(path, "rb") as fh:
+            same = _digest_prefix(fh, prefix.size) == prefix.digest
+    except OSError:
+        return None
+    return prefix if same else None
+
+
+def _done_id(body: bytes) -> str:
+    """The id of a line :class:`DoneLines` matched (its regex matched it: ASCII)."""
+    match = _DONE_ID.search(body)
+    return match.group(1).decode("ascii") if match else "?"
+
+
+_DONE_ID = re.compile(rb'"id"\s*:\s*"([A-Za-z0-9][A-Za-z0-9._-]{0,127})"')
+
+
+class _Ids:
+    """Duplicate-id detection: done ids by their done index (4 bytes each), the rest hashed."""
+
+    __slots__ = ("_done", "_other", "first")
+
+    def __init__(self, done: DoneLines | None, first: array[int] | None = None) -> None:
+        self._done = done if done is not None and len(done) else None
+        if first is not None and self._done is not None and len(first) == len(self._done):
+            self.first = array("I", first)  # a copy: the caller's stays as it was
+        else:
+            self.first = array("I", bytes(4 * len(self._done))) if self._done else array("I")
+        self._other = IdSet()
+
+    def add_done(self, index: int, lineno: int) -> int:
+        """Count done index ``index`` seen on ``lineno``: 0 if new, else its first line."""
+        first = self.first[index]
+        if first:
+            return first
+        self.first[index] = lineno
+        return 0
+
+    def add(self, job_id: str, lineno: int) -> int:
+        """Count ``job_id`` seen on ``lineno``: 0 if new, else the line it was first seen on."""
+        if self._done is not None:
+            index = self._done.index(job_id)
+            if index >= 0:
+                return self.add_done(index, lineno)
+        return self._other.add(job_id, lineno)
 
 
 def _errors_of(issues: list[Issue], path: str, lineno: int) -> list[JobFileError]:
@@ -320,14 +448,21 @@ class _Planner:
     """Turns line texts into planned jobs, with one image cache and one id set per file."""
 
     def __init__(
-        self, path: str, defaults: GenerationDefaults, *, embed: bool, cache_bytes: int
+        self,
+        path: str,
+        defaults: GenerationDefaults,
+        *,
+        embed: bool,
+        cache_bytes: int,
+        done: DoneLines | None = None,
+        first: array[int] | None = None,
     ) -> None:
         self.path = path
         self.defaults = defaults
         self.resolver = ImageResolver(
             os.path.dirname(os.path.abspath(path)), embed=embed, max_bytes=cache_bytes
         )
-        self.ids = IdSet()
+        self.ids = _Ids(done, first)
 
     def plan(
         self, lineno: int, text: str
@@ -388,7 +523,7 @@ def iter_jobs(
     *,
     skip_invalid: bool = False,
     cache_bytes: int = DEFAULT_IMAGE_CACHE_BYTES,
-    skip: SkipDone | None = None,
+    done: DoneLines | None = None,
     start: tuple[int, int] = (1, 0),
     check_duplicates: bool = True,
 ) -> Generator[PlannedJob | JobFileError, None, None]:
@@ -401,7 +536,7 @@ def iter_jobs(
     not yielded (see :func:`validate_file`).
 
     Local images are read once each and sent as data URIs (bounded LRU of ``cache_bytes``).
-    Lines ``skip`` says are done and unchanged are passed over (their ids still count for
+    Lines ``done`` matches (done and unchanged) are passed over (their ids still count for
     duplicate detection). ``start`` (line number, byte offset, e.g. a validation report's
     ``work_starts_at``) begins at that line. ``check_duplicates=False`` (for a file that
     :func:`validate_file` just passed) keeps no id set: 17 bytes a line less.
@@ -411,18 +546,28 @@ def iter_jobs(
     if isinstance(opened, JobFileError):
         yield opened
         return
-    planner = _Planner(spath, defaults, embed=True, cache_bytes=cache_bytes)
+    planner = _Planner(
+        spath,
+        defaults,
+        embed=True,
+        cache_bytes=cache_bytes,
+        done=done if check_duplicates else None,
+    )
+    seen: list[Any] = [0, 0, b""]
     with opened as fh:
-        for lineno, text in _lines(fh, spath, start=start):
+        for lineno, text in _lines(fh, spath, seen, start=start, done=done):
+            if isinstance(text, int):  # done and unchanged
+                if check_duplicates:
+                    first = planner.ids.add_done(text, lineno)
+                    if first:
+                        yield _dup_error(spath, lineno, first, _done_id(seen[2]), False)
+                        if not skip_invalid:
+                            return
+                continue
             if isinstance(text, JobFileError):
                 yield text
                 if not skip_invalid:
                     return
-                continue
-            done_id = _skippable_id(text, skip)
-            if done_id is not None:
-                if check_duplicates:
-                    planner.ids.add(done_id, lineno)
                 continue
             planned, errors, _warnings = planner.plan(lineno, text)
             if planned is not None:
@@ -444,7 +589,8 @@ def validate_file(
     defaults: GenerationDefaults,
     *,
     max_errors: int = 1000,
-    skip: SkipDone | None = None,
+    done: DoneLines | None = None,
+    prefix: DonePrefix | None = None,
     on_job: Callable[[str, int], None] | None = None,
 ) -> ValidationReport:
     """Check the whole file in one streaming pass and report every problem.
@@ -452,9 +598,11 @@ def validate_file(
     Reads each local image once (checking it, keeping no bytes). Duplicate ids are errors on
     the later line, naming the first ("duplicate id 'x' (first on line 3)"). Memory stays flat:
     ids are kept as 8-byte hashes, and only the first ``max_errors`` errors and warnings are
-    kept (all are counted). Lines ``skip`` says are done and unchanged count as valid without
+    kept (all are counted). Lines ``done`` matches (done and unchanged) count as valid without
     a second look (``skipped_done``); ``on_job(id, max_new_images)`` is called for every other
-    valid line, so a caller can plan in the same pass.
+    valid line, so a caller can plan in the same pass. A ``prefix`` (checked by
+    :func:`usable_prefix` against this file and ``done``'s state) is not read at all: its lines
+    count as done, and reading starts where it ends.
     """
     spath = os.fspath(path)
     report = ValidationReport(spath)
@@ -468,24 +616,29 @@ def validate_file(
     if isinstance(opened, JobFileError):
         error(opened)
         return report
-    planner = _Planner(spath, defaults, embed=False, cache_bytes=0)
-    seen = [0, 0]
+    start = (1, 0)
+    first_lines = None
+    if prefix is not None and done is not None:
+        start, first_lines = (prefix.next_line, prefix.size), prefix.first
+        report.jobs = report.valid_jobs = report.skipped_done = prefix.jobs
+    planner = _Planner(spath, defaults, embed=False, cache_bytes=0, done=done, first=first_lines)
+    ids = planner.ids
+    seen: list[Any] = [start[0] - 1, start[1], b""]
     with opened as fh:
-        for lineno, text in _lines(fh, spath, seen):
+        for lineno, text in _lines(fh, spath, seen, start=start, done=done):
             report.jobs += 1
-            if isinstance(text, JobFileError):
-                error(text)
-                continue
-            done_id = _skippable_id(text, skip)
-            if done_id is None and report.work_starts_at is None:
-                report.work_starts_at = (lineno, seen[1])
-            if done_id is not None:  # done and unchanged: nothing will be sent for it
-                first = planner.ids.add(done_id, lineno)
+            if isinstance(text, int):  # done and unchanged: nothing will be sent for it
+                first = ids.add_done(text, lineno)
                 if first:
-                    error(_dup_error(spath, lineno, first, done_id, False))
+                    error(_dup_error(spath, lineno, first, _done_id(seen[2]), False))
                     continue
                 report.valid_jobs += 1
                 report.skipped_done += 1
+                continue
+            if report.work_starts_at is None:
+                report.work_starts_at = (lineno, seen[1])
+            if isinstance(text, JobFileError):
+                error(text)
                 continue
             planned, errors, warnings = planner.check(lineno, text)
             for w in warnings:

@@ -28,6 +28,7 @@ import enum
 import hashlib
 import heapq
 import json
+import re
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
@@ -40,6 +41,7 @@ __all__ = [
     "EXPIRY_MARGIN_S",
     "JOURNAL_VERSION",
     "Action",
+    "DoneLines",
     "JobState",
     "Plan",
     "RunState",
@@ -126,6 +128,66 @@ def line_hash(text: str, salt: str) -> int:
     """
     digest = hashlib.blake2b(f"{salt}\0{text}".encode(), digest_size=4).digest()
     return int.from_bytes(digest, "big") or 1
+
+
+#: The first ``"id": "..."`` of a raw job line. It may sit inside another string: harmless,
+#: since a match also needs the hash of the whole line to equal the one recorded for that id.
+_ID_FIELD = re.compile(rb'"id"\s*:\s*"([A-Za-z0-9][A-Za-z0-9._-]{0,127})"')
+
+
+class DoneLines:
+    """Which job lines a resume passes over unread: done, and generated from this very line.
+
+    The check runs on the raw bytes of a line (no UTF-8 decode, no JSON parse): the id found by a
+    regex, its packed entry in :class:`DoneJobs` (one hash, one bisect) and the line's hash
+    against the one its ``generated`` record holds. A job with a newer record that is not a
+    failure (it is being generated again) is not passed over. Indices (``0 <= i < len(self)``)
+    name done jobs, so a reader can tell duplicate ids apart with an array instead of a set.
+    """
+
+    __slots__ = ("_jobs", "_keys", "_lines", "_salted")
+
+    def __init__(self, state: RunState, salt: str) -> None:
+        self._keys, _vals, self._lines = state.done.arrays()
+        self._jobs = state.jobs
+        self._salted = hashlib.blake2b(f"{salt}\0".encode(), digest_size=4)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def match(self, raw: bytes) -> int:
+        """The done index of a line (bytes, without its line break) if it needs no work, else -1.
+
+        ``line_hash(text, salt)`` of the decoded line is the hash of exactly these bytes.
+        """
+        m = _ID_FIELD.search(raw)
+        if m is None:
+            return -1
+        job_id = m.group(1)
+        keys = self._keys
+        key = int.from_bytes(hashlib.blake2b(job_id, digest_size=8).digest(), "big")
+        i = bisect_left(keys, key)
+        if i == len(keys) or keys[i] != key:
+            return -1
+        recorded = self._lines[i]
+        if recorded == 0:
+            return -1
+        h = self._salted.copy()
+        h.update(raw)
+        if (int.from_bytes(h.digest(), "big") or 1) != recorded:
+            return -1
+        if self._jobs:
+            newer = self._jobs.get(job_id.decode("ascii"))
+            if newer is not None and newer.status is not Status.FAILED:
+                return -1
+        return i
+
+    def index(self, job_id: str) -> int:
+        """The done index of ``job_id`` (changed or not), or -1 when it is not done."""
+        keys = self._keys
+        key = _id_key(job_id)
+        i = bisect_left(keys, key)
+        return i if i < len(keys) and keys[i] == key else -1
 
 
 def _short_fp(fingerprint: str) -> int:
@@ -298,6 +360,10 @@ class RunState:
     jobs_file: str | None = None
     #: Line numbers of records that could not be read (a torn last line is the usual one).
     damaged: list[int] = field(default_factory=list)
+    #: Names the exact journal content this state folds (``"<bytes>:<tail digest>"``), when
+    #: the reader knows it (a snapshot taken or loaded with nothing after it), else ``None``.
+    #: Caches derived from the state (the resume prefix) are valid only for the same source.
+    source: str | None = None
 
     def apply(self, record: Mapping[str, Any], lineno: int) -> None:
         """Fold one journal record into the state (the transition table of the module doc)."""

@@ -12,7 +12,15 @@ from typing import Any
 from PIL import Image
 
 from wanbatch._config import GenerationDefaults
-from wanbatch._loader import format_report, validate_command, validate_file
+from wanbatch._journal import Journal, read_journal, read_prefix, write_prefix
+from wanbatch._loader import (
+    format_report,
+    scan_done_prefix,
+    usable_prefix,
+    validate_command,
+    validate_file,
+)
+from wanbatch._state import DoneLines, RunState, line_hash, replay
 
 D = GenerationDefaults()
 REPO = Path(__file__).resolve().parents[2]
@@ -191,29 +199,83 @@ def test_validate_is_a_stream_with_flat_memory(tmp_path: Path) -> None:
     assert growth_kib < 6 * 1024, growth_kib
 
 
-def test_skip_predicate_passes_over_done_lines_but_still_sees_duplicates(tmp_path: Path) -> None:
+SALT = GenerationDefaults().model_dump_json()
+
+
+def done_lines(texts: dict[str, str], newer: dict[str, str] | None = None) -> DoneLines:
+    """A real journal fold in which each id of ``texts`` was generated from that line and saved;
+    ``newer`` adds a later record per id (``"generated"``: being generated again, ``"failed"``)."""
+    records: list[str] = []
+    for job_id, text in texts.items():
+        url = f"http://127.0.0.1:9/{job_id}.png?Expires=9999999999"
+        records.append(
+            json.dumps(
+                {
+                    "v": 1,
+                    "event": "generated",
+                    "id": job_id,
+                    "line": line_hash(text, SALT),
+                    "images": [{"url": url, "expires": 9999999999}],
+                }
+            )
+        )
+        records.append(json.dumps({"v": 1, "event": "saved", "id": job_id, "k": 0}))
+    for job_id, event in (newer or {}).items():
+        url = f"http://127.0.0.1:9/{job_id}-2.png?Expires=9999999999"
+        extra = {"images": [{"url": url, "expires": 9999999999}]} if event == "generated" else {}
+        records.append(json.dumps({"v": 1, "event": event, "id": job_id, **extra}))
+    return DoneLines(replay(records), SALT)
+
+
+def test_done_lines_are_passed_over_but_still_count_for_duplicates(tmp_path: Path) -> None:
     from wanbatch._loader import iter_jobs
 
+    a = '{"id": "a", "prompt": "one"}'
     path = tmp_path / "jobs.jsonl"
-    path.write_text(
-        '{"id": "a", "prompt": "one"}\n{"id": "b", "prompt": "two"}\n{"id": "a", "prompt": "x"}\n',
-        encoding="utf-8",
-    )
+    path.write_text(f'{a}\n{{"id": "b", "prompt": "two"}}\n{{"id": "a", "prompt": "x"}}\n{a}\n')
+    done = done_lines({"a": a})
     seen: list[str] = []
     report = validate_file(
-        path, GenerationDefaults(), skip=lambda i, _t: i == "a", on_job=lambda i, _n: seen.append(i)
+        path, GenerationDefaults(), done=done, on_job=lambda i, _n: seen.append(i)
     )
     assert report.skipped_done == 1 and report.valid_jobs == 2
     assert seen == ["b"]
-    assert [(e.line, e.field) for e in report.errors] == [(3, "id")]
+    # A changed line under a done id, and the same done line again: both duplicates of line 1.
+    assert [(e.line, e.field) for e in report.errors] == [(3, "id"), (4, "id")]
+    assert all("(first on line 1)" in e.message and "'a'" in e.message for e in report.errors)
     planned = [
         j
-        for j in iter_jobs(
-            path, GenerationDefaults(), skip_invalid=True, skip=lambda i, _t: i == "a"
-        )
+        for j in iter_jobs(path, GenerationDefaults(), skip_invalid=True, done=done)
         if not isinstance(j, Exception)
     ]
     assert [j.id for j in planned] == ["b"]
+
+
+def test_a_done_line_after_a_new_line_with_its_id_is_the_duplicate(tmp_path: Path) -> None:
+    a = '{"id": "a", "prompt": "one"}'
+    path = tmp_path / "jobs.jsonl"
+    path.write_text(f'{{"id": "a", "prompt": "changed"}}\n{a}\n')
+    report = validate_file(path, GenerationDefaults(), done=done_lines({"a": a}))
+    assert [(e.line, e.field) for e in report.errors] == [(2, "id")]
+    assert "(first on line 1)" in report.errors[0].message
+
+
+def test_only_unchanged_lines_of_finished_jobs_are_passed_over(tmp_path: Path) -> None:
+    texts = {k: json.dumps({"id": k, "prompt": f"prompt {k}"}) for k in "abcd"}
+    path = tmp_path / "jobs.jsonl"
+    edited = texts["b"].replace("prompt b", "prompt B")
+    # BOM on line 1 and CRLF line ends: the bytes hashed are those of the decoded line.
+    body = "\r\n".join([texts["a"], edited, texts["c"], texts["d"]]) + "\r\n"
+    path.write_bytes(b"\xef\xbb\xbf" + body.encode())
+    done = done_lines(texts, newer={"c": "generated", "d": "failed"})
+    seen: list[str] = []
+    report = validate_file(
+        path, GenerationDefaults(), done=done, on_job=lambda i, _n: seen.append(i)
+    )
+    assert report.ok and report.valid_jobs == 4
+    # b was edited; c is being generated again (a newer record); a failure after done is moot.
+    assert seen == ["b", "c"] and report.skipped_done == 2
+    assert report.work_starts_at is not None and report.work_starts_at[0] == 2
 
 
 def test_work_starts_at_lets_a_later_pass_begin_after_the_done_prefix(tmp_path: Path) -> None:
@@ -221,14 +283,94 @@ def test_work_starts_at_lets_a_later_pass_begin_after_the_done_prefix(tmp_path: 
 
     path = tmp_path / "jobs.jsonl"
     lines = [json.dumps({"id": f"d{i}", "prompt": f"p{i}"}) for i in range(3)]
-    lines += ['{"prompt": "new one", "id": "n1"}', '{"id": "n2", "prompt": "new two"}']
-    path.write_bytes(("\r\n".join(lines) + "\r\n").encode())
-    done = {"d0", "d1", "d2"}
-    report = validate_file(path, GenerationDefaults(), skip=lambda i, _t: i in done)
+    new = ['{"prompt": "new one", "id": "n1"}', '{"id": "n2", "prompt": "new two"}']
+    path.write_bytes(("\r\n".join(lines + new) + "\r\n").encode())
+    done = done_lines({f"d{i}": text for i, text in enumerate(lines)})
+    report = validate_file(path, GenerationDefaults(), done=done)
     assert report.skipped_done == 3 and report.work_starts_at is not None
     line, offset = report.work_starts_at
     assert line == 4 and path.read_bytes()[offset:].startswith(b'{"prompt": "new one"')
     planned = list(iter_jobs(path, GenerationDefaults(), start=report.work_starts_at))
     assert [(j.id, j.line) for j in planned] == [("n1", 4), ("n2", 5)]  # type: ignore[union-attr]
-    all_done = validate_file(path, GenerationDefaults(), skip=lambda _i, _t: True)
-    assert all_done.work_starts_at is None
+    path.write_bytes(("\n".join(lines) + "\n").encode())
+    all_done = validate_file(path, GenerationDefaults(), done=done)
+    assert all_done.work_starts_at is None and all_done.skipped_done == 3
+
+
+def journal_of(out: Path, texts: dict[str, str]) -> RunState:
+    """A real journal in ``out`` in which each id of ``texts`` was generated and saved."""
+    journal = Journal(out)
+    journal.open()
+    for job_id, text in texts.items():
+        img = [{"url": f"http://127.0.0.1:9/{job_id}.png", "expires": None}]
+        journal.append("generated", id=job_id, line=line_hash(text, SALT), images=img)
+        journal.append("saved", id=job_id, k=0, file=f"images/{job_id}-0.png")
+    journal.close()
+    return read_journal(out, write_snapshot=True)
+
+
+def test_a_done_prefix_is_not_read_again_and_still_catches_duplicates(tmp_path: Path) -> None:
+    texts = {f"d{i}": json.dumps({"id": f"d{i}", "prompt": f"p{i}"}) for i in range(4)}
+    path = tmp_path / "jobs.jsonl"
+    path.write_text("\n".join(texts.values()) + "\n\n")
+    state = journal_of(tmp_path, texts)
+    assert state.source is not None
+    prefix = scan_done_prefix(path, state, SALT)
+    assert prefix is not None and (prefix.jobs, prefix.next_line) == (4, 6)  # 5 is blank
+    write_prefix(tmp_path, prefix)
+    loaded = read_prefix(tmp_path)
+    assert loaded is not None and loaded.first.tolist() == prefix.first.tolist()
+    # New jobs appended: one new, one reusing the id of line 3 (never read again).
+    size = path.stat().st_size
+    assert prefix.size == size
+    with path.open("a") as fh:
+        fh.write('{"id": "n1", "prompt": "new"}\n{"id": "d2", "prompt": "clash"}\n')
+    resumed = read_journal(tmp_path)
+    usable = usable_prefix(loaded, path, resumed, SALT)
+    assert usable is not None
+    seen: list[str] = []
+    report = validate_file(
+        path,
+        GenerationDefaults(),
+        done=DoneLines(resumed, SALT),
+        prefix=usable,
+        on_job=lambda i, _n: seen.append(i),
+    )
+    assert seen == ["n1"] and report.skipped_done == 4 and report.valid_jobs == 5
+    assert [(e.line, e.field) for e in report.errors] == [(7, "id")]
+    assert "(first on line 3)" in report.errors[0].message
+    assert report.lines == 7 and report.work_starts_at == (6, size)
+
+
+def test_a_done_prefix_is_dropped_when_anything_it_rests_on_changed(tmp_path: Path) -> None:
+    texts = {f"d{i}": json.dumps({"id": f"d{i}", "prompt": f"p{i}"}) for i in range(3)}
+    path = tmp_path / "jobs.jsonl"
+    path.write_text("\n".join(texts.values()) + "\n")
+    state = journal_of(tmp_path, texts)
+    prefix = scan_done_prefix(path, state, SALT)
+    assert prefix is not None and usable_prefix(prefix, path, state, SALT) is prefix
+    # Other run defaults: every line hash differs.
+    assert usable_prefix(prefix, path, state, SALT + " ") is None
+    # The job file's first bytes changed (same length).
+    original = path.read_bytes()
+    path.write_bytes(original.replace(b"p0", b"P0"))
+    assert usable_prefix(prefix, path, state, SALT) is None
+    path.write_bytes(original[:-5])  # cut short
+    assert usable_prefix(prefix, path, state, SALT) is None
+    path.write_bytes(original)
+    # The journal grew after the prefix was taken (a killed run): its state is another one.
+    journal = Journal(tmp_path)
+    journal.open()
+    journal.append("failed", id="x", code="X", message="m", source="{}")
+    journal.close()
+    grown = read_journal(tmp_path)
+    assert grown.source is None and usable_prefix(prefix, path, grown, SALT) is None
+    # Nothing done: no prefix at all.
+    assert scan_done_prefix(path, RunState(), SALT) is None
+
+
+def test_a_damaged_prefix_file_is_ignored(tmp_path: Path) -> None:
+    (tmp_path / ".resume-prefix").write_bytes(b'{"format": 1, "done": 5}\n\x00\x01')
+    assert read_prefix(tmp_path) is None
+    (tmp_path / ".resume-prefix").write_bytes(b"not json\n")
+    assert read_prefix(tmp_path) is None

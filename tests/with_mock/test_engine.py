@@ -267,6 +267,28 @@ async def test_dry_run_sends_nothing_and_prices_the_plan(mock: Any, tmp_path: Pa
     assert not (tmp_path / "out").exists()
 
 
+async def test_resume_reads_past_the_done_prefix_yet_sees_its_ids(
+    mock: Any, tmp_path: Path
+) -> None:
+    rows = text_jobs(6)
+    jobs = write_jobs(tmp_path / "jobs.jsonl", rows)
+    out = tmp_path / "out"
+    await run_batch(jobs, out, fast_config(mock.base_url))
+    assert (out / ".resume-prefix").exists()  # the whole file is done: all of it
+    calls = mock.counters().calls
+    # A new line reusing the id of line 4: caught before anything is sent, naming line 4.
+    write_jobs(jobs, [*rows, {"id": rows[3]["id"], "prompt": "another"}])
+    with pytest.raises(InvalidJobs) as info:
+        await run_batch(jobs, out, fast_config(mock.base_url))
+    assert "first on line 4" in str(info.value.errors[0])
+    assert mock.counters().calls == calls
+    write_jobs(jobs, [*rows, {"id": "new", "prompt": "one more"}])
+    summary = await run_batch(jobs, out, fast_config(mock.base_url))
+    assert summary.exit_code == ExitCode.OK
+    assert summary.plan["done"] == 6 and summary.plan["call"] == 1
+    assert mock.counters().calls == calls + 1
+
+
 async def test_resume_passes_over_done_lines_and_reports_changed_requests(
     mock: Any, tmp_path: Path
 ) -> None:
