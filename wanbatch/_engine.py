@@ -215,6 +215,8 @@ class BatchRun:
     ) -> None:
         self.jobs_path = Path(jobs_path)
         self.out_dir = Path(out_dir)
+        self._images_dir = self.out_dir / "images"
+        self._tmp_dir = self.out_dir / ".tmp"
         self.config = config or BatchConfig()
         self.dry_run = dry_run
         self._listeners: list[EventCallback] = [on_event] if on_event else []
@@ -799,7 +801,7 @@ class BatchRun:
     ) -> None:
         job = item.job
         name = image_filename(job.id, item.k)
-        dest = self.out_dir / "images" / name
+        dest = self._images_dir / name
         expires = None if math.isinf(item.expires) else item.expires
         last: DownloadError | None = None
         for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
@@ -808,7 +810,7 @@ class BatchRun:
                     session,
                     item.url,
                     dest,
-                    self.out_dir / ".tmp",
+                    self._tmp_dir,
                     timeout=self.config.download_timeout,
                     max_bytes=self.config.max_download_bytes,
                     expires=expires,
