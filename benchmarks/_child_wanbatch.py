@@ -26,6 +26,10 @@ from wanbatch._config import Secret  # noqa: E402
 
 def main() -> None:
     spec = json.loads(sys.argv[1])
+    if spec.get("no_fsync"):
+        import os
+
+        os.fsync = lambda fd: None  # diagnostic only: what the durability costs
     config = BatchConfig(
         base_url=spec["base_url"],
         api_key=Secret("sk-bench-0123456789"),

@@ -247,10 +247,16 @@ def wanbatch_child(
     profile: Path | None = None,
     dry_run: bool = False,
     timeout: float = 900.0,
+    no_fsync: bool = False,
     **config: Any,
 ) -> Measured:
-    """``run_batch`` in a fresh subprocess (see ``_child_wanbatch.py``)."""
+    """``run_batch`` in a fresh subprocess (see ``_child_wanbatch.py``).
+
+    ``no_fsync`` (a diagnostic, never a mode of wanbatch): the child replaces ``os.fsync`` with
+    a no-op, to split wanbatch's CPU into the durability it buys and everything else.
+    """
     spec = {
+        "no_fsync": no_fsync,
         "jobs": str(jobs),
         "out": str(out),
         "base_url": base_url,

@@ -12,7 +12,7 @@ and then, alternating rounds so noise hits both, downloads it ``--images`` times
 - floor: ``session.get(url)``, ``iter_chunked(256 KiB)``, plain ``open().write`` to a file;
 - durable floor (info): the floor plus ``fsync`` and rename on a worker thread, i.e. what any
   crash-safe writer pays;
-- wanbatch: ``download_image`` (expiry check, temp file via aiofiles, sha256, PNG checks,
+- wanbatch: ``download_image`` (expiry check, temp file, PNG checks, sha256 of the stored file,
   fsync, atomic rename).
 
 MB/s = bytes / wall seconds of the round; the best round of each counts. Target: wanbatch >=

@@ -8,7 +8,8 @@ Synthesizes, in a temp folder: a job file of ``--done`` text-to-image jobs (``id
 plus ``--new`` jobs at its end, and an output folder whose ``journal.jsonl`` holds a ``run``
 record and, per done job, a ``generated`` and a ``saved`` record in the format of
 ``wanbatch/_state.py`` (with the ``line`` hash a real run records; no ``fp``; the image files
-themselves are not created: planning never looks at them), plus the state snapshot and the job file's done prefix a real run's end writes (timed). Then starts ``run_batch`` in a
+themselves are not created: planning never looks at them), plus the state snapshot and the
+job file's done prefix a real run's end writes (timed). Then starts ``run_batch`` in a
 subprocess against the mock (own process, no latency) and polls the mock's counters every 10 ms:
 the figure is seconds from spawning the client until the mock has seen its first call.
 
