@@ -128,7 +128,7 @@ async def download_image(
                             )
                         if len(head) < 64:
                             head += chunk[: 64 - len(head)]
-                        tail = (tail + chunk)[-16:]
+                        tail = (tail + chunk[-16:])[-16:]  # not a copy of the chunk
                         fh.write(chunk)
                     fh.flush()
                     # One hop per image: fsync, then hash what is on disk. sha256 releases the
