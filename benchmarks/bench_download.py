@@ -121,6 +121,11 @@ def main() -> int:
     parser.add_argument("--parallel", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--dir",
+        default=None,
+        help="where the files go (default: the system temp dir; /dev/shm leaves the disk out)",
+    )
     args = parser.parse_args()
     images = args.images or (20 if args.quick else 40)
     rounds = args.rounds or (2 if args.quick else 3)
@@ -129,7 +134,7 @@ def main() -> int:
         out = asyncio.run(child(base_url, Path(folder), images, args.parallel, rounds))
         print(json.dumps(out))
         return 0
-    with tempfile.TemporaryDirectory(prefix="wb-download-") as name:
+    with tempfile.TemporaryDirectory(prefix="wb-download-", dir=args.dir) as name:
         with MockProcess(image_size=SIZE) as mock:
             m = run_measured(
                 [

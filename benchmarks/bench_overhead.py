@@ -63,6 +63,11 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="always profile wanbatch")
     parser.add_argument("--no-profile", action="store_true", help="never profile")
     parser.add_argument("--profile-top", type=int, default=25)
+    parser.add_argument(
+        "--dir",
+        default=None,
+        help="where the files go (default: the system temp dir; /dev/shm leaves the disk out)",
+    )
     args = parser.parse_args()
     n = args.jobs or (1000 if args.quick else 3000)
     rounds = args.rounds or (1 if args.quick else 3)
@@ -74,7 +79,7 @@ def main() -> int:
     nofsync_cpu: list[float] = []
     walls = {"floor": [], "wanbatch": []}  # type: dict[str, list[float]]
     report = ""
-    with tempfile.TemporaryDirectory(prefix="wb-overhead-") as name:
+    with tempfile.TemporaryDirectory(prefix="wb-overhead-", dir=args.dir) as name:
         tmp = Path(name)
         jobs = write_jobs(tmp / "jobs.jsonl", n)
         with MockProcess(image_size=(64, 64)) as mock:

@@ -493,8 +493,11 @@ class BatchRun:
                             if plan.regenerate:
                                 self.summary.regenerated += 1
                                 self._record_expired_on_resume(state.job(job.id), job, now)
-                            with self._interruptible():
-                                await send.send(job)
+                            try:
+                                send.send_nowait(job)  # the usual case: room in the buffer
+                            except anyio.WouldBlock:
+                                with self._interruptible():
+                                    await send.send(job)
                         elif plan.action is Action.DOWNLOAD:
                             gen = self._generation.get(job.id, 0) + 1
                             self._generation[job.id] = gen
@@ -547,7 +550,16 @@ class BatchRun:
     ) -> None:
         try:
             async with receive:
-                async for job in receive:
+                while True:
+                    try:
+                        job = receive.receive_nowait()  # no scheduling round trip when queued
+                    except anyio.WouldBlock:
+                        try:
+                            job = await receive.receive()
+                        except anyio.EndOfStream:
+                            break
+                    except anyio.EndOfStream:
+                        break
                     if self.stopping:
                         continue  # drain: the job stays pending for the next run
                     try:
@@ -596,15 +608,22 @@ class BatchRun:
                         await self._released.wait()
                 if self.stopping:
                     return
+            token = self._pacer.try_acquire()
+            if token is None:
+                with self._interruptible():
+                    token = await self._pacer.acquire()
+                if token is None:
+                    return  # a stop request ended the wait
+            if self.stopping:
+                self._pacer.release(token)
+                return
             try:
-                async with contextlib.AsyncExitStack() as stack:
-                    with self._interruptible() as wait:
-                        await stack.enter_async_context(self._pacer.slot())
-                    if wait.cancel_called:
-                        return
+                try:
                     self.summary.calls += 1
                     self._emit(ev.CallStarted(job.id, attempt))
                     result = await client.generate(job.body, interleave=job.interleave)
+                finally:
+                    self._pacer.release(token)
             except (ApiError, TransportError) as exc:
                 self._release(job.max_new_images)
                 last_error = exc

@@ -124,6 +124,41 @@ class Pacer:
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Wait for the cool-down, a rate reservation and capacity; hold the capacity inside."""
+        token = self.try_acquire() or await self.acquire()
+        try:
+            yield
+        finally:
+            self.release(token)
+
+    def try_acquire(self) -> object | None:
+        """A slot now, if one is free and nothing asks to wait (nobody queued, no cool-down, no
+        rate spacing due); else ``None``. The usual case in steady state, without the cost of
+        queueing (a cancel scope and a scheduling round trip a call). Give it back with
+        :meth:`release`.
+        """
+        if self._waiting:
+            return None  # first come, first served
+        now = self._clock()
+        if now < self._cooldown_until or (self._interval > 0 and self._next_start > now):
+            return None
+        token = object()
+        try:
+            self._limiter.acquire_on_behalf_of_nowait(token)
+        except anyio.WouldBlock:
+            return None
+        if self._over_limit():
+            self._limiter.release_on_behalf_of(token)
+            return None
+        if self._interval > 0:
+            self._next_start = now + self._interval
+        self._taken()
+        return token
+
+    async def acquire(self) -> object:
+        """Wait for the cool-down, a rate reservation and capacity; return the slot's token.
+
+        Cancellation-safe: cancelled while waiting, it holds nothing.
+        """
         token = object()  # a borrower per slot: one task may hold several slots
         self._waiting += 1
         try:
@@ -140,13 +175,17 @@ class Pacer:
                 self._limiter.release_on_behalf_of(token)
         finally:
             self._waiting -= 1
+        self._taken()
+        return token
+
+    def release(self, token: object) -> None:
+        """Give back a slot from :meth:`acquire` or :meth:`try_acquire`."""
+        self._in_flight -= 1
+        self._limiter.release_on_behalf_of(token)
+
+    def _taken(self) -> None:
         self._in_flight += 1
         self._peak = max(self._peak, self._in_flight)
-        try:
-            yield
-        finally:
-            self._in_flight -= 1
-            self._limiter.release_on_behalf_of(token)
 
     async def _drive_ramp(self) -> bool:
         """Slow start's time-based step: one waiter sleeps until it is due, then grows the limit.
