@@ -455,3 +455,51 @@ async def test_a_cap_that_drops_then_rises_is_followed_within_seconds() -> None:
     assert up - 20.0 <= 5.0  # ... and after the raise the full 8 are in use within seconds
     assert service.throttled <= 0.06 * service.calls  # a changing cap: a few probes per change
     assert pacer.statistics().limit in (8, 9)
+
+
+async def test_try_acquire_takes_a_free_slot_only_when_nothing_asks_to_wait() -> None:
+    clock = FakeClock()
+    pacer = make(clock, 2, rps=1.0, cooldown=3.0)
+    first = pacer.try_acquire()
+    assert first is not None and pacer.statistics().in_flight == 1
+    assert pacer.try_acquire() is None  # the rate: the next start is 1 s away
+    clock.now = 1.0
+    second = pacer.try_acquire()
+    assert second is not None
+    clock.now = 2.0
+    assert pacer.try_acquire() is None  # no capacity: both slots are held
+    pacer.release(first)
+    pacer.on_throttle()  # a 429 (not a probe): everyone waits out the cool-down
+    pacer.release(second)
+    assert pacer.statistics().in_flight == 0
+    assert pacer.try_acquire() is None  # free slots, but the cool-down runs until 5.0
+    clock.now = 5.5
+    third = pacer.try_acquire()
+    assert third is not None
+    pacer.release(third)
+    assert pacer.statistics().in_flight == 0
+
+
+async def test_try_acquire_does_not_jump_the_queue() -> None:
+    clock = FakeClock()
+    pacer = make(clock, 1)
+    held = pacer.try_acquire()
+    assert held is not None
+    order: list[str] = []
+
+    async def waiter() -> None:
+        token = await pacer.acquire()
+        order.append("waiter")
+        pacer.release(token)
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(waiter)
+            await clock.sleep(0.1)
+            pacer.release(held)  # the slot is free, but somebody queued for it first
+            assert pacer.try_acquire() is None
+            await clock.sleep(0.1)
+        order.append("main")
+
+    await clock.run(main)
+    assert order == ["waiter", "main"]
