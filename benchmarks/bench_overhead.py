@@ -169,8 +169,7 @@ def main() -> int:
             "overhead: wanbatch with os.fsync a no-op (diagnostic)",
             f"{n} jobs x {rounds}, c={CONCURRENCY}",
             f"{min(nofsync_cpu) * 1e3:.2f} ms CPU/job in run "
-            f"= {min(nofsync_cpu) / min(floor_cpu):.2f}x floor: the rest of the gap is not the "
-            "fsync",
+            f"= {min(nofsync_cpu) / min(floor_cpu):.2f}x floor (what is left without the fsync)",
             "(info)",
             "",
         ],
