@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import heapq
 import os
-import re
 import stat
 from array import array
 from collections import OrderedDict
@@ -395,15 +394,6 @@ def usable_prefix(
     return prefix if same else None
 
 
-def _done_id(body: bytes) -> str:
-    """The id of a line :class:`DoneLines` matched (its regex matched it: ASCII)."""
-    match = _DONE_ID.search(body)
-    return match.group(1).decode("ascii") if match else "?"
-
-
-_DONE_ID = re.compile(rb'"id"\s*:\s*"([A-Za-z0-9][A-Za-z0-9._-]{0,127})"')
-
-
 class _Ids:
     """Duplicate-id detection: done ids by their done index (4 bytes each), the rest hashed."""
 
@@ -560,7 +550,7 @@ def iter_jobs(
                 if check_duplicates:
                     first = planner.ids.add_done(text, lineno)
                     if first:
-                        yield _dup_error(spath, lineno, first, _done_id(seen[2]), False)
+                        yield _dup_error(spath, lineno, first, DoneLines.job_id(seen[2]), False)
                         if not skip_invalid:
                             return
                 continue
@@ -630,7 +620,7 @@ def validate_file(
             if isinstance(text, int):  # done and unchanged: nothing will be sent for it
                 first = ids.add_done(text, lineno)
                 if first:
-                    error(_dup_error(spath, lineno, first, _done_id(seen[2]), False))
+                    error(_dup_error(spath, lineno, first, DoneLines.job_id(seen[2]), False))
                     continue
                 report.valid_jobs += 1
                 report.skipped_done += 1

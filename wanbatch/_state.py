@@ -182,6 +182,12 @@ class DoneLines:
                 return -1
         return i
 
+    @staticmethod
+    def job_id(raw: bytes) -> str:
+        """The id :meth:`match` read from a line it matched (ASCII by the id rule)."""
+        m = _ID_FIELD.search(raw)
+        return m.group(1).decode("ascii") if m else "?"
+
     def index(self, job_id: str) -> int:
         """The done index of ``job_id`` (changed or not), or -1 when it is not done."""
         keys = self._keys
