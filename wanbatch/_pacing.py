@@ -26,7 +26,7 @@ per-account cap); each success adds one (doubling per round trip), and while cal
 slot, one of them sleeps ``ramp_interval`` (0.05 s) and adds one more, until the first 429 or
 ``concurrency``. So ``--concurrency 20`` against a cap of 5 costs one 429 at start-up instead of
 a burst of 15 refusals, and a raised quota of 20 is in full use after 0.75 s, not after two
-generations (a minute on the real service). The limit is never above ``concurrency``; with the
+generations (2-4 minutes on the real service). The limit is never above ``concurrency``; with the
 default ``--concurrency 5`` it starts there.
 
 A cool-down that starts while a caller waits for capacity is honoured too: a caller that gets a

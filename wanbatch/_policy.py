@@ -133,9 +133,10 @@ class Aimd:
       calls at once: it starts at ``initial`` (5, the documented per-account cap; never above
       ``maximum``), so ``--concurrency 20`` against a cap of 5 costs one 429 at start-up
       instead of a burst of 15. The time-based step exists because a refusal comes back at
-      once while a success takes a whole generation (10-30 s on the real service): growing
-      only on successes would take ``log2(C / 5)`` generations to reach a raised quota (80 s
-      for 50 at 20 s a call), growing one level per ``ramp_interval`` reaches it in seconds
+      once while a success takes a whole generation (1-2 minutes on the real service, API
+      notes §7): growing only on successes would take ``log2(C / 5)`` generations to reach a
+      raised quota (over 5 minutes for 50), growing one level per ``ramp_interval`` reaches it
+      in seconds
       and still oversteps the cap by about one call (one 429), since each step is answered
       (refused at once, or held) before the next. Slow start ends at the first 429 or at
       ``maximum``.
