@@ -39,8 +39,7 @@ async def _fsync(fh: BinaryIO) -> None:
     """
     synced = asyncio.get_running_loop().run_in_executor(None, os.fsync, fh.fileno())
     with anyio.CancelScope(shield=True):
-        await asyncio.wait((synced,))
-    synced.result()  # an OSError (disk full, I/O error) surfaces here
+        await synced  # an OSError (disk full, I/O error) surfaces here
 
 
 @dataclass(frozen=True, slots=True)

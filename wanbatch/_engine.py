@@ -552,12 +552,10 @@ class BatchRun:
             async with receive:
                 while True:
                     try:
-                        job = receive.receive_nowait()  # no scheduling round trip when queued
-                    except anyio.WouldBlock:
                         try:
+                            job = receive.receive_nowait()  # no scheduling round trip if queued
+                        except anyio.WouldBlock:
                             job = await receive.receive()
-                        except anyio.EndOfStream:
-                            break
                     except anyio.EndOfStream:
                         break
                     if self.stopping:
