@@ -50,6 +50,7 @@ from wanbatch._errors import (
     TransportError,
     UrlExpired,
 )
+from wanbatch._fsync import GroupSync
 from wanbatch._jobs import PlannedJob
 from wanbatch._journal import Journal, read_journal, read_prefix, write_prefix, write_views
 from wanbatch._loader import (
@@ -217,6 +218,7 @@ class BatchRun:
         self.out_dir = Path(out_dir)
         self._images_dir = self.out_dir / "images"
         self._tmp_dir = self.out_dir / ".tmp"
+        self._syncer = GroupSync()  # the images' fsyncs, in batches
         self.config = config or BatchConfig()
         self.dry_run = dry_run
         self._listeners: list[EventCallback] = [on_event] if on_event else []
@@ -832,6 +834,7 @@ class BatchRun:
                     max_bytes=self.config.max_download_bytes,
                     expires=expires,
                     label=f"job {job.id} image {item.k}",
+                    syncer=self._syncer,
                 )
             except UrlExpired:
                 self._expired(item, journal)

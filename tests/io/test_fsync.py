@@ -1,0 +1,91 @@
+"""GroupSync: files fsynced in batches, errors kept per file, never abandoned half way."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import anyio
+import pytest
+
+from wanbatch._fsync import GroupSync
+
+pytestmark = pytest.mark.anyio
+
+
+def _open_files(folder: Path, count: int) -> list[int]:
+    fds = []
+    for i in range(count):
+        fd = os.open(folder / f"f{i}", os.O_WRONLY | os.O_CREAT, 0o644)
+        os.write(fd, b"x" * (i + 1))
+        fds.append(fd)
+    return fds
+
+
+async def test_files_that_arrive_during_a_batch_share_the_next_one(tmp_path: Path) -> None:
+    syncer = GroupSync()
+    fds = _open_files(tmp_path, 10)
+    try:
+        async with anyio.create_task_group() as tg:
+            for fd in fds:
+                tg.start_soon(syncer.sync, fd)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    # The first file starts a batch alone; the nine queued behind it go in one more hop.
+    assert (syncer.batches, syncer.files) == (2, 10)
+
+
+async def test_one_bad_file_fails_alone(tmp_path: Path) -> None:
+    syncer = GroupSync()
+    good = _open_files(tmp_path, 2)
+    bad = os.open(tmp_path / "bad", os.O_WRONLY | os.O_CREAT, 0o644)
+    os.close(bad)  # a closed descriptor: fsync fails with EBADF
+    outcomes: dict[int, BaseException | None] = {}
+
+    async def sync(fd: int) -> None:
+        try:
+            await syncer.sync(fd)
+        except OSError as exc:
+            outcomes[fd] = exc
+        else:
+            outcomes[fd] = None
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for fd in (good[0], bad, good[1]):
+                tg.start_soon(sync, fd)
+    finally:
+        for fd in good:
+            os.close(fd)
+    assert outcomes[good[0]] is None and outcomes[good[1]] is None
+    error = outcomes[bad]
+    assert isinstance(error, OSError) and error.errno == errno.EBADF
+
+
+async def test_a_cancelled_caller_still_waits_for_its_fsync(tmp_path: Path) -> None:
+    syncer = GroupSync()
+    (fd,) = _open_files(tmp_path, 1)
+    try:
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await syncer.sync(fd)  # shielded: returns only once the fsync is done
+            await anyio.lowlevel.checkpoint()  # the cancellation lands here
+            pytest.fail("the cancellation was not delivered after the sync")
+        assert scope.cancelled_caught
+        assert syncer.files == 1 and not syncer._busy  # the batch is over, not abandoned
+    finally:
+        os.close(fd)
+
+
+async def test_the_syncer_is_reusable_after_it_went_idle(tmp_path: Path) -> None:
+    syncer = GroupSync()
+    fds = _open_files(tmp_path, 3)
+    try:
+        for fd in fds:  # one after the other: each finds the syncer idle
+            await syncer.sync(fd)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert (syncer.batches, syncer.files) == (3, 3)

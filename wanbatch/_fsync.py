@@ -1,0 +1,85 @@
+"""Group fsync: make many files durable with one worker-thread hop per batch, not one per file.
+
+A thread hop per image (``run_in_executor(None, os.fsync, fd)``) was the largest single cost of
+wanbatch's hot path: a thread wake, two GIL hand-offs and a loop wake-up per file, and GIL
+contention that slowed every other system call of the loop (``benchmarks/bench_overhead.py``).
+Here files that finish while a batch is syncing wait for the next batch, so under load one hop
+serves many files; when the disk is slow, batches grow by themselves.
+
+Same guarantee as a plain fsync: :meth:`GroupSync.sync` returns only once *that* file's fsync
+returned, and raises *that* file's error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import anyio
+
+__all__ = ["GroupSync"]
+
+
+def _fsync_all(fds: list[int]) -> list[OSError | None]:
+    errors: list[OSError | None] = []
+    for fd in fds:
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            errors.append(exc)
+        else:
+            errors.append(None)
+    return errors
+
+
+class GroupSync:
+    """fsync files in batches on a worker thread; one batch in flight at a time.
+
+    Bound to the event loop it is first used on (the engine makes one per run).
+    """
+
+    def __init__(self) -> None:
+        self._waiting: list[tuple[int, asyncio.Future[None]]] = []
+        self._busy = False
+        #: Batches and files synced (for tests and benchmarks).
+        self.batches = 0
+        self.files = 0
+
+    async def sync(self, fd: int) -> None:
+        """fsync ``fd``; raise its ``OSError``. Shielded: the file stays open until it is done."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._waiting.append((fd, done))
+        if not self._busy:
+            self._start(loop)
+        with anyio.CancelScope(shield=True):
+            await done
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch, self._waiting = self._waiting, []
+        self._busy = True
+        self.batches += 1
+        self.files += len(batch)
+        running = loop.run_in_executor(None, _fsync_all, [fd for fd, _ in batch])
+        running.add_done_callback(lambda f: self._finished(loop, batch, f))
+
+    def _finished(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: list[tuple[int, asyncio.Future[None]]],
+        running: asyncio.Future[list[OSError | None]],
+    ) -> None:
+        try:
+            errors: list[OSError | None] = running.result()
+        except BaseException as exc:  # the executor itself failed (e.g. shut down)
+            errors = [OSError(f"fsync did not run: {exc!r}")] * len(batch)
+        for (_, done), error in zip(batch, errors, strict=True):
+            if done.done():
+                continue
+            if error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(error)
+        self._busy = False
+        if self._waiting:
+            self._start(loop)
