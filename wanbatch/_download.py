@@ -32,7 +32,7 @@ PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 CHUNK = 256 * 1024
 
 
-async def _fsync(fh: BinaryIO, syncer: GroupSync | None) -> None:
+async def _fsync(fh: BinaryIO, syncer: GroupSync | None, size: int) -> None:
     """fsync on a worker thread, never abandoned half way.
 
     With a :class:`GroupSync`, in a batch with other downloads' files. Otherwise on the loop's
@@ -40,7 +40,7 @@ async def _fsync(fh: BinaryIO, syncer: GroupSync | None) -> None:
     cancellation waits for it (the file must not be closed and removed under its fsync).
     """
     if syncer is not None:
-        await syncer.sync(fh.fileno())
+        await syncer.sync(fh.fileno(), size)
         return
     synced = asyncio.get_running_loop().run_in_executor(None, os.fsync, fh.fileno())
     with anyio.CancelScope(shield=True):
@@ -129,7 +129,7 @@ async def download_image(
                         digest.update(chunk)
                     fh.flush()
                     # fsync off the loop: it waits on the disk.
-                    await _fsync(fh, syncer)
+                    await _fsync(fh, syncer, size)
                     sha256 = digest.hexdigest()
                 if length is not None and size != length:
                     raise IntegrityError(f"{label}: got {size} of {length} bytes")

@@ -89,3 +89,17 @@ async def test_the_syncer_is_reusable_after_it_went_idle(tmp_path: Path) -> None
         for fd in fds:
             os.close(fd)
     assert (syncer.batches, syncer.files) == (3, 3)
+
+
+async def test_a_large_file_gets_a_hop_of_its_own(tmp_path: Path) -> None:
+    syncer = GroupSync(solo_bytes=4)
+    fds = _open_files(tmp_path, 6)  # sizes 1..6 bytes: three under solo_bytes, three over
+    try:
+        async with anyio.create_task_group() as tg:
+            for size, fd in enumerate(fds, start=1):
+                tg.start_soon(syncer.sync, fd, size)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    assert syncer.solo == 3  # synced in parallel, each at once
+    assert (syncer.batches, syncer.files) == (2, 3)  # the small ones still share hops
