@@ -69,6 +69,7 @@ from wanbatch._state import (
     JobState,
     RunState,
     Status,
+    TouchLog,
     line_hash,
     plan_job,
 )
@@ -899,10 +900,11 @@ class BatchRun:
 
     # ----------------------------------------------------------------- finish
     def _finish(self) -> None:
-        state = read_journal(self.out_dir, write_snapshot=True)
+        touched = TouchLog()  # lets the views take only this run's new rows
+        state = read_journal(self.out_dir, write_snapshot=True, touched=touched)
         write_prefix(self.out_dir, scan_done_prefix(self.jobs_path, state, self._salt))
         try:
-            write_views(self.out_dir, state)
+            write_views(self.out_dir, state, touched)
         except OSError as exc:
             self.request_stop(
                 f"cannot write the views of {self.out_dir}: {exc.strerror or exc}", ExitCode.FATAL

@@ -21,7 +21,7 @@ from typing import IO, Any
 
 from wanbatch._errors import OutputError
 from wanbatch._loader import DonePrefix
-from wanbatch._state import JOURNAL_VERSION, DoneJobs, RunState, Status, replay
+from wanbatch._state import JOURNAL_VERSION, DoneJobs, JobState, RunState, Status, TouchLog, replay
 
 __all__ = ["Journal", "read_journal", "read_prefix", "write_prefix", "write_views"]
 
@@ -35,6 +35,10 @@ SNAPSHOT_FORMAT = 2
 SNAPSHOT_CHECK_BYTES = 4096
 #: Completed jobs remembered while writing metadata.jsonl, to drop duplicate records.
 RECENT_JOBS = 4096
+#: Which journal state the views were last written from, and their sizes then (a cache: when
+#: it matches, the next run's end appends the new rows instead of rebuilding both files).
+VIEWS_NAME = ".views-state"
+VIEWS_FORMAT = 1
 
 
 def _iter_lines(path: Path) -> Iterator[str]:
@@ -86,12 +90,15 @@ def _load_snapshot(out_dir: Path, fh: IO[bytes]) -> tuple[RunState, int] | None:
         return None  # no snapshot, or a damaged one: replay the whole journal
 
 
-def read_journal(out_dir: Path, *, write_snapshot: bool = False) -> RunState:
+def read_journal(
+    out_dir: Path, *, write_snapshot: bool = False, touched: TouchLog | None = None
+) -> RunState:
     """Replay ``out_dir/journal.jsonl`` (an empty state when there is none).
 
     A snapshot of an earlier replay (``.state-snapshot``, a cache: deleting it is always safe)
     lets a resume skip the journal lines it covers; only newer lines are replayed. With
-    ``write_snapshot`` the result is saved as the next snapshot.
+    ``write_snapshot`` the result is saved as the next snapshot. ``touched`` (for
+    :func:`write_views`) learns where the replay started and the jobs it touched.
     """
     path = out_dir / JOURNAL_NAME
     if not path.exists():
@@ -99,9 +106,13 @@ def read_journal(out_dir: Path, *, write_snapshot: bool = False) -> RunState:
     with path.open("rb") as fh:
         loaded = _load_snapshot(out_dir, fh)
         state, offset = loaded if loaded else (None, 0)
+        if touched is not None and state is not None:
+            touched.start_offset, touched.start_lines = offset, state.lines
+            touched.start_source = f"{offset}:{_tail_digest(fh, offset)}"
         fh.seek(offset)
         reader = _LineReader(fh, offset)
-        state = replay(reader, state)
+        # Only on top of a snapshot: the views can use the log only from where they stood.
+        state = replay(reader, state, touched if state is not None else None)
         if reader.complete and reader.end > 0 and (write_snapshot or reader.end == offset):
             tail = _tail_digest(fh, reader.end)
             state.source = f"{reader.end}:{tail}"
@@ -219,101 +230,217 @@ def _write_atomic(path: Path, lines: Iterator[str]) -> int:
     return count
 
 
-def write_views(out_dir: Path, state: RunState) -> tuple[int, int]:
-    """Rebuild ``metadata.jsonl`` and ``failed.jsonl`` from the journal; return their line counts.
+def _metadata_row(rec: dict[str, Any], k: int) -> str:
+    row: dict[str, Any] = {
+        "file_name": rec["file"],
+        "id": rec["id"],
+        "index": k,
+        "prompt": rec.get("prompt"),
+        "seed": rec.get("seed"),
+        "size": rec.get("size"),
+        "request_id": rec.get("request_id"),
+        "sha256": rec.get("sha256"),
+    }
+    meta = rec.get("meta")
+    if isinstance(meta, dict):
+        for key, value in meta.items():
+            row.setdefault(key if key not in row else f"meta_{key}", value)
+    return json.dumps(row, ensure_ascii=False)
+
+
+def _failed_row(rec: dict[str, Any]) -> str:
+    try:
+        original = json.loads(rec.get("source") or "{}")
+    except ValueError:
+        original = {"source": rec.get("source")}
+    if not isinstance(original, dict):
+        original = {"source": rec.get("source")}
+    original.setdefault("id", rec["id"])
+    original["error"] = {
+        "code": rec.get("code"),
+        "message": rec.get("message"),
+        "status": rec.get("status"),
+        "request_id": rec.get("request_id"),
+        "attempts": rec.get("attempts"),
+    }
+    return json.dumps(original, ensure_ascii=False)
+
+
+def _records(path: Path, event: str, offset: int = 0, lines: int = 0) -> Iterator[tuple[int, Any]]:
+    """(line number, record) of the journal's ``event`` records from byte ``offset`` (which
+    follows ``lines`` lines)."""
+    marker = f'"{event}"'
+    with path.open("rb") as fh:
+        fh.seek(offset)
+        for lineno, raw in enumerate(fh, start=lines + 1):
+            line = raw.decode("utf-8", "replace")
+            if marker not in line:
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and rec.get("event") == event:
+                yield lineno, rec
+
+
+def _metadata_rows(
+    path: Path, state: RunState, offset: int = 0, lines: int = 0, listed: TouchLog | None = None
+) -> Iterator[str]:
+    """One row per image of every DONE job's current generation, from byte ``offset`` on.
+
+    With ``listed``, jobs that were DONE before the replay it logged are already in the file.
+    """
+    # Images written per job, for jobs still being read; a job leaves once complete and is
+    # remembered in a short recent list, so memory stays flat over a million jobs.
+    written: dict[str, int] = {}
+    recent: OrderedDict[str, None] = OrderedDict()
+    for lineno, rec in _records(path, "saved", offset, lines):
+        job_id = rec.get("id", "")
+        if job_id in recent:
+            continue  # a duplicate record of an image already listed
+        job = state.job(job_id) if isinstance(job_id, str) else None
+        if job is None or job.status is not Status.DONE or lineno < job.gen_line:
+            continue
+        if listed is not None and listed.before.get(job_id, (None,))[0] is Status.DONE:
+            continue
+        k = int(rec["k"])
+        mask = written.get(job_id, 0)
+        if mask >> k & 1:
+            continue
+        mask |= 1 << k
+        if mask == job.saved:
+            written.pop(job_id, None)
+            recent[job_id] = None
+            if len(recent) > RECENT_JOBS:
+                recent.popitem(last=False)
+        else:
+            written[job_id] = mask
+        yield _metadata_row(rec, k)
+
+
+def _failed_rows(path: Path, state: RunState, offset: int = 0, lines: int = 0) -> Iterator[str]:
+    """The job line of every job that failed for good, with its error, from ``offset`` on."""
+    for lineno, rec in _records(path, "failed", offset, lines):
+        job_id = rec.get("id", "")
+        job = state.job(job_id) if isinstance(job_id, str) else None
+        if job is None or job.failure is None or job.failure[2] != lineno:
+            continue
+        yield _failed_row(rec)
+
+
+def _appendable(state: RunState, touched: TouchLog) -> tuple[bool, bool]:
+    """Whether the new journal lines only add rows to metadata.jsonl / failed.jsonl.
+
+    Not when a job listed before changed (generated again, or its failure replaced or
+    resolved), or when a job newly done has images saved before the new lines began.
+    """
+    start = touched.start_lines
+    metadata = failed = True
+    for job_id, (status, gen_line, failure) in touched.before.items():
+        job: JobState | None = state.job(job_id)
+        now_done = job is not None and job.status is Status.DONE
+        if status is Status.DONE:
+            if not now_done or job is None or job.gen_line != gen_line:
+                metadata = False
+        elif now_done and job is not None and job.gen_line <= start:
+            metadata = False
+        now_failure = job.failure[2] if job is not None and job.failure is not None else 0
+        if failure and now_failure != failure:
+            failed = False
+        elif now_failure and now_failure != failure and now_failure <= start:
+            failed = False
+    return metadata, failed
+
+
+def _read_views_state(out_dir: Path) -> dict[str, Any] | None:
+    try:
+        with (out_dir / VIEWS_NAME).open("rb") as fh:
+            info = json.loads(fh.read())
+        if not isinstance(info, dict) or info.get("format") != VIEWS_FORMAT:
+            return None
+        return info
+    except (OSError, ValueError):
+        return None
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
+
+
+def _append(path: Path, rows: Iterator[str]) -> int:
+    count = 0
+    with path.open("a", encoding="utf-8", newline="\n") as fh:
+        for row in rows:
+            fh.write(row)
+            fh.write("\n")
+            count += 1
+    return count
+
+
+def write_views(out_dir: Path, state: RunState, touched: TouchLog | None = None) -> tuple[int, int]:
+    """Write ``metadata.jsonl`` and ``failed.jsonl`` from the journal; return their line counts.
 
     ``metadata.jsonl`` follows the Hugging Face ``imagefolder`` layout (``file_name`` relative to
     the folder), one line per image of every DONE job's current generation.
+
+    Both are rebuilt from the whole journal, unless ``touched`` (from :func:`read_journal`)
+    shows the views were last written at the journal state its replay started from and the new
+    lines only add rows: then those rows are appended (the end of a resume that added a few
+    jobs to a million-job folder takes milliseconds, not a pass over the whole journal).
     """
     path = out_dir / JOURNAL_NAME
+    meta_path, failed_path = out_dir / "metadata.jsonl", out_dir / "failed.jsonl"
+    info = _read_views_state(out_dir) if touched is not None else None
+    (out_dir / VIEWS_NAME).unlink(missing_ok=True)  # until both files are whole again
     if not path.exists():
-        return (
-            _write_atomic(out_dir / "metadata.jsonl", iter(())),
-            _write_atomic(out_dir / "failed.jsonl", iter(())),
+        return _write_atomic(meta_path, iter(())), _write_atomic(failed_path, iter(()))
+    appendable = (False, False)
+    if (
+        info is not None
+        and touched is not None
+        and not touched.overflow
+        and touched.start_source is not None
+        and info.get("source") == touched.start_source
+        and info.get("metadata_bytes") == _file_size(meta_path)
+        and info.get("failed_bytes") == _file_size(failed_path)
+    ):
+        appendable = _appendable(state, touched)
+    start = (touched.start_offset, touched.start_lines) if touched is not None else (0, 0)
+    if appendable[0] and info is not None:
+        rows = _metadata_rows(path, state, *start, listed=touched)
+        meta_count = int(info["metadata_rows"]) + _append(meta_path, rows)
+    else:
+        meta_count = _write_atomic(meta_path, _metadata_rows(path, state))
+    if appendable[1] and info is not None:
+        failed_count = int(info["failed_rows"]) + _append(
+            failed_path, _failed_rows(path, state, *start)
         )
+    else:
+        failed_count = _write_atomic(failed_path, _failed_rows(path, state))
+    if state.source is not None:
+        _write_views_state(out_dir, state.source, meta_count, failed_count)
+    return meta_count, failed_count
 
-    def metadata() -> Iterator[str]:
-        # Images written per job, for jobs still being read; a job leaves once complete and
-        # is remembered in a short recent list, so memory stays flat over a million jobs.
-        written: dict[str, int] = {}
-        recent: OrderedDict[str, None] = OrderedDict()
-        for lineno, line in enumerate(_iter_lines(path), start=1):
-            if '"saved"' not in line:
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(rec, dict) or rec.get("event") != "saved":
-                continue
-            job_id = rec.get("id", "")
-            if job_id in recent:
-                continue  # a duplicate record of an image already listed
-            job = state.job(job_id) if isinstance(job_id, str) else None
-            if job is None or job.status is not Status.DONE or lineno < job.gen_line:
-                continue
-            k = int(rec["k"])
-            mask = written.get(job_id, 0)
-            if mask >> k & 1:
-                continue
-            mask |= 1 << k
-            if mask == job.saved:
-                written.pop(job_id, None)
-                recent[job_id] = None
-                if len(recent) > RECENT_JOBS:
-                    recent.popitem(last=False)
-            else:
-                written[job_id] = mask
-            row: dict[str, Any] = {
-                "file_name": rec["file"],
-                "id": rec["id"],
-                "index": k,
-                "prompt": rec.get("prompt"),
-                "seed": rec.get("seed"),
-                "size": rec.get("size"),
-                "request_id": rec.get("request_id"),
-                "sha256": rec.get("sha256"),
-            }
-            meta = rec.get("meta")
-            if isinstance(meta, dict):
-                for key, value in meta.items():
-                    row.setdefault(key if key not in row else f"meta_{key}", value)
-            yield json.dumps(row, ensure_ascii=False)
 
-    def failed() -> Iterator[str]:
-        for lineno, line in enumerate(_iter_lines(path), start=1):
-            if '"failed"' not in line:
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(rec, dict) or rec.get("event") != "failed":
-                continue
-            job_id = rec.get("id", "")
-            job = state.job(job_id) if isinstance(job_id, str) else None
-            if job is None or job.failure is None or job.failure[2] != lineno:
-                continue
-            try:
-                original = json.loads(rec.get("source") or "{}")
-            except ValueError:
-                original = {"source": rec.get("source")}
-            if not isinstance(original, dict):
-                original = {"source": rec.get("source")}
-            original.setdefault("id", rec["id"])
-            original["error"] = {
-                "code": rec.get("code"),
-                "message": rec.get("message"),
-                "status": rec.get("status"),
-                "request_id": rec.get("request_id"),
-                "attempts": rec.get("attempts"),
-            }
-            yield json.dumps(original, ensure_ascii=False)
-
-    return (
-        _write_atomic(out_dir / "metadata.jsonl", metadata()),
-        _write_atomic(out_dir / "failed.jsonl", failed()),
-    )
+def _write_views_state(out_dir: Path, source: str, meta_rows: int, failed_rows: int) -> None:
+    info = {
+        "format": VIEWS_FORMAT,
+        "source": source,
+        "metadata_rows": meta_rows,
+        "metadata_bytes": _file_size(out_dir / "metadata.jsonl"),
+        "failed_rows": failed_rows,
+        "failed_bytes": _file_size(out_dir / "failed.jsonl"),
+    }
+    tmp = out_dir / f"{VIEWS_NAME}.tmp"
+    try:
+        tmp.write_text(json.dumps(info), encoding="utf-8")
+        os.replace(tmp, out_dir / VIEWS_NAME)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # only a cache: the next run rebuilds the views
 
 
 def write_prefix(out_dir: Path, prefix: DonePrefix | None) -> None:

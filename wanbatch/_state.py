@@ -46,6 +46,7 @@ __all__ = [
     "Plan",
     "RunState",
     "Status",
+    "TouchLog",
     "line_hash",
     "plan_job",
     "replay",
@@ -301,6 +302,17 @@ class DoneJobs:
         packed = self._vals[i]
         return packed >> 36, packed & 0xFFFFFFFF, (packed >> 32) & 15
 
+    def settled_gen_line(self, job_id: str) -> int:
+        """The generation line of a job among those sorted already (0: not among them).
+
+        No sort: a replay asks this before each record, between appends (see TouchLog).
+        """
+        key = _id_key(job_id)
+        i = bisect_left(self._keys, key, 0, self._sorted)
+        if i < self._sorted and self._keys[i] == key:
+            return self._vals[i] & 0xFFFFFFFF
+        return 0
+
     def __contains__(self, job_id: object) -> bool:
         return isinstance(job_id, str) and self.get(job_id) is not None
 
@@ -504,13 +516,62 @@ def _float_or_none(value: object) -> float | None:
     return None
 
 
-def replay(lines: Iterable[str], state: RunState | None = None) -> RunState:
+#: How a job stood before a replay touched it: status, generation line, failure line (0: none).
+Before = tuple["Status | None", int, int]
+
+
+@dataclass
+class TouchLog:
+    """The jobs a replay touched and how each stood before: what lets the views be updated
+    from the new journal lines alone (:func:`wanbatch._journal.write_views`).
+
+    Bounded: past ``limit`` jobs it gives up (``overflow``) and frees what it held, and the
+    views are rebuilt from the whole journal instead.
+    """
+
+    limit: int = 100_000
+    before: dict[str, Before] = field(default_factory=dict)
+    overflow: bool = False
+    #: Where the replay started: journal bytes and lines before it, and the state's ``source``
+    #: there ("<bytes>:<tail digest>"); set by the reader, None when it replayed from the start.
+    start_offset: int = 0
+    start_lines: int = 0
+    start_source: str | None = None
+
+    def note(self, state: RunState, job_id: str) -> None:
+        """Before the replay applies a record naming ``job_id``: note how that job stands."""
+        if self.overflow or job_id in self.before:
+            return
+        if len(self.before) >= self.limit:
+            self.overflow = True
+            self.before = {}
+            return
+        # As RunState.job(), without sorting the done jobs: one this replay finished was noted
+        # at its first record, so a job seen for the first time is done only if it was done
+        # before the replay began, i.e. among the sorted ones.
+        job = state.jobs.get(job_id)
+        if job is not None and job.status is not Status.FAILED:
+            self.before[job_id] = (job.status, job.gen_line, 0)
+            return
+        gen_line = state.done.settled_gen_line(job_id)
+        if gen_line:
+            self.before[job_id] = (Status.DONE, gen_line, 0)
+        elif job is not None:
+            failed = job.failure[2] if job.failure is not None else 0
+            self.before[job_id] = (job.status, job.gen_line, failed)
+        else:
+            self.before[job_id] = (None, 0, 0)
+
+
+def replay(
+    lines: Iterable[str], state: RunState | None = None, touched: TouchLog | None = None
+) -> RunState:
     """Fold journal lines (text, newline optional) into a :class:`RunState`.
 
     With ``state`` (a snapshot of the journal's first ``state.lines`` lines), ``lines`` are the
     lines after those. A line that is not a JSON object (a torn last line after a crash, or
     garbage) is recorded in ``damaged`` and skipped. A record from a newer format raises
-    :class:`JournalError`.
+    :class:`JournalError`. ``touched`` notes how each job a record names stood before it.
     """
     state = state if state is not None else RunState()
     for lineno, line in enumerate(lines, start=state.lines + 1):
@@ -531,6 +592,10 @@ def replay(lines: Iterable[str], state: RunState | None = None) -> RunState:
                 f"journal line {lineno} is format v{version}, written by a newer wanbatch "
                 f"(this one reads v{JOURNAL_VERSION}); upgrade wanbatch to resume this folder"
             )
+        if touched is not None:
+            job_id = record.get("id")
+            if isinstance(job_id, str):
+                touched.note(state, job_id)
         try:
             state.apply(record, lineno)
         except (KeyError, TypeError, ValueError):
