@@ -24,6 +24,7 @@ import os
 import random
 import signal
 import time
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,7 @@ from wanbatch._fsync import GroupSync
 from wanbatch._jobs import PlannedJob
 from wanbatch._journal import Journal, read_journal, read_prefix, write_prefix, write_views
 from wanbatch._loader import (
+    DonePrefix,
     ValidationReport,
     iter_jobs,
     scan_done_prefix,
@@ -234,6 +236,8 @@ class BatchRun:
         self._released = anyio.Event()
         #: Folded into line_hash(): a change of run defaults makes every line "changed".
         self._salt = self.config.defaults.model_dump_json()
+        self._start_prefix: DonePrefix | None = None
+        self._start_keys: array[int] | None = None
         self._download_backlog = max(
             32, DOWNLOAD_BACKLOG_PER_WORKER * self.config.download_concurrency
         )
@@ -320,6 +324,9 @@ class BatchRun:
         # The done prefix the last run's end found: when the job file still starts with the
         # same bytes, those lines are not read again (a resume over 1M done jobs: ~0.1 s, not 4).
         prefix = usable_prefix(read_prefix(self.out_dir), self.jobs_path, state, self._salt)
+        if prefix is not None:  # the end of the run scans on from it (a copy: 8 bytes a job)
+            self._start_prefix = prefix
+            self._start_keys = array("Q", state.done.arrays()[0])
         report = validate_file(
             self.jobs_path,
             self.config.defaults,
@@ -902,7 +909,14 @@ class BatchRun:
     def _finish(self) -> None:
         touched = TouchLog()  # lets the views take only this run's new rows
         state = read_journal(self.out_dir, write_snapshot=True, touched=touched)
-        write_prefix(self.out_dir, scan_done_prefix(self.jobs_path, state, self._salt))
+        prefix = scan_done_prefix(
+            self.jobs_path,
+            state,
+            self._salt,
+            start=self._start_prefix,
+            start_keys=self._start_keys,
+        )
+        write_prefix(self.out_dir, prefix)
         try:
             write_views(self.out_dir, state, touched)
         except OSError as exc:

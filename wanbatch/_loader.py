@@ -342,11 +342,39 @@ def _digest_prefix(fh: BinaryIO, size: int) -> str:
     return digest.hexdigest() if left == 0 else ""
 
 
-def scan_done_prefix(path: str | os.PathLike[str], state: RunState, salt: str) -> DonePrefix | None:
+def _remap_first(
+    first: array[int], old_keys: array[int], new_keys: array[int]
+) -> array[int] | None:
+    """``first`` (by done index among ``old_keys``) re-indexed by ``new_keys`` (a superset: a
+    done job stays done); None if an old key is missing."""
+    out = array("I", bytes(4 * len(new_keys)))
+    j, n = 0, len(new_keys)
+    for i, key in enumerate(old_keys):
+        while j < n and new_keys[j] < key:
+            j += 1
+        if j == n or new_keys[j] != key:
+            return None
+        out[j] = first[i]
+    return out
+
+
+def scan_done_prefix(
+    path: str | os.PathLike[str],
+    state: RunState,
+    salt: str,
+    *,
+    start: DonePrefix | None = None,
+    start_keys: array[int] | None = None,
+) -> DonePrefix | None:
     """Find the job file's leading run of done, unchanged lines (see :class:`DonePrefix`).
 
     Returns ``None`` when the state's journal source is unknown, nothing is done, or the file
     cannot be read. Stops at the first line with work, a bad line or a duplicate id.
+
+    ``start``: the prefix the run began with (:func:`usable_prefix` accepted it) and
+    ``start_keys`` the done jobs' keys then. Its lines are still done (a done job stays done),
+    so the scan goes on from its end, once its bytes are seen unchanged: at the end of a resume
+    over a million done lines, a digest and a re-index instead of a check of each line (~4 s).
     """
     if state.source is None or not len(state.done):
         return None
@@ -355,24 +383,49 @@ def scan_done_prefix(path: str | os.PathLike[str], state: RunState, salt: str) -
     if isinstance(opened, JobFileError):
         return None
     done = DoneLines(state, salt)
-    ids = _Ids(done)
-    seen: list[Any] = [0, 0, b""]
-    jobs = 0
+    first: array[int] | None = None
+    if start is not None and start_keys is not None and start.salt == _salt_digest(salt):
+        first = _remap_first(start.first, start_keys, state.done.arrays()[0])
+    digest = hashlib.blake2b(digest_size=16)
     with opened as fh:
+        begin, jobs = (1, 0), 0
+        if first is not None and start is not None:
+            same = _hash_range(fh, 0, start.size, digest)
+            if same and digest.copy().hexdigest() == start.digest:
+                begin, jobs = (start.next_line, start.size), start.jobs
+            else:  # the file changed under the run: check every line
+                first, digest = None, hashlib.blake2b(digest_size=16)
+        ids = _Ids(done, first)
+        seen: list[Any] = [0, 0, b""]
         end: tuple[int, int] | None = None
-        for lineno, item in _lines(fh, spath, seen, done=done):
+        fh.seek(begin[1])  # _lines seeks only to a non-zero offset
+        for lineno, item in _lines(fh, spath, seen, start=begin, done=done):
             if not isinstance(item, int) or ids.add_done(item, lineno):
                 end = (lineno, seen[1])
                 break
             jobs += 1
         if end is None:  # the whole file: the next line would start at its end
-            end = (seen[0] + 1, fh.seek(0, os.SEEK_END))
+            end = (max(seen[0], begin[0] - 1) + 1, fh.seek(0, os.SEEK_END))
         if jobs == 0:
             return None
-        digest = _digest_prefix(fh, end[1])
-    if not digest:
-        return None
-    return DonePrefix(state.source, _salt_digest(salt), end[1], end[0], jobs, digest, ids.first)
+        if not _hash_range(fh, begin[1] if first is not None else 0, end[1], digest):
+            return None
+    return DonePrefix(
+        state.source, _salt_digest(salt), end[1], end[0], jobs, digest.hexdigest(), ids.first
+    )
+
+
+def _hash_range(fh: BinaryIO, start: int, end: int, digest: Any) -> bool:
+    """Feed bytes ``[start, end)`` of ``fh`` to ``digest``; False if the file is shorter."""
+    fh.seek(start)
+    left = end - start
+    while left > 0:
+        block = fh.read(min(left, 1 << 20))
+        if not block:
+            return False
+        digest.update(block)
+        left -= len(block)
+    return True
 
 
 def usable_prefix(

@@ -374,3 +374,60 @@ def test_a_damaged_prefix_file_is_ignored(tmp_path: Path) -> None:
     assert read_prefix(tmp_path) is None
     (tmp_path / ".resume-prefix").write_bytes(b"not json\n")
     assert read_prefix(tmp_path) is None
+
+
+def _same_prefix(a: Any, b: Any) -> bool:
+    fields = ("source", "salt", "size", "next_line", "jobs", "digest")
+    return (
+        all(getattr(a, f) == getattr(b, f) for f in fields) and a.first.tolist() == b.first.tolist()
+    )
+
+
+def test_the_end_of_a_run_scans_on_from_the_prefix_it_began_with(tmp_path: Path) -> None:
+    from array import array
+
+    old = {f"job-{i}": json.dumps({"id": f"job-{i}", "prompt": f"p{i}"}) for i in range(30)}
+    path = tmp_path / "jobs.jsonl"
+    path.write_text("\n".join(old.values()) + "\n")
+    start_state = journal_of(tmp_path, old)
+    start = scan_done_prefix(path, start_state, SALT)
+    assert start is not None and start.jobs == 30
+    start_keys = array("Q", start_state.done.arrays()[0])
+    # The run adds 40 jobs whose ids sort among the old ones (every done index moves), does 35,
+    # and line 66 repeats the id of line 7: the prefix must end before it.
+    new = {f"job-{i}x": json.dumps({"id": f"job-{i}x", "prompt": f"q{i}"}) for i in range(40)}
+    lines = list(new.values())
+    lines[35] = json.dumps({"id": "job-6", "prompt": "again"})
+    with path.open("a") as fh:
+        fh.write("\n".join(lines) + "\n")
+    end_state = journal_of(tmp_path, dict(list(new.items())[:35]))
+    full = scan_done_prefix(path, end_state, SALT)
+    assert full is not None and (full.jobs, full.next_line) == (65, 66)
+    went_on = scan_done_prefix(path, end_state, SALT, start=start, start_keys=start_keys)
+    assert went_on is not None, "no prefix"
+    assert (went_on.jobs, went_on.next_line, went_on.size) == (full.jobs, full.next_line, full.size)
+    assert _same_prefix(went_on, full)
+    # A job file edited inside the old prefix during the run: every line is checked again.
+    path.write_bytes(path.read_bytes().replace(b'"p3"', b'"P3"', 1))
+    full = scan_done_prefix(path, end_state, SALT)
+    assert full is not None and full.jobs == 3  # line 4 changed: the prefix ends before it
+    went_on = scan_done_prefix(path, end_state, SALT, start=start, start_keys=start_keys)
+    assert went_on is not None, "no prefix"
+    assert (went_on.jobs, went_on.next_line, went_on.size) == (full.jobs, full.next_line, full.size)
+    assert _same_prefix(went_on, full)
+
+
+def test_a_prefix_scan_from_the_start_of_the_run_covers_a_file_with_no_new_line(
+    tmp_path: Path,
+) -> None:
+    from array import array
+
+    texts = {f"d{i}": json.dumps({"id": f"d{i}", "prompt": f"p{i}"}) for i in range(5)}
+    path = tmp_path / "jobs.jsonl"
+    path.write_text("\n".join(texts.values()) + "\n")
+    state = journal_of(tmp_path, texts)
+    start = scan_done_prefix(path, state, SALT)
+    assert start is not None
+    keys = array("Q", state.done.arrays()[0])
+    again = scan_done_prefix(path, state, SALT, start=start, start_keys=keys)
+    assert again is not None and _same_prefix(again, start)
