@@ -414,6 +414,7 @@ class BatchRun:
             )
             await self._dispatch(state, journal)
         finally:
+            del state  # the end reads the journal again: one state in memory at a time
             with anyio.CancelScope(shield=True):
                 journal.close()
                 await anyio.to_thread.run_sync(self._finish)
