@@ -13,6 +13,7 @@ import os
 import struct
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -24,7 +25,7 @@ from wanbatch._errors import DownloadError, IntegrityError, OutputError, UrlExpi
 from wanbatch._fsync import GroupSync
 from wanbatch._urls import parse_expiry
 
-__all__ = ["SavedImage", "download_image"]
+__all__ = ["SavedImage", "Superseded", "download_image"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: The IEND chunk: length 0, type, CRC. Every whole PNG ends with these 12 bytes.
@@ -45,6 +46,10 @@ async def _fsync(fh: BinaryIO, syncer: GroupSync | None, size: int) -> None:
     synced = asyncio.get_running_loop().run_in_executor(None, os.fsync, fh.fileno())
     with anyio.CancelScope(shield=True):
         await synced  # an OSError (disk full, I/O error) surfaces here
+
+
+class Superseded(Exception):
+    """The image was downloaded, but ``keep()`` said it is no longer wanted: nothing was kept."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +83,14 @@ async def download_image(
     expires: float | None = None,
     label: str = "image",
     syncer: GroupSync | None = None,
+    keep: Callable[[], bool] | None = None,
 ) -> SavedImage:
     """Download ``url`` to ``dest`` atomically and return what was saved.
 
     ``syncer`` batches the fsync with other downloads' (the engine passes one per run).
+    ``keep`` is asked just before the rename (no await between them): when it says no (a newer
+    generation of the job replaced this one while it downloaded), the temp file is removed and
+    :class:`Superseded` raised, so a stale image never lands under the final name.
 
     Raises:
         UrlExpired: the URL's ``Expires=`` passed, or the store answered that it expired.
@@ -142,6 +151,8 @@ async def download_image(
         except OSError as exc:
             raise OutputError(f"cannot write {tmp}: {exc.strerror or exc}") from exc
         width, height = _check_png(head, tail, size, label)
+        if keep is not None and not keep():
+            raise Superseded(f"{label}: a newer generation replaced it while it downloaded")
         try:
             os.replace(tmp, dest)
         except OSError as exc:

@@ -37,7 +37,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from wanbatch import _events as ev
 from wanbatch._client import ApiClient
 from wanbatch._config import BatchConfig
-from wanbatch._download import download_image
+from wanbatch._download import Superseded, download_image
 from wanbatch._errors import (
     ApiError,
     BatchFatal,
@@ -844,7 +844,10 @@ class BatchRun:
                     expires=expires,
                     label=f"job {job.id} image {item.k}",
                     syncer=self._syncer,
+                    keep=lambda: self._current(job.id, item.generation),
                 )
+            except Superseded:
+                return  # its job was generated again meanwhile: the new images count, not this
             except UrlExpired:
                 self._expired(item, journal)
                 return
@@ -883,6 +886,17 @@ class BatchRun:
         assert last is not None
         # The image was paid for; leave the job GENERATED so a later run retries the download.
         self._emit(ev.CallFailed(job.id, 0, type(last).__name__, str(last), False, False))
+
+    def _current(self, job_id: str, generation: int) -> bool:
+        """Whether an image of ``generation`` may still be saved.
+
+        ``_expired`` steps the number by one (queued siblings are dropped, but one already
+        downloading is still of the journal's latest generation); a regeneration that was
+        answered steps it again: from then on an older image would be recorded as the new
+        one's, or overwrite it. A finished job has no entry: nothing of it is pending.
+        """
+        current = self._generation.get(job_id)
+        return current is not None and current <= generation + 1
 
     def _expired(self, item: _DownloadItem, journal: Journal) -> None:
         job = item.job

@@ -35,6 +35,25 @@ def _fsync_all(fds: list[int]) -> list[OSError | None]:
     return errors
 
 
+async def _wait_even_if_cancelled(done: asyncio.Future[None]) -> None:
+    """Await ``done``; a native ``Task.cancel()`` (which an anyio shield does not stop) is held
+    back until ``done`` is over, then re-raised: the caller never closes a file under its fsync.
+    """
+    cancelled: asyncio.CancelledError | None = None
+    while not done.done():
+        try:
+            await asyncio.shield(done)
+        except asyncio.CancelledError as exc:
+            if done.cancelled():
+                raise
+            cancelled = exc
+        except BaseException:
+            break  # done failed: result() below raises its error
+    if cancelled is not None:
+        raise cancelled
+    done.result()
+
+
 class GroupSync:
     """fsync files in batches on a worker thread; one batch in flight at a time.
 
@@ -58,7 +77,10 @@ class GroupSync:
         """
         loop = asyncio.get_running_loop()
         if size >= self.solo_bytes:
-            done = loop.run_in_executor(None, os.fsync, fd)
+            try:
+                done = loop.run_in_executor(None, os.fsync, fd)
+            except RuntimeError as exc:  # the executor is shut down
+                raise OSError(f"fsync could not be started: {exc}") from exc
             self.solo += 1
         else:
             done = loop.create_future()
@@ -66,14 +88,21 @@ class GroupSync:
             if not self._busy:
                 self._start(loop)
         with anyio.CancelScope(shield=True):
-            await done
+            await _wait_even_if_cancelled(done)
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start a batch of all waiting files; never raises (a failure goes to their futures)."""
         batch, self._waiting = self._waiting, []
+        try:
+            running = loop.run_in_executor(None, _fsync_all, [fd for fd, _ in batch])
+        except RuntimeError as exc:  # the executor is shut down: fail this batch, stay usable
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(OSError(f"fsync could not be started: {exc}"))
+            return
         self._busy = True
         self.batches += 1
         self.files += len(batch)
-        running = loop.run_in_executor(None, _fsync_all, [fd for fd, _ in batch])
         running.add_done_callback(lambda f: self._finished(loop, batch, f))
 
     def _finished(
@@ -85,7 +114,7 @@ class GroupSync:
         try:
             errors: list[OSError | None] = running.result()
         except BaseException as exc:  # the executor itself failed (e.g. shut down)
-            errors = [OSError(f"fsync did not run: {exc!r}")] * len(batch)
+            errors = [OSError(f"fsync did not run: {exc!r}") for _ in batch]
         for (_, done), error in zip(batch, errors, strict=True):
             if done.done():
                 continue

@@ -29,7 +29,7 @@ JOURNAL_NAME = "journal.jsonl"
 SNAPSHOT_NAME = ".state-snapshot"
 #: The job file's done prefix as the end of the last run found it (a cache, like the snapshot).
 PREFIX_NAME = ".resume-prefix"
-PREFIX_FORMAT = 1
+PREFIX_FORMAT = 2  # 2: a prefix never ends inside a line
 SNAPSHOT_FORMAT = 2
 #: Bytes before the snapshot's offset whose digest proves the journal is the same one.
 SNAPSHOT_CHECK_BYTES = 4096
@@ -39,11 +39,6 @@ RECENT_JOBS = 4096
 #: it matches, the next run's end appends the new rows instead of rebuilding both files).
 VIEWS_NAME = ".views-state"
 VIEWS_FORMAT = 1
-
-
-def _iter_lines(path: Path) -> Iterator[str]:
-    with path.open("r", encoding="utf-8", errors="replace", newline="\n") as fh:
-        yield from fh
 
 
 class _LineReader:
@@ -306,8 +301,8 @@ def _metadata_rows(
             continue
         k = int(rec["k"])
         mask = written.get(job_id, 0)
-        if mask >> k & 1:
-            continue
+        if mask >> k & 1 or not job.saved >> k & 1:
+            continue  # listed already, or not an image of the job's current generation
         mask |= 1 << k
         if mask == job.saved:
             written.pop(job_id, None)
@@ -358,6 +353,11 @@ def _read_views_state(out_dir: Path) -> dict[str, Any] | None:
         with (out_dir / VIEWS_NAME).open("rb") as fh:
             info = json.loads(fh.read())
         if not isinstance(info, dict) or info.get("format") != VIEWS_FORMAT:
+            return None
+        fields = ("metadata_rows", "metadata_bytes", "failed_rows", "failed_bytes")
+        if not isinstance(info.get("source"), str) or not all(
+            type(info.get(name)) is int for name in fields
+        ):
             return None
         return info
     except (OSError, ValueError):

@@ -399,13 +399,23 @@ def scan_done_prefix(
         seen: list[Any] = [0, 0, b""]
         end: tuple[int, int] | None = None
         fh.seek(begin[1])  # _lines seeks only to a non-zero offset
+        last: tuple[int, int] = (0, -1)  # line number and done index of the last done line
         for lineno, item in _lines(fh, spath, seen, start=begin, done=done):
             if not isinstance(item, int) or ids.add_done(item, lineno):
                 end = (lineno, seen[1])
                 break
             jobs += 1
+            last = (lineno, item)
         if end is None:  # the whole file: the next line would start at its end
-            end = (max(seen[0], begin[0] - 1) + 1, fh.seek(0, os.SEEK_END))
+            size = fh.seek(0, os.SEEK_END)
+            end = (max(seen[0], begin[0] - 1) + 1, size)
+            if seen[0] and size and fh.seek(size - 1) >= 0 and fh.read(1) != b"\n":
+                # The last line has no line break: text appended later would continue it, so
+                # the prefix ends where that line starts (a prefix ends at a line break).
+                end = (seen[0], seen[1])
+                if last[0] == seen[0]:
+                    jobs -= 1
+                    ids.first[last[1]] = 0
         if jobs == 0:
             return None
         if not _hash_range(fh, begin[1] if first is not None else 0, end[1], digest):

@@ -103,3 +103,68 @@ async def test_a_large_file_gets_a_hop_of_its_own(tmp_path: Path) -> None:
             os.close(fd)
     assert syncer.solo == 3  # synced in parallel, each at once
     assert (syncer.batches, syncer.files) == (2, 3)  # the small ones still share hops
+
+
+async def test_an_executor_that_is_shut_down_fails_the_batch_not_the_syncer(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    loop = asyncio.get_running_loop()
+    dead = ThreadPoolExecutor(1)
+    dead.shutdown()
+    loop.set_default_executor(dead)
+    syncer = GroupSync(solo_bytes=100)
+    (small, large) = _open_files(tmp_path, 2)
+    try:
+        with pytest.raises(OSError, match="could not be started"):
+            await syncer.sync(small)
+        with pytest.raises(OSError, match="could not be started"):
+            await syncer.sync(large, 1000)
+        loop.set_default_executor(ThreadPoolExecutor(2))
+        await syncer.sync(small)  # usable again: not stuck "busy" after the failure
+    finally:
+        os.close(small)
+        os.close(large)
+    assert syncer.files == 1
+
+
+async def test_a_native_task_cancel_still_waits_for_the_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import threading
+
+    release = threading.Event()
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def blocked_fsync(fd: int) -> None:
+        release.wait(timeout=30)
+        real_fsync(fd)
+        synced.append(fd)
+
+    monkeypatch.setattr(os, "fsync", blocked_fsync)
+    syncer = GroupSync()
+    first, second = _open_files(tmp_path, 2)
+    try:
+        running = asyncio.ensure_future(syncer.sync(first))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        queued = asyncio.ensure_future(syncer.sync(second))  # waits behind the running batch
+        for _ in range(3):
+            await asyncio.sleep(0)
+        queued.cancel()  # asyncio's own cancellation: an anyio shield does not stop it
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert not queued.done()  # held back: its fd is still to be synced
+        release.set()
+        await running
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        assert synced == [first, second]  # the cancelled caller returned only after its fsync
+    finally:
+        release.set()
+        os.close(first)
+        os.close(second)

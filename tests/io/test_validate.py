@@ -431,3 +431,22 @@ def test_a_prefix_scan_from_the_start_of_the_run_covers_a_file_with_no_new_line(
     keys = array("Q", state.done.arrays()[0])
     again = scan_done_prefix(path, state, SALT, start=start, start_keys=keys)
     assert again is not None and _same_prefix(again, start)
+
+
+def test_a_prefix_never_ends_inside_a_line(tmp_path: Path) -> None:
+    from array import array
+
+    a, b, c = (json.dumps({"id": i, "prompt": i * 2}) for i in "abc")
+    path = tmp_path / "jobs.jsonl"
+    path.write_bytes(f"{a}\n{b}".encode())  # no line break after the last line
+    state = journal_of(tmp_path, {"a": a, "b": b})
+    start = scan_done_prefix(path, state, SALT)
+    # Text appended later would continue line 2, so the prefix stops where line 2 starts.
+    assert start is not None and (start.jobs, start.next_line, start.size) == (1, 2, len(a) + 1)
+    keys = array("Q", state.done.arrays()[0])
+    for grown in (f"{a}\n{b}\n{c}\n", f"{a}\n{b}{c}\n"):  # a new line; or `echo >>` gluing one
+        path.write_bytes(grown.encode())
+        full = scan_done_prefix(path, state, SALT)
+        went_on = scan_done_prefix(path, state, SALT, start=start, start_keys=keys)
+        assert full is not None and went_on is not None and _same_prefix(went_on, full)
+    assert full.jobs == 1  # line 2 is now "b" and "c" glued: not the done job b any more
