@@ -309,6 +309,15 @@ def journal_of(out: Path, texts: dict[str, str]) -> RunState:
     return read_journal(out, write_snapshot=True)
 
 
+def done_job_file(folder: Path, count: int, name: str = "d") -> tuple[Path, RunState]:
+    """A job file of ``count`` lines, all generated and saved in ``folder``'s journal."""
+    ids = [f"{name}{i}" for i in range(count)]
+    texts = {job_id: json.dumps({"id": job_id, "prompt": f"p{i}"}) for i, job_id in enumerate(ids)}
+    path = folder / "jobs.jsonl"
+    path.write_text("\n".join(texts.values()) + "\n")
+    return path, journal_of(folder, texts)
+
+
 def test_a_done_prefix_is_not_read_again_and_still_catches_duplicates(tmp_path: Path) -> None:
     texts = {f"d{i}": json.dumps({"id": f"d{i}", "prompt": f"p{i}"}) for i in range(4)}
     path = tmp_path / "jobs.jsonl"
@@ -343,10 +352,7 @@ def test_a_done_prefix_is_not_read_again_and_still_catches_duplicates(tmp_path: 
 
 
 def test_a_done_prefix_is_dropped_when_anything_it_rests_on_changed(tmp_path: Path) -> None:
-    texts = {f"d{i}": json.dumps({"id": f"d{i}", "prompt": f"p{i}"}) for i in range(3)}
-    path = tmp_path / "jobs.jsonl"
-    path.write_text("\n".join(texts.values()) + "\n")
-    state = journal_of(tmp_path, texts)
+    path, state = done_job_file(tmp_path, 3)
     prefix = scan_done_prefix(path, state, SALT)
     assert prefix is not None and usable_prefix(prefix, path, state, SALT) is prefix
     # Other run defaults: every line hash differs.
@@ -386,10 +392,7 @@ def _same_prefix(a: Any, b: Any) -> bool:
 def test_the_end_of_a_run_scans_on_from_the_prefix_it_began_with(tmp_path: Path) -> None:
     from array import array
 
-    old = {f"job-{i}": json.dumps({"id": f"job-{i}", "prompt": f"p{i}"}) for i in range(30)}
-    path = tmp_path / "jobs.jsonl"
-    path.write_text("\n".join(old.values()) + "\n")
-    start_state = journal_of(tmp_path, old)
+    path, start_state = done_job_file(tmp_path, 30, "job-")
     start = scan_done_prefix(path, start_state, SALT)
     assert start is not None and start.jobs == 30
     start_keys = array("Q", start_state.done.arrays()[0])
@@ -422,10 +425,7 @@ def test_a_prefix_scan_from_the_start_of_the_run_covers_a_file_with_no_new_line(
 ) -> None:
     from array import array
 
-    texts = {f"d{i}": json.dumps({"id": f"d{i}", "prompt": f"p{i}"}) for i in range(5)}
-    path = tmp_path / "jobs.jsonl"
-    path.write_text("\n".join(texts.values()) + "\n")
-    state = journal_of(tmp_path, texts)
+    path, state = done_job_file(tmp_path, 5)
     start = scan_done_prefix(path, state, SALT)
     assert start is not None
     keys = array("Q", state.done.arrays()[0])
