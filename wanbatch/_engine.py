@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import heapq
+import itertools
 import json
 import math
 import os
@@ -242,7 +243,13 @@ class BatchRun:
             32, DOWNLOAD_BACKLOG_PER_WORKER * self.config.download_concurrency
         )
         self._images_bought = 0
+        # Generation numbers, unique within the run. _generation: the number a queued image
+        # must carry to be fetched (an expiry gives the job a fresh one: its queued siblings are
+        # dropped). _accepted: the job's generation in the journal (the last answered call), the
+        # only one whose images may still be saved. _remaining: images still to save of it.
+        self._generations = itertools.count(1)
         self._generation: dict[str, int] = {}
+        self._accepted: dict[str, int] = {}
         self._remaining: dict[str, int] = {}
         self._rand = random.Random()
         self._started = 0.0
@@ -510,8 +517,8 @@ class BatchRun:
                                 with self._interruptible():
                                     await send.send(job)
                         elif plan.action is Action.DOWNLOAD:
-                            gen = self._generation.get(job.id, 0) + 1
-                            self._generation[job.id] = gen
+                            gen = next(self._generations)
+                            self._generation[job.id] = self._accepted[job.id] = gen
                             self._remaining[job.id] = len(plan.downloads)
                             info = _saved_info_from_job(job, None, None)
                             for k, url, exp in plan.downloads:
@@ -778,8 +785,8 @@ class BatchRun:
         self.summary.calls_succeeded += 1
         self.summary.images_generated_this_run += len(urls)
         self._emit(ev.Generated(job.id, len(urls), result.request_id))
-        gen = self._generation.get(job.id, 0) + 1
-        self._generation[job.id] = gen
+        gen = next(self._generations)
+        self._generation[job.id] = self._accepted[job.id] = gen
         self._remaining[job.id] = len(urls)
         info = _saved_info_from_job(job, result.request_id, usage.get("size"))
         for k, image in enumerate(images):
@@ -797,6 +804,8 @@ class BatchRun:
             )
         if not urls:
             self._remaining.pop(job.id, None)
+            self._generation.pop(job.id, None)
+            self._accepted.pop(job.id, None)
             self.summary.jobs_done += 1
             self._emit(ev.JobDone(job.id, 0))
 
@@ -874,10 +883,14 @@ class BatchRun:
             )
             self.summary.images_saved_this_run += 1
             self._emit(ev.ImageSaved(job.id, item.k, f"images/{name}", saved.size))
-            left = self._remaining.get(job.id, 1) - 1
+            left = self._remaining.get(job.id)
+            if left is None:
+                return  # a sibling expired: this generation is not finished by this run
+            left -= 1
             if left <= 0:
                 self._remaining.pop(job.id, None)
                 self._generation.pop(job.id, None)
+                self._accepted.pop(job.id, None)
                 self.summary.jobs_done += 1
                 self._emit(ev.JobDone(job.id, item.k + 1))
             else:
@@ -888,22 +901,17 @@ class BatchRun:
         self._emit(ev.CallFailed(job.id, 0, type(last).__name__, str(last), False, False))
 
     def _current(self, job_id: str, generation: int) -> bool:
-        """Whether an image of ``generation`` may still be saved.
-
-        ``_expired`` steps the number by one (queued siblings are dropped, but one already
-        downloading is still of the journal's latest generation); a regeneration that was
-        answered steps it again: from then on an older image would be recorded as the new
-        one's, or overwrite it. A finished job has no entry: nothing of it is pending.
-        """
-        current = self._generation.get(job_id)
-        return current is not None and current <= generation + 1
+        """Whether an image of ``generation`` may still be saved: it is the journal's latest
+        generation of the job. Once a regeneration is answered, an older image would be
+        recorded as the new one's, or overwrite it; a finished job has nothing pending."""
+        return self._accepted.get(job_id) == generation
 
     def _expired(self, item: _DownloadItem, journal: Journal) -> None:
         job = item.job
         self._journal(journal, "expired", id=job.id, k=item.k)
         self.summary.urls_expired += 1
         self._emit(ev.UrlExpiredEvent(job.id, item.k))
-        self._generation[job.id] = self._generation.get(job.id, 0) + 1  # drop its siblings
+        self._generation[job.id] = next(self._generations)  # drop its queued siblings
         self._remaining.pop(job.id, None)
         if self.config.regenerate_expired and not self.stopping:
             self.summary.regenerated += 1
