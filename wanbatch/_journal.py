@@ -9,6 +9,7 @@ itself to the next record.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -372,12 +373,20 @@ def _file_size(path: Path) -> int:
 
 
 def _append(path: Path, rows: Iterator[str]) -> int:
+    """Append rows; on an error cut the file back to where it was (never a torn last row)."""
     count = 0
     with path.open("a", encoding="utf-8", newline="\n") as fh:
-        for row in rows:
-            fh.write(row)
-            fh.write("\n")
-            count += 1
+        size = fh.tell()
+        try:
+            for row in rows:
+                fh.write(row)
+                fh.write("\n")
+                count += 1
+            fh.flush()
+        except BaseException:
+            with contextlib.suppress(OSError):  # the file as it was; the next run rebuilds it
+                fh.truncate(size)
+            raise
     return count
 
 

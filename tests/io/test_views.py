@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,19 @@ def test_a_resume_that_adds_jobs_appends_their_rows(tmp_path: Path) -> None:
     assert (tmp_path / "metadata.jsonl").stat().st_ino == inode  # appended, not rewritten
     rows = (tmp_path / "metadata.jsonl").read_text(encoding="utf-8").splitlines()
     assert [json.loads(r)["id"] for r in rows[-2:]] == ["b0", "b1"]
+
+
+def test_rows_that_fail_half_way_are_not_left_in_the_view(tmp_path: Path) -> None:
+    from wanbatch._journal import _append
+
+    view = tmp_path / "metadata.jsonl"
+    view.write_text('{"id": "old"}\n', encoding="utf-8")
+
+    def rows() -> Iterator[str]:
+        yield '{"id": "new1"}'
+        yield '{"id": "new2"}'
+        raise ValueError("a damaged record")
+
+    with pytest.raises(ValueError):
+        _append(view, rows())
+    assert view.read_text(encoding="utf-8") == '{"id": "old"}\n'
