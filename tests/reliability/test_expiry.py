@@ -98,3 +98,76 @@ async def test_valid_urls_are_fetched_and_expired_ones_regenerated_in_one_resume
         "old0-0.png",
         "old1-0.png",
     ]
+
+
+async def test_an_image_of_a_generation_replaced_while_it_downloaded_is_dropped(
+    tmp_path: Path,
+) -> None:
+    """Image A of a job downloads slowly; its sibling B is refused as expired, so the job is
+    generated again and both new images are saved; only then does A's download finish. A must
+    not land: not over the new file under its name, not as a ``saved`` record."""
+    import asyncio
+    import hashlib
+
+    from aiohttp import web
+    from PIL import Image
+
+    from wanbatch import JobDone
+    from wanbatch.mock._app import create_app
+    from wanbatch.mock._state import BUCKET
+
+    release = asyncio.Event()
+    image_requests: list[str] = []
+
+    @web.middleware
+    async def gate(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.method == "GET" and request.path.startswith(f"/{BUCKET}/"):
+            image_requests.append(request.path)
+            if len(image_requests) == 1:  # the first generation's image A: held back
+                await release.wait()
+            elif len(image_requests) == 2:  # its sibling B: the store says it expired
+                body = "<Error><Code>AccessDenied</Code><Message>Request has expired.</Message>"
+                return web.Response(status=403, text=body + "</Error>")
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    app = create_app(MockConfig(image_size=(64, 48), seed=11))
+    app.middlewares.append(gate)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    Image.new("RGB", (320, 256), (10, 200, 30)).save(tmp_path / "ref.png")
+    jobs = write_jobs(
+        tmp_path / "jobs.jsonl", [{"id": "two", "prompt": "p", "images": ["ref.png"], "n": 2}]
+    )
+    out = tmp_path / "out"
+
+    def on_event(event: object) -> None:
+        if isinstance(event, JobDone):
+            release.set()  # the new generation is saved: now let the old image A finish
+
+    try:
+        summary = await run_batch(
+            jobs,
+            out,
+            _config(f"http://127.0.0.1:{port}/api/v1", download_concurrency=2),
+            on_event=on_event,
+        )
+    finally:
+        release.set()
+        await runner.cleanup()
+    assert summary.exit_code == ExitCode.OK and summary.regenerated == 1
+    assert len(image_requests) == 4  # A (held), B (expired), then the new generation's two
+    records = journal_records(out)
+    generated = [i for i, r in enumerate(records) if r["event"] == "generated"]
+    saved = [(i, r) for i, r in enumerate(records) if r["event"] == "saved"]
+    assert len(generated) == 2
+    assert sorted(r["k"] for i, r in saved if i > generated[1]) == [0, 1]
+    assert len(saved) == 2  # nothing saved of the first generation (A was dropped)
+    for _, rec in saved:  # each file is the new generation's image its record names
+        data = (out / rec["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == rec["sha256"]
+        png_info(out / rec["file"])
+    assert not list((out / ".tmp").iterdir())
