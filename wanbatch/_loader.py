@@ -409,7 +409,8 @@ def scan_done_prefix(
         if end is None:  # the whole file: the next line would start at its end
             size = fh.seek(0, os.SEEK_END)
             end = (max(seen[0], begin[0] - 1) + 1, size)
-            if seen[0] and size and fh.seek(size - 1) >= 0 and fh.read(1) != b"\n":
+            fh.seek(max(0, size - 1))
+            if seen[0] and size and fh.read(1) != b"\n":
                 # The last line has no line break: text appended later would continue it, so
                 # the prefix ends where that line starts (a prefix ends at a line break).
                 end = (seen[0], seen[1])
