@@ -16,10 +16,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import aiohttp
-import anyio
 
 from wanbatch._errors import DownloadError, IntegrityError, OutputError, UrlExpired
 from wanbatch._fsync import GroupSync
@@ -31,21 +29,6 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: The IEND chunk: length 0, type, CRC. Every whole PNG ends with these 12 bytes.
 PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 CHUNK = 256 * 1024
-
-
-async def _fsync(fh: BinaryIO, syncer: GroupSync | None, size: int) -> None:
-    """fsync on a worker thread, never abandoned half way.
-
-    With a :class:`GroupSync`, in a batch with other downloads' files. Otherwise on the loop's
-    default executor directly: ``anyio.to_thread`` costs about 0.1 ms more a call. A
-    cancellation waits for it (the file must not be closed and removed under its fsync).
-    """
-    if syncer is not None:
-        await syncer.sync(fh.fileno(), size)
-        return
-    synced = asyncio.get_running_loop().run_in_executor(None, os.fsync, fh.fileno())
-    with anyio.CancelScope(shield=True):
-        await synced  # an OSError (disk full, I/O error) surfaces here
 
 
 class Superseded(Exception):
@@ -137,8 +120,9 @@ async def download_image(
                         fh.write(chunk)
                         digest.update(chunk)
                     fh.flush()
-                    # fsync off the loop: it waits on the disk.
-                    await _fsync(fh, syncer, size)
+                    # fsync off the loop (it waits on the disk); without the engine's syncer,
+                    # a batch of one. Shielded: a cancellation waits for it.
+                    await (syncer or GroupSync()).sync(fh.fileno(), size)
                     sha256 = digest.hexdigest()
                 if length is not None and size != length:
                     raise IntegrityError(f"{label}: got {size} of {length} bytes")

@@ -517,9 +517,7 @@ class BatchRun:
                                 with self._interruptible():
                                     await send.send(job)
                         elif plan.action is Action.DOWNLOAD:
-                            gen = next(self._generations)
-                            self._generation[job.id] = self._accepted[job.id] = gen
-                            self._remaining[job.id] = len(plan.downloads)
+                            gen = self._new_generation(job.id, len(plan.downloads))
                             info = _saved_info_from_job(job, None, None)
                             for k, url, exp in plan.downloads:
                                 downloads.put(
@@ -785,9 +783,7 @@ class BatchRun:
         self.summary.calls_succeeded += 1
         self.summary.images_generated_this_run += len(urls)
         self._emit(ev.Generated(job.id, len(urls), result.request_id))
-        gen = next(self._generations)
-        self._generation[job.id] = self._accepted[job.id] = gen
-        self._remaining[job.id] = len(urls)
+        gen = self._new_generation(job.id, len(urls))
         info = _saved_info_from_job(job, result.request_id, usage.get("size"))
         for k, image in enumerate(images):
             exp = image["expires"]
@@ -803,9 +799,7 @@ class BatchRun:
                 )
             )
         if not urls:
-            self._remaining.pop(job.id, None)
-            self._generation.pop(job.id, None)
-            self._accepted.pop(job.id, None)
+            self._forget(job.id)
             self.summary.jobs_done += 1
             self._emit(ev.JobDone(job.id, 0))
 
@@ -888,9 +882,7 @@ class BatchRun:
                 return  # a sibling expired: this generation is not finished by this run
             left -= 1
             if left <= 0:
-                self._remaining.pop(job.id, None)
-                self._generation.pop(job.id, None)
-                self._accepted.pop(job.id, None)
+                self._forget(job.id)
                 self.summary.jobs_done += 1
                 self._emit(ev.JobDone(job.id, item.k + 1))
             else:
@@ -899,6 +891,19 @@ class BatchRun:
         assert last is not None
         # The image was paid for; leave the job GENERATED so a later run retries the download.
         self._emit(ev.CallFailed(job.id, 0, type(last).__name__, str(last), False, False))
+
+    def _new_generation(self, job_id: str, images: int) -> int:
+        """The journal now holds a new generation of the job, with ``images`` to save."""
+        gen = next(self._generations)
+        self._generation[job_id] = self._accepted[job_id] = gen
+        self._remaining[job_id] = images
+        return gen
+
+    def _forget(self, job_id: str) -> None:
+        """The job is done: nothing of it is pending any more."""
+        self._remaining.pop(job_id, None)
+        self._generation.pop(job_id, None)
+        self._accepted.pop(job_id, None)
 
     def _current(self, job_id: str, generation: int) -> bool:
         """Whether an image of ``generation`` may still be saved: it is the journal's latest

@@ -64,8 +64,9 @@ def _tail_digest(fh: IO[bytes], offset: int) -> str:
     return hashlib.sha256(fh.read(min(offset, SNAPSHOT_CHECK_BYTES))).hexdigest()
 
 
-def _load_snapshot(out_dir: Path, fh: IO[bytes]) -> tuple[RunState, int] | None:
-    """The snapshot's state and journal offset, if it still describes this journal's start."""
+def _load_snapshot(out_dir: Path, fh: IO[bytes]) -> tuple[RunState, int, str] | None:
+    """The snapshot's state, journal offset and tail digest, if it still describes this
+    journal's start."""
     try:
         with (out_dir / SNAPSHOT_NAME).open("rb") as snap:
             header = json.loads(snap.readline())
@@ -81,7 +82,7 @@ def _load_snapshot(out_dir: Path, fh: IO[bytes]) -> tuple[RunState, int] | None:
         fh.seek(0, os.SEEK_END)
         if fh.tell() < offset or _tail_digest(fh, offset) != header["tail"]:
             return None  # the journal is not the one the snapshot was taken of
-        return RunState.from_snapshot(header["state"], done), offset
+        return RunState.from_snapshot(header["state"], done), offset, str(header["tail"])
     except (OSError, EOFError, ValueError, KeyError, TypeError):
         return None  # no snapshot, or a damaged one: replay the whole journal
 
@@ -101,16 +102,17 @@ def read_journal(
         return RunState()
     with path.open("rb") as fh:
         loaded = _load_snapshot(out_dir, fh)
-        state, offset = loaded if loaded else (None, 0)
+        state, offset, tail = loaded if loaded else (None, 0, "")
         if touched is not None and state is not None:
             touched.start_offset, touched.start_lines = offset, state.lines
-            touched.start_source = f"{offset}:{_tail_digest(fh, offset)}"
+            touched.start_source = f"{offset}:{tail}"
         fh.seek(offset)
         reader = _LineReader(fh, offset)
         # Only on top of a snapshot: the views can use the log only from where they stood.
         state = replay(reader, state, touched if state is not None else None)
         if reader.complete and reader.end > 0 and (write_snapshot or reader.end == offset):
-            tail = _tail_digest(fh, reader.end)
+            if not (loaded and reader.end == offset):  # else the snapshot's digest is it
+                tail = _tail_digest(fh, reader.end)
             state.source = f"{reader.end}:{tail}"
             if write_snapshot:
                 _write_snapshot(out_dir, state, reader.end, tail)

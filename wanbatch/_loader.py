@@ -330,16 +330,8 @@ def _salt_digest(salt: str) -> str:
 
 
 def _digest_prefix(fh: BinaryIO, size: int) -> str:
-    fh.seek(0)
     digest = hashlib.blake2b(digest_size=16)
-    left = size
-    while left > 0:
-        block = fh.read(min(left, 1 << 20))
-        if not block:
-            break
-        digest.update(block)
-        left -= len(block)
-    return digest.hexdigest() if left == 0 else ""
+    return digest.hexdigest() if _hash_range(fh, 0, size, digest) else ""
 
 
 def _remap_first(
