@@ -53,6 +53,7 @@ from wanbatch._errors import (
     UrlExpired,
 )
 from wanbatch._fsync import GroupSync
+from wanbatch._hasher import FileHasher
 from wanbatch._jobs import PlannedJob
 from wanbatch._journal import Journal, read_journal, read_prefix, write_prefix, write_views
 from wanbatch._loader import (
@@ -223,6 +224,7 @@ class BatchRun:
         self._images_dir = self.out_dir / "images"
         self._tmp_dir = self.out_dir / ".tmp"
         self._syncer = GroupSync()  # the images' fsyncs, in batches
+        self._hasher = FileHasher()  # large images' sha256, in a helper process
         self.config = config or BatchConfig()
         self.dry_run = dry_run
         self._listeners: list[EventCallback] = [on_event] if on_event else []
@@ -423,6 +425,7 @@ class BatchRun:
         finally:
             del state  # the end reads the journal again: one state in memory at a time
             with anyio.CancelScope(shield=True):
+                await self._hasher.aclose()
                 journal.close()
                 await anyio.to_thread.run_sync(self._finish)
         return self.summary
@@ -847,6 +850,7 @@ class BatchRun:
                     expires=expires,
                     label=f"job {job.id} image {item.k}",
                     syncer=self._syncer,
+                    hasher=self._hasher,
                     keep=lambda: self._current(job.id, item.generation),
                 )
             except Superseded:

@@ -84,3 +84,54 @@ async def test_an_image_no_longer_wanted_never_lands_under_its_name(
     assert asked == [True]  # asked once, after the download and its checks
     assert dest.read_bytes() == b"the newer generation's image"  # not overwritten
     assert not list(tmp_dir.iterdir())  # and no temp file left behind
+
+
+async def test_with_a_hasher_the_helper_process_gives_the_sha256(mock: Any, tmp_path: Path) -> None:
+    from wanbatch._hasher import FileHasher
+
+    tmp_dir = tmp_path / ".tmp"
+    tmp_dir.mkdir()
+    hasher = FileHasher(min_bytes=1)  # every image to the helper, small ones too
+    try:
+        async with aiohttp.ClientSession() as session:
+            url = await _image_url(session, mock.base_url)
+            for k in range(3):
+                dest = tmp_path / f"a-{k}.png"
+                saved = await download_image(
+                    session, url, dest, tmp_dir, timeout=30, max_bytes=1 << 24, hasher=hasher
+                )
+                assert hashlib.sha256(dest.read_bytes()).hexdigest() == saved.sha256
+        assert hasher.usable and hasher._proc is not None  # answered by the helper
+    finally:
+        await hasher.aclose()
+    assert not list(tmp_dir.iterdir())
+
+
+async def test_a_cut_download_with_a_hasher_leaves_no_file_and_the_helper_usable(
+    tmp_path: Path,
+) -> None:
+    from wanbatch._errors import IntegrityError
+    from wanbatch._hasher import FileHasher
+
+    tmp_dir = tmp_path / ".tmp"
+    tmp_dir.mkdir()
+    hasher = FileHasher(min_bytes=1)
+    config = MockConfig(image_size=(64, 48), seed=3, truncate_rate=1.0)
+    try:
+        with serve_in_thread(config) as cutting:
+            async with aiohttp.ClientSession() as session:
+                url = await _image_url(session, cutting.base_url)
+                with pytest.raises(IntegrityError):
+                    await download_image(
+                        session,
+                        url,
+                        tmp_path / "a-0.png",
+                        tmp_dir,
+                        timeout=30,
+                        max_bytes=1 << 24,
+                        hasher=hasher,
+                    )
+        assert not (tmp_path / "a-0.png").exists() and not list(tmp_dir.iterdir())
+        assert hasher.usable and not hasher._pending  # the helper dropped the file
+    finally:
+        await hasher.aclose()

@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import journal_records, png_info, write_jobs
 from wanbatch import (
     BatchConfig,
+    BatchRun,
     ExitCode,
     GenerationDefaults,
     InvalidJobs,
@@ -311,3 +312,20 @@ async def test_resume_passes_over_done_lines_and_reports_changed_requests(
         jobs, out, fast_config(mock.base_url).replace(defaults=GenerationDefaults(watermark=True))
     )
     assert again.calls == 0 and again.changed_jobs == 5
+
+
+async def test_large_images_are_hashed_by_the_helper_process(tmp_path: Path) -> None:
+    """Images over 1 MiB take the helper path; the journal's sha256 is each file's."""
+    with serve_in_thread(MockConfig(image_size=(640, 640), seed=7)) as big:
+        jobs = write_jobs(tmp_path / "jobs.jsonl", text_jobs(3))
+        out = tmp_path / "out"
+        run = BatchRun(jobs, out, fast_config(big.base_url))
+        summary = await run.run()
+    assert summary.exit_code == ExitCode.OK and summary.images_on_disk == 3
+    saved = {r["file"]: r for r in journal_records(out) if r["event"] == "saved"}
+    for f in sorted((out / "images").glob("*.png")):
+        assert f.stat().st_size > 1 << 20
+        assert hashlib.sha256(f.read_bytes()).hexdigest() == saved[f"images/{f.name}"]["sha256"]
+    proc = run._hasher._proc
+    assert proc is not None and proc.returncode == 0  # it ran, and ended with the run
+    assert run._hasher.usable
