@@ -114,7 +114,7 @@ async def download_image(
                 # thread hop per chunk (aiofiles) cost 2-3x the download rate (benchmarks).
                 with open(tmp, "wb") as fh:  # noqa: ASYNC230
                     if hasher is not None and hasher.wants(length):
-                        followed = await hasher.follow(tmp)
+                        followed = await hasher.follow(tmp, fh.fileno())
                     async for chunk in resp.content.iter_chunked(CHUNK):
                         size += len(chunk)
                         if size > max_bytes:

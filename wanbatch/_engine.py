@@ -20,6 +20,7 @@ import enum
 import heapq
 import itertools
 import json
+import logging
 import math
 import os
 import random
@@ -425,10 +426,16 @@ class BatchRun:
         finally:
             del state  # the end reads the journal again: one state in memory at a time
             with anyio.CancelScope(shield=True):
-                await self._hasher.aclose()
-                journal.close()
+                journal.close()  # first, with no await before it
+                await self._close_hasher()
                 await anyio.to_thread.run_sync(self._finish)
         return self.summary
+
+    async def _close_hasher(self) -> None:
+        try:
+            await self._hasher.aclose()
+        except Exception as exc:  # the helper's end must not hide how the run ended
+            logging.getLogger("wanbatch").warning("could not end the hash helper: %r", exc)
 
     async def _dispatch(self, state: RunState, journal: Journal) -> None:
         config = self.config

@@ -21,6 +21,7 @@ import hashlib
 import itertools
 import json
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +52,18 @@ def hash_file(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
+def _helper_env() -> dict[str, str]:
+    """The helper's environment: what a Python process needs to start, nothing else."""
+    keep = ("PATH", "SYSTEMROOT", "TMPDIR", "TEMP", "TMP", "LANG", "LC_ALL", "LC_CTYPE")
+    return {name: os.environ[name] for name in keep if name in os.environ}
+
+
+def _is_sha256_hex(value: object) -> bool:
+    return (
+        isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+    )
+
+
 class FileHasher:
     """One helper process for a run's large downloads, started at first use.
 
@@ -76,17 +89,26 @@ class FileHasher:
         self._keys = itertools.count()
         self._broken = False
         self._closed = False
+        #: Digests the helper gave, and files hashed in-process because it could not.
+        self.answered = 0
+        self.fallbacks = 0
 
     def wants(self, length: int | None) -> bool:
         """Whether a download of ``length`` bytes (None: unknown) should use the helper."""
         return length is not None and length >= self.min_bytes and not self._broken
 
-    async def follow(self, path: Path) -> FollowedFile:
-        """Start following ``path`` (already created, about to be written in order)."""
+    async def follow(self, path: Path, fd: int) -> FollowedFile:
+        """Start following ``path``, open for writing as ``fd``, about to be written in order.
+
+        The helper gets the absolute path as file-system bytes and the file's device and inode,
+        and refuses a file it opens under that name that is not this one.
+        """
         await self._start()
         key = next(self._keys)
         followed = FollowedFile(self, key, path)
-        self._send("O", key, str(path))
+        info = os.fstat(fd)
+        name = os.fsencode(path.absolute()).hex()  # noqa: ASYNC240 - getcwd, no disk wait
+        self._send("O", key, name, info.st_dev, info.st_ino)
         return followed
 
     @property
@@ -107,24 +129,36 @@ class FileHasher:
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.DEVNULL,
+                    env=_helper_env(),  # nothing of the run's: no API key in its environment
+                    # Its own session: a Ctrl-C or SIGTERM to the run's process group is the
+                    # engine's to handle (a graceful stop lets downloads finish, hashes with
+                    # them); the helper ends with its input, also when wanbatch is killed.
+                    start_new_session=True,
                 )
-            except OSError as exc:
-                self._give_up(f"cannot start the hash helper ({exc}); hashing in-process")
+            except Exception as exc:  # an optional helper must never fail a download: OSError,
+                # NotImplementedError on an event loop without subprocesses, ...
+                self._give_up(f"cannot start the hash helper ({exc!r}); hashing in-process")
                 return
             self._proc = proc
             self._reader = asyncio.get_running_loop().create_task(self._read_answers(proc))
+            if self._closed:  # aclose() ran while it started: end it at once
+                self._give_up("closed")
 
     async def _read_answers(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None
         try:
             async for line in proc.stdout:
                 key, hexdigest, *why = json.loads(line)
+                if hexdigest is not None and not _is_sha256_hex(hexdigest):
+                    raise ValueError(f"not a sha256: {hexdigest!r}")
                 waiter = self._pending.pop(key, None)
                 if waiter is None or waiter.done():
                     continue
                 if hexdigest is None:
+                    log.debug("hash helper: %s; hashing in-process", why[0] if why else "failed")
                     waiter.set_exception(OSError(why[0] if why else "the hash helper failed"))
                 else:
+                    self.answered += 1
                     waiter.set_result(hexdigest)
         except (ValueError, TypeError, OSError) as exc:  # a garbled answer: stop trusting it
             self._give_up(f"the hash helper answered garbage ({exc}); hashing in-process")
@@ -176,10 +210,11 @@ class FileHasher:
         except asyncio.TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
-            await proc.wait()
+            with contextlib.suppress(asyncio.TimeoutError):  # stuck in the kernel: leave it
+                await asyncio.wait_for(proc.wait(), 5)
         if reader is not None:
             reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
         self._fail_pending()
 
@@ -223,15 +258,18 @@ class FollowedFile:
             return await asyncio.wait_for(asyncio.shield(self._answer), limit)
         except asyncio.TimeoutError:
             self._hasher._give_up("the hash helper stalled; hashing in-process")
-            if not self._answer.cancelled():
+            if self._answer.done() and not self._answer.cancelled():
                 self._answer.exception()  # failed by the give-up: retrieved, not logged
         except OSError:
             pass  # the helper failed on this file or died: the fallback below answers
+        self._hasher.fallbacks += 1
         return await asyncio.to_thread(hash_file, self._path, size)
 
     def abandon(self) -> None:
         """The download failed: the helper can drop the file (no answer is awaited)."""
         if self._answer is not None and self._answer.done():
+            if not self._answer.cancelled():
+                self._answer.exception()  # a failed answer nobody awaits: retrieved, not logged
             return  # answered: the helper has already dropped the file
         self._hasher._pending.pop(self._key, None)
         if self._answer is not None:

@@ -3,14 +3,17 @@
 Started as ``python -I <this file>`` so that it imports nothing of wanbatch (a few MB, tens of
 ms). Reads one JSON array a line on stdin, answers one JSON array a line on stdout:
 
-- ``["O", key, path]``: a file to follow (opened at once: its writer holds it open);
+- ``["O", key, path_hex, dev, ino]``: a file to follow: its absolute path as file-system bytes
+  in hex, and the device and inode of the file being written (opened at once; a file found
+  under that name that is another one is refused);
 - ``["U", key, n]``: the file has at least ``n`` bytes: hash up to there;
 - ``["E", key, n]``: the file is ``n`` bytes: hash the rest, answer ``[key, sha256_hex]``, or
   ``[key, null, reason]`` when it cannot (the file is shorter, unreadable);
 - ``["X", key]``: forget the file (its download failed).
 
-Exits at end of input. Ignores SIGINT: the first Ctrl-C of a run lets downloads in flight
-finish, and their hashes with them.
+Exits at end of input (also when wanbatch is killed: the pipe closes). Runs in its own session
+and ignores SIGINT and SIGTERM: stopping is wanbatch's decision, and a graceful stop lets
+downloads in flight finish, their hashes with them.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import signal
 import sys
 from typing import Any
@@ -26,13 +30,17 @@ READ_SIZE = 1 << 20
 
 
 class _File:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: bytes, dev: int, ino: int) -> None:
         self.error: str | None = None
         self.fh: io.FileIO | None = None
         try:
             self.fh = io.FileIO(path, "rb")  # closed in close()
+            info = os.fstat(self.fh.fileno())
         except OSError as exc:
-            self.error = f"cannot open {path}: {exc.strerror or exc}"
+            self.error = f"cannot open {path!r}: {exc.strerror or exc}"
+        else:
+            if (info.st_dev, info.st_ino) != (dev, ino):
+                self.error = f"{path!r} is not the file being written"
         self.digest = hashlib.sha256()
         self.done = 0
 
@@ -60,7 +68,7 @@ def serve(lines: Any, out: Any) -> None:
     for line in lines:
         op, key, *arg = json.loads(line)
         if op == "O":
-            files[key] = _File(arg[0])
+            files[key] = _File(bytes.fromhex(arg[0]), arg[1], arg[2])
         elif op == "U":
             if key in files:
                 files[key].hash_to(arg[0], view)
@@ -83,7 +91,8 @@ def serve(lines: Any, out: Any) -> None:
 
 
 def main() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in ("SIGINT", "SIGTERM"):
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
     try:
         serve(sys.stdin, sys.stdout)
     except (BrokenPipeError, KeyboardInterrupt):

@@ -27,7 +27,7 @@ def _data(size: int, seed: int = 1) -> bytes:
 async def _write_followed(hasher: FileHasher, path: Path, data: bytes) -> str:
     """Write ``data`` the way download_image does and return the digest the hasher gives."""
     with open(path, "wb") as fh:
-        followed = await hasher.follow(path)
+        followed = await hasher.follow(path, fh.fileno())
         size = 0
         for start in range(0, len(data), CHUNK):
             chunk = data[start : start + CHUNK]
@@ -47,12 +47,14 @@ async def test_the_helper_hashes_a_file_as_it_is_written(tmp_path: Path) -> None
     try:
         digest = await _write_followed(hasher, tmp_path / "a.part", data)
         assert digest == hashlib.sha256(data).hexdigest()
-        assert hasher.usable  # the helper answered: no fallback was needed
         # A second file through the same helper.
         other = _data(PROGRESS_STEP // 2, seed=2)
         assert await _write_followed(hasher, tmp_path / "b.part", other) == (
             hashlib.sha256(other).hexdigest()
         )
+        assert (hasher.answered, hasher.fallbacks) == (2, 0)  # both from the helper
+        assert hasher._proc is not None
+        assert os.getsid(hasher._proc.pid) != os.getsid(0)  # its own session: no group signals
     finally:
         await hasher.aclose()
     assert hasher._proc is not None and hasher._proc.returncode == 0  # exited at end of input
@@ -75,7 +77,7 @@ async def test_a_helper_killed_mid_file_falls_back_to_hashing_here(
     hasher = FileHasher()
     try:
         with open(path, "wb") as fh:
-            followed = await hasher.follow(path)
+            followed = await hasher.follow(path, fh.fileno())
             fh.write(data[:PROGRESS_STEP])
             fh.flush()
             followed.written(PROGRESS_STEP)
@@ -88,6 +90,7 @@ async def test_a_helper_killed_mid_file_falls_back_to_hashing_here(
                 digest = await followed.sha256(len(data))
         assert digest == hashlib.sha256(data).hexdigest()
         assert not hasher.wants(10**9)  # not used again in this run
+        assert (hasher.answered, hasher.fallbacks) == (0, 1)
         assert "hash helper" in caplog.text
     finally:
         await hasher.aclose()
@@ -99,6 +102,7 @@ async def test_a_helper_that_cannot_start_falls_back(tmp_path: Path) -> None:
     digest = await _write_followed(hasher, tmp_path / "a.part", data)
     assert digest == hashlib.sha256(data).hexdigest()
     assert not hasher.wants(10**9)
+    assert hasher.fallbacks == 1
     await hasher.aclose()
 
 
@@ -106,10 +110,13 @@ async def test_a_helper_that_cannot_start_falls_back(tmp_path: Path) -> None:
     "script",
     [
         "import sys\nfor line in sys.stdin: print('not json', flush=True)",  # garbled answers
+        "import sys, json\nfor line in sys.stdin:\n"
+        "    m = json.loads(line)\n"
+        "    if m[0] == 'E': print(json.dumps([m[1], 'abc']), flush=True)",  # not a sha256
         "import sys\nsys.stdin.read()",  # never answers (stalled)
         "pass",  # exits at once
     ],
-    ids=["garbled", "stalled", "gone"],
+    ids=["garbled", "not-a-digest", "stalled", "gone"],
 )
 async def test_a_misbehaving_helper_is_dropped_and_the_file_hashed_here(
     tmp_path: Path, script: str
@@ -120,6 +127,7 @@ async def test_a_misbehaving_helper_is_dropped_and_the_file_hashed_here(
         digest = await _write_followed(hasher, tmp_path / "a.part", data)
         assert digest == hashlib.sha256(data).hexdigest()
         assert not hasher.wants(10**9)
+        assert (hasher.answered, hasher.fallbacks) == (0, 1)
     finally:
         await hasher.aclose()
     assert hasher._proc is not None and hasher._proc.returncode is not None
@@ -131,10 +139,12 @@ async def test_a_file_shorter_than_written_is_an_error_not_a_digest(tmp_path: Pa
     path.write_bytes(data)
     hasher = FileHasher()
     try:
-        followed = await hasher.follow(path)
+        with open(path, "rb") as fh:
+            followed = await hasher.follow(path, fh.fileno())
         followed.complete(len(data) + 10)  # claims ten bytes the file does not have
         with pytest.raises(OSError, match="bytes"):
             await followed.sha256(len(data) + 10)
+        assert hasher.usable  # an error about one file does not retire the helper
     finally:
         await hasher.aclose()
 
@@ -143,7 +153,7 @@ async def test_an_abandoned_file_leaves_the_helper_usable(tmp_path: Path) -> Non
     hasher = FileHasher()
     try:
         with open(tmp_path / "a.part", "wb") as fh:
-            followed = await hasher.follow(tmp_path / "a.part")
+            followed = await hasher.follow(tmp_path / "a.part", fh.fileno())
             fh.write(_data(PROGRESS_STEP))
             fh.flush()
             followed.written(PROGRESS_STEP)
@@ -153,6 +163,46 @@ async def test_an_abandoned_file_leaves_the_helper_usable(tmp_path: Path) -> Non
             hashlib.sha256(data).hexdigest()
         )
         assert hasher.usable and not hasher._pending
+        assert (hasher.answered, hasher.fallbacks) == (1, 0)  # no answer for the abandoned one
+    finally:
+        await hasher.aclose()
+
+
+async def test_abandoning_after_a_failed_answer_logs_nothing(tmp_path: Path) -> None:
+    """A download failing (or cancelled) after the helper was given up: no stray error."""
+    import asyncio
+    import gc
+
+    errors: list[dict[str, object]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, context: errors.append(context))
+    hasher = FileHasher()
+    try:
+        with open(tmp_path / "a.part", "wb") as fh:
+            followed = await hasher.follow(tmp_path / "a.part", fh.fileno())
+            fh.write(b"x")
+            fh.flush()
+            followed.complete(1)
+            hasher._give_up("test")  # e.g. another file's answer stalled during this fsync
+            followed.abandon()  # then this file's fsync failed
+        del followed
+        gc.collect()
+        await asyncio.sleep(0)
+        assert errors == []
+    finally:
+        await hasher.aclose()
+
+
+async def test_the_helper_gets_no_api_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-must-not-leak-0123456789")
+    hasher = FileHasher()
+    try:
+        with open(tmp_path / "a.part", "wb") as fh:
+            await hasher.follow(tmp_path / "a.part", fh.fileno())
+        assert hasher._proc is not None
+        environ = Path(f"/proc/{hasher._proc.pid}/environ")
+        if environ.exists():
+            assert b"sk-must-not-leak" not in environ.read_bytes()
+        assert "sk-must-not-leak" not in " ".join(hasher._argv)
     finally:
         await hasher.aclose()
 
@@ -172,19 +222,26 @@ def test_the_worker_protocol(tmp_path: Path) -> None:
     data = _data(2 * _hashworker.READ_SIZE + 3)
     good.write_bytes(data)
     short.write_bytes(b"abc")
+
+    def opening(key: int, path: Path, identity: Path | None = None) -> list[object]:
+        info = os.stat(identity or path)
+        return ["O", key, os.fsencode(path).hex(), info.st_dev, info.st_ino]
+
     lines = [
         json.dumps(m) + "\n"
         for m in (
-            ["O", 1, str(good)],
+            opening(1, good),
             ["U", 1, _hashworker.READ_SIZE],
-            ["O", 2, str(short)],
-            ["O", 3, str(tmp_path / "missing")],
-            ["O", 4, str(good)],
+            opening(2, short),
+            ["O", 3, os.fsencode(tmp_path / "missing").hex(), 0, 0],
+            opening(4, good),
             ["X", 4],  # forgotten: no answer
+            opening(5, good, identity=short),  # the name now holds another file
             ["E", 2, 10],
             ["E", 1, len(data)],
             ["E", 3, 1],
             ["E", 4, 1],  # unknown by now: no answer
+            ["E", 5, 1],
         )
     ]
     out = io.StringIO()
@@ -193,7 +250,8 @@ def test_the_worker_protocol(tmp_path: Path) -> None:
     assert answers[0][:2] == [2, None] and "has 3 bytes, 10 were written" in answers[0][2]
     assert answers[1] == [1, hashlib.sha256(data).hexdigest()]
     assert answers[2][:2] == [3, None] and "cannot open" in answers[2][2]
-    assert len(answers) == 3
+    assert answers[3][:2] == [5, None] and "not the file being written" in answers[3][2]
+    assert len(answers) == 4
 
 
 def test_the_worker_imports_nothing_of_wanbatch() -> None:

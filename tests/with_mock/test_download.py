@@ -101,7 +101,7 @@ async def test_with_a_hasher_the_helper_process_gives_the_sha256(mock: Any, tmp_
                     session, url, dest, tmp_dir, timeout=30, max_bytes=1 << 24, hasher=hasher
                 )
                 assert hashlib.sha256(dest.read_bytes()).hexdigest() == saved.sha256
-        assert hasher.usable and hasher._proc is not None  # answered by the helper
+        assert (hasher.answered, hasher.fallbacks) == (3, 0)  # all three from the helper
     finally:
         await hasher.aclose()
     assert not list(tmp_dir.iterdir())
@@ -132,6 +132,7 @@ async def test_a_cut_download_with_a_hasher_leaves_no_file_and_the_helper_usable
                         hasher=hasher,
                     )
         assert not (tmp_path / "a-0.png").exists() and not list(tmp_dir.iterdir())
-        assert hasher.usable and not hasher._pending  # the helper dropped the file
+        assert hasher.usable and not hasher._pending
+        assert (hasher.answered, hasher.fallbacks) == (0, 0)  # abandoned, never answered
     finally:
         await hasher.aclose()
