@@ -11,9 +11,9 @@ ms). Reads one JSON array a line on stdin, answers one JSON array a line on stdo
   ``[key, null, reason]`` when it cannot (the file is shorter, unreadable);
 - ``["X", key]``: forget the file (its download failed).
 
-Exits at end of input (also when wanbatch is killed: the pipe closes). Runs in its own session
-and ignores SIGINT and SIGTERM: stopping is wanbatch's decision, and a graceful stop lets
-downloads in flight finish, their hashes with them.
+Exits at end of input (also when wanbatch is killed: the pipe closes). Ignores SIGINT and
+SIGTERM sent to wanbatch's process group: stopping is wanbatch's decision, and a graceful stop
+lets downloads in flight finish, their hashes with them.
 """
 
 from __future__ import annotations

@@ -53,11 +53,32 @@ async def test_the_helper_hashes_a_file_as_it_is_written(tmp_path: Path) -> None
             hashlib.sha256(other).hexdigest()
         )
         assert (hasher.answered, hasher.fallbacks) == (2, 0)  # both from the helper
-        assert hasher._proc is not None
-        assert os.getsid(hasher._proc.pid) != os.getsid(0)  # its own session: no group signals
     finally:
         await hasher.aclose()
     assert hasher._proc is not None and hasher._proc.returncode == 0  # exited at end of input
+
+
+async def test_the_helper_outlives_a_ctrl_c_or_sigterm_to_the_group(tmp_path: Path) -> None:
+    """A first Ctrl-C (or SIGTERM) lets downloads in flight finish: their hashes too."""
+    import signal
+
+    hasher = FileHasher()
+    try:
+        first = _data(PROGRESS_STEP, seed=3)
+        assert await _write_followed(hasher, tmp_path / "a.part", first) == (
+            hashlib.sha256(first).hexdigest()
+        )
+        assert hasher._proc is not None
+        hasher._proc.send_signal(signal.SIGINT)
+        hasher._proc.send_signal(signal.SIGTERM)
+        second = _data(PROGRESS_STEP, seed=4)
+        assert await _write_followed(hasher, tmp_path / "b.part", second) == (
+            hashlib.sha256(second).hexdigest()
+        )
+        assert (hasher.answered, hasher.fallbacks) == (2, 0)
+        assert hasher._proc.returncode is None
+    finally:
+        await hasher.aclose()
 
 
 async def test_only_large_files_of_known_length_go_to_the_helper() -> None:
