@@ -54,7 +54,18 @@ def hash_file(path: Path, size: int) -> str:
 
 def _helper_env() -> dict[str, str]:
     """The helper's environment: what a Python process needs to start, nothing else."""
-    keep = ("PATH", "SYSTEMROOT", "TMPDIR", "TEMP", "TMP", "LANG", "LC_ALL", "LC_CTYPE")
+    keep = (
+        "PATH",
+        "SYSTEMROOT",  # Windows
+        "LD_LIBRARY_PATH",  # a shared libpython outside the default paths
+        "DYLD_LIBRARY_PATH",
+        "TMPDIR",
+        "TEMP",
+        "TMP",
+        "LANG",
+        "LC_ALL",
+        "LC_CTYPE",
+    )
     return {name: os.environ[name] for name in keep if name in os.environ}
 
 
@@ -106,8 +117,12 @@ class FileHasher:
         await self._start()
         key = next(self._keys)
         followed = FollowedFile(self, key, path)
-        info = os.fstat(fd)
-        name = os.fsencode(path.absolute()).hex()  # noqa: ASYNC240 - getcwd, no disk wait
+        try:
+            info = os.fstat(fd)
+            name = os.fsencode(path.absolute()).hex()  # noqa: ASYNC240 - getcwd, no disk wait
+        except OSError as exc:  # the optional path must not fail the download: hash it here
+            self._give_up(f"cannot name the file for the hash helper ({exc}); hashing in-process")
+            return followed
         self._send("O", key, name, info.st_dev, info.st_ino)
         return followed
 
@@ -143,6 +158,8 @@ class FileHasher:
             self._reader = asyncio.get_running_loop().create_task(self._read_answers(proc))
             if self._closed:  # aclose() ran while it started: end it at once
                 self._give_up("closed")
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(proc.wait(), 5)
 
     async def _read_answers(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None
@@ -160,7 +177,7 @@ class FileHasher:
                 else:
                     self.answered += 1
                     waiter.set_result(hexdigest)
-        except (ValueError, TypeError, OSError) as exc:  # a garbled answer: stop trusting it
+        except Exception as exc:  # a garbled answer (or anything else): stop trusting it
             self._give_up(f"the hash helper answered garbage ({exc}); hashing in-process")
             return
         if not self._closed:
@@ -213,9 +230,8 @@ class FileHasher:
             with contextlib.suppress(asyncio.TimeoutError):  # stuck in the kernel: leave it
                 await asyncio.wait_for(proc.wait(), 5)
         if reader is not None:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await reader
+            reader.cancel()  # waited for, not awaited: a cancellation of our caller stays theirs
+            await asyncio.wait([reader], timeout=5)
         self._fail_pending()
 
 

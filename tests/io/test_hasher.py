@@ -127,6 +127,21 @@ async def test_a_helper_that_cannot_start_falls_back(tmp_path: Path) -> None:
     await hasher.aclose()
 
 
+async def test_closing_while_the_helper_starts_ends_it(tmp_path: Path) -> None:
+    import asyncio
+
+    hasher = FileHasher()
+    starting = asyncio.ensure_future(hasher._start())
+    await asyncio.sleep(0)  # the start is under way (spawning), then aclose() runs
+    await hasher.aclose()
+    await starting
+    assert hasher._proc is None or hasher._proc.returncode is not None
+    data = _data(PROGRESS_STEP, seed=8)  # a closed hasher still gives right digests
+    assert await _write_followed(hasher, tmp_path / "a.part", data) == (
+        hashlib.sha256(data).hexdigest()
+    )
+
+
 @pytest.mark.parametrize(
     "script",
     [
@@ -170,9 +185,18 @@ async def test_a_file_shorter_than_written_is_an_error_not_a_digest(tmp_path: Pa
         await hasher.aclose()
 
 
+def _open_fds(pid: int) -> int | None:
+    fds = Path(f"/proc/{pid}/fd")
+    return len(list(fds.iterdir())) if fds.exists() else None
+
+
 async def test_an_abandoned_file_leaves_the_helper_usable(tmp_path: Path) -> None:
     hasher = FileHasher()
     try:
+        first = _data(PROGRESS_STEP, seed=6)
+        await _write_followed(hasher, tmp_path / "first.part", first)
+        assert hasher._proc is not None
+        fds_before = _open_fds(hasher._proc.pid)
         with open(tmp_path / "a.part", "wb") as fh:
             followed = await hasher.follow(tmp_path / "a.part", fh.fileno())
             fh.write(_data(PROGRESS_STEP))
@@ -184,7 +208,10 @@ async def test_an_abandoned_file_leaves_the_helper_usable(tmp_path: Path) -> Non
             hashlib.sha256(data).hexdigest()
         )
         assert hasher.usable and not hasher._pending
-        assert (hasher.answered, hasher.fallbacks) == (1, 0)  # no answer for the abandoned one
+        assert (hasher.answered, hasher.fallbacks) == (2, 0)  # no answer for the abandoned one
+        # Answers come in order: b's means the helper has read the "X" before it, and closed
+        # the abandoned file (no descriptor left open in the helper).
+        assert _open_fds(hasher._proc.pid) == fds_before
     finally:
         await hasher.aclose()
 

@@ -109,7 +109,10 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+@pytest.mark.skipif(
+    not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists(),
+    reason="needs Linux /proc with CONFIG_PROC_CHILDREN",
+)
 def test_kill_9_leaves_no_hash_helper_behind_and_resume_completes(tmp_path: Path) -> None:
     count = 24
     jobs = write_jobs(
