@@ -1,7 +1,7 @@
 """sha256 of large downloads in a helper process: off the event loop and off the GIL.
 
 Hashing on the event loop costs 0.57 ms per MB of the loop's one core (SHA-NI, 1.75 GB/s),
-which on 5 MB images held download throughput to 60-70 % of the floor loop's
+which on 5 MB images held download throughput to 67-76 % of the floor loop's
 (``benchmarks/bench_download.py``). A worker thread does not help: every update takes the GIL
 back from the loop. So a helper process (:mod:`wanbatch._hashworker`) reads each large temp
 file back from the page cache 1 MiB behind the writer and answers the digest once the file is
@@ -146,7 +146,7 @@ class FileHasher:
                     stderr=subprocess.DEVNULL,
                     env=_helper_env(),  # nothing of the run's: no API key in its environment
                     # Same session as wanbatch (its own would be a scheduler autogroup of its
-                    # own, preempting the event loop: 4-stream downloads fell from 83-90 % to
+                    # own, preempting the event loop: 4-stream downloads fell from 81-90 % to
                     # 64-77 % of the floor). It ignores SIGINT and SIGTERM sent to the group:
                     # stopping is the engine's; it ends with its input, also if wanbatch dies.
                 )
