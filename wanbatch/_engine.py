@@ -661,7 +661,11 @@ class BatchRun:
                     )
                 if isinstance(exc, BatchFatal):
                     self._record_attempt(journal, job, attempt, exc, will_retry=False)
-                    self.request_stop(f"the service refused the batch: {exc}", ExitCode.FATAL)
+                    self.request_stop(
+                        f"the service refused the batch: {exc}. To go on, {exc.hint}, then run "
+                        "again: the run resumes where it stopped",
+                        ExitCode.FATAL,
+                    )
                     return
                 if isinstance(exc, JobRejected):
                     self._fail(journal, job, attempt, exc)

@@ -35,7 +35,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from wanbatch._errors import JournalError
+from wanbatch._errors import JournalError, is_throttle
 
 __all__ = [
     "EXPIRY_MARGIN_S",
@@ -396,7 +396,7 @@ class RunState:
             return
         if event == "attempt":
             self.failed_attempts += 1
-            if record.get("status") == 429:
+            if is_throttle(record.get("status"), record.get("code"), record.get("message")):
                 self.throttled += 1
             if record.get("possibly_billed"):
                 self.possibly_billed += 1
