@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from wanbatch.mock._app import create_app as create_app
 from wanbatch.mock._cli import cli_main as cli_main
+from wanbatch.mock._config import ForcedError as ForcedError
 from wanbatch.mock._config import MockConfig as MockConfig
 from wanbatch.mock._counters import CountersSnapshot as CountersSnapshot
 from wanbatch.mock._server import MockServer as MockServer
@@ -23,6 +24,7 @@ from wanbatch.mock._server import serve_in_thread as serve_in_thread
 
 __all__ = [
     "CountersSnapshot",
+    "ForcedError",
     "MockConfig",
     "MockServer",
     "ThreadedMock",

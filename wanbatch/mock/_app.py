@@ -7,10 +7,10 @@ Routes (API notes §1, §8.1):
   GET  /dashscope-result-mock/...                               signed PNG downloads (§3.3)
   GET  /mock/counters, GET|POST /mock/config, POST /mock/clock, POST /mock/reset-counters
 
-A generation call is checked in this order: API key (401), account (free quota 429, budget
-Arrearage), throttling (concurrency cap, then rate; both 429 ``Throttling.RateQuota``), the
-request itself (§2), content inspection; then it is in flight: latency, injected faults, answer.
-Only successful answers bill images.
+A generation call is checked in this order: API key (401), the ``force_error`` knob, account
+(free quota 429, budget Arrearage), throttling (concurrency cap, then rate; both 429
+``Throttling.RateQuota``), the request itself (§2), content inspection; then it is in flight:
+latency, injected faults, answer. Only successful answers bill images.
 """
 
 from __future__ import annotations
@@ -130,6 +130,13 @@ def _check_key(request: web.Request, state: MockState) -> None:
         raise Rejection(401, "InvalidApiKey", INVALID_API_KEY)
 
 
+def _check_forced(state: MockState) -> None:
+    """The ``force_error`` knob: any documented (or made-up) error answer, on demand."""
+    forced = state.forced_error()
+    if forced is not None:
+        raise forced
+
+
 def _check_account(state: MockState) -> None:
     """Free quota and budget are account states: every call fails once they are used up."""
     generated = state.counters.images_generated
@@ -214,6 +221,7 @@ async def _generation(request: web.Request) -> web.StreamResponse:
             raise Rejection(
                 403, "AccessDenied", "current user api does not support asynchronous calls"
             )
+        _check_forced(state)
         _check_account(state)
         _check_rate(state, cap=True)
         if body is None:
@@ -251,7 +259,7 @@ async def _generation(request: web.Request) -> web.StreamResponse:
         count = generation.images_to_make
         urls = state.issue_urls(_origin(request), size, count)
         state.counters.billed(generation.prompt, count)
-        state.counters.outcome("200")
+        state.succeeded()
         answer = {
             "output": {"choices": edit_choices(urls), "finished": True},
             "usage": usage(count, size),
@@ -306,7 +314,7 @@ async def _stream(
     except (ConnectionError, RuntimeError):
         state.counters.outcome("client_disconnected")
         return response
-    state.counters.outcome("200")
+    state.succeeded()
     return response
 
 
@@ -324,6 +332,7 @@ async def _submit(request: web.Request) -> web.Response:
         _check_key(request, state)
         if not _header_enabled(request, "X-DashScope-Async"):
             raise Rejection(403, "AccessDenied", NO_SYNC_CALLS)
+        _check_forced(state)
         _check_account(state)
         # Over-concurrency tasks queue as PENDING instead (§7), so only the rate applies here.
         _check_rate(state, cap=False)
@@ -353,7 +362,7 @@ async def _submit(request: web.Request) -> web.Response:
     runners = request.app[_RUNNERS]
     runners.add(runner)
     runner.add_done_callback(runners.discard)
-    state.counters.outcome("200")
+    state.succeeded()
     return _json(
         {"output": {"task_status": "PENDING", "task_id": task.task_id}, "request_id": request_id}
     )

@@ -71,6 +71,10 @@ class Behaviour:
         """Whether this download is cut short."""
         return self._roll(self.config.truncate_rate)
 
+    def chance(self, rate: float) -> bool:
+        """True with probability ``rate``; no draw at 0 or 1 (the other dice stay in sequence)."""
+        return rate >= 1.0 or self._roll(rate)
+
     def _roll(self, rate: float) -> bool:
         # No draw at rate 0, so an unused knob does not shift the others' sequence.
         return rate > 0 and self.rng.random() < rate

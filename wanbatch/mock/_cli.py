@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import signal
 import sys
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -24,6 +25,24 @@ def _size(text: str) -> tuple[int, int]:
     if not sep or not width.isdigit() or not height.isdigit():
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 64x64, got {text!r}")
     return (int(width), int(height))
+
+
+def _status_code(text: str) -> tuple[int, str]:
+    status, sep, code = text.partition(":")
+    if not sep or not status.strip().isdigit() or not code:
+        raise argparse.ArgumentTypeError(
+            f"expected STATUS:CODE, e.g. 429:PrepaidBillOverdue, got {text!r}"
+        )
+    return (int(status), code)
+
+
+#: ``--force-error-*`` flag -> field of the ``force_error`` knob.
+_FORCE_FIELDS = {
+    "force_error_message": "message",
+    "force_error_after": "after",
+    "force_error_times": "times",
+    "force_error_rate": "rate",
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,13 +82,45 @@ def _parser() -> argparse.ArgumentParser:
     add("--image-size", type=_size, metavar="WxH", help="stand-in size of served PNGs, e.g. 64x64")
     add("--seed", type=int, help="seed of the fault/jitter RNG, for reproducible runs")
     add("--clock-offset", type=float, default=0.0, help="seconds added to the mock's clock")
+    add(
+        "--force-error",
+        type=_status_code,
+        metavar="STATUS:CODE",
+        help="answer generation calls with this error, e.g. 429:PrepaidBillOverdue",
+    )
+    add("--force-error-message", metavar="TEXT", help="its message (default: the documented one)")
+    add("--force-error-after", type=int, metavar="N", help="only after N successful calls")
+    add("--force-error-times", type=int, metavar="N", help="for N calls at most, then as usual")
+    add("--force-error-rate", type=float, metavar="P", help="for each call with probability P")
     return parser
+
+
+def _force_error(args: dict[str, Any]) -> str | None:
+    """Fold the ``--force-error*`` flags of ``args`` into its ``force_error`` knob (in place).
+
+    Returns a usage problem, or ``None``.
+    """
+    extras = {field: args.pop(flag) for flag, field in _FORCE_FIELDS.items()}
+    extras = {field: value for field, value in extras.items() if value is not None}
+    forced = args.pop("force_error")
+    if forced is None:
+        if extras:
+            names = ", ".join(f"--force-error-{field}" for field in extras)
+            return f"{names} needs --force-error STATUS:CODE"
+        return None
+    status, code = forced
+    args["force_error"] = {"status": status, "code": code, **extras}
+    return None
 
 
 def cli_main(argv: list[str]) -> int:
     """Run ``wanbatch mock`` with ``argv`` (the arguments after ``mock``); returns the exit code."""
     args = vars(_parser().parse_args(argv))
     host, port = args.pop("host"), args.pop("port")
+    problem = _force_error(args)
+    if problem is not None:
+        print(f"wanbatch mock: invalid option: {problem}", file=sys.stderr)
+        return 2
     try:
         config = MockConfig(**args)
     except ValidationError as exc:

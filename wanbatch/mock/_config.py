@@ -12,10 +12,35 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["DEFAULT_URL_TTL_S", "MockConfig"]
+__all__ = ["DEFAULT_URL_TTL_S", "ForcedError", "MockConfig"]
 
 #: Result URLs are valid for 24 hours (API notes §3.3).
 DEFAULT_URL_TTL_S = 86400.0
+
+
+class ForcedError(BaseModel):
+    """An error answer the mock gives instead of its own, as ``{"request_id","code","message"}``.
+
+    It starts after ``after`` successful calls (counted from when the knob was set), answers each
+    generation call with probability ``rate`` and, with ``times``, at most that many calls; then
+    the mock answers as usual again. It is checked right after the API key, before everything
+    else, and answers at once.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: HTTP status of the answer, 400-599.
+    status: int = Field(ge=400, le=599)
+    #: The body's ``code``, e.g. ``PrepaidBillOverdue`` or ``NOT AUTHORIZED``.
+    code: str = Field(min_length=1, max_length=200)
+    #: The body's ``message``; ``None``: the service's documented text for the code, if known.
+    message: str | None = Field(default=None, max_length=2000)
+    #: Successful calls answered first (since this knob was set).
+    after: int = Field(default=0, ge=0)
+    #: Calls answered with the error at most; ``None``: no limit.
+    times: int | None = Field(default=None, ge=1)
+    #: Probability that a call, once the error is active, gets it.
+    rate: float = Field(default=1.0, ge=0.0, le=1.0)
 
 
 class MockConfig(BaseModel):
@@ -61,6 +86,8 @@ class MockConfig(BaseModel):
     seed: int | None = None
     #: Seconds added to real time on the mock's clock (URL expiry, rate window, task times).
     clock_offset: float = 0.0
+    #: An error to answer instead (see :class:`ForcedError`); ``None`` = off.
+    force_error: ForcedError | None = None
 
     @field_validator("image_size")
     @classmethod

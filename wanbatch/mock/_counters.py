@@ -77,7 +77,7 @@ class Counters:
     def outcome(self, key: str) -> None:
         """A generation call ended with ``key``."""
         self.calls_by_outcome[key] += 1
-        if key.startswith("429:"):
+        if key.startswith("429:Throttling"):  # not the 429 billing states (PrepaidBillOverdue)
             self.throttled += 1
 
     def billed(self, prompt: str, images: int) -> None:

@@ -1,7 +1,7 @@
 """The error answers the mock gives: :class:`Rejection` and the documented codes and messages.
 
-Codes, statuses and message texts follow API notes §5.2 (typos included: "plesase" is what the
-service sends). Where the notes say the exact text is UNKNOWN the mock picks a plain one.
+Codes, statuses and message texts follow the service's error pages (typos included: "plesase" is
+what the service sends). Where the exact text is not documented the mock picks a plain one.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ __all__ = [
     "RATE_QUOTA",
     "URL_ERROR",
     "Rejection",
+    "documented_message",
 ]
 
 INVALID_PARAMETER = "Required parameter(s) missing or invalid, please check the request parameters."
@@ -35,6 +36,61 @@ INTERNAL = "An internal error has occured, please try again later or contact ser
 INVALID_API_KEY = "Invalid API-key provided."
 NO_SYNC_CALLS = "current user api does not support synchronous calls"
 MODEL_NOT_FOUND = "Model not exist."
+
+
+#: The service's message for codes the mock answers only through the ``force_error`` knob.
+#: Codes whose text is undocumented get a plain one.
+_MESSAGES: dict[str, str] = {
+    "InvalidParameter": INVALID_PARAMETER,
+    "InternalError.Algo.InvalidParameter": DOWNLOAD_FAILED,
+    "DataInspectionFailed": INSPECTION,
+    "data_inspection_failed": INSPECTION,
+    "IPInfringementSuspect": "Input data is suspected of being involved in IP infringement.",
+    "BadRequest.EmptyInput": "Required input parameter missing from request.",
+    "BadRequest.EmptyParameters": "Required input parameter missing from request.",
+    "BadRequest.EmptyModel": "Required input parameter missing from request.",
+    "InvalidURL": "Invalid URL provided in your request.",
+    "Arrearage": ARREARAGE,
+    "InvalidApiKey": INVALID_API_KEY,
+    "invalid_api_key": "Incorrect API key provided.",
+    "NOT AUTHORIZED": (
+        "Access denied: Either you are not authorized to access this workspace, "
+        "or the workspace does not exist."
+    ),
+    "invalid access token or token expired": "invalid access token or token expired",
+    "AccessDenied": "Access denied.",
+    "AccessDenied.Unpurchased": (
+        "Access to model denied. Please make sure you are eligible for using the model."
+    ),
+    "Model.AccessDenied": (
+        "Access to model denied. Please make sure you are eligible for using the model."
+    ),
+    "Workspace.AccessDenied": "Access to the workspace denied.",
+    "App.AccessDenied": "Access to the application denied.",
+    "Endpoint.AccessDenied": "Workspace endpoint access denied.",
+    "AllocationQuota.FreeTierOnly": "The free tier of the model is used up.",
+    "ModelNotFound": MODEL_NOT_FOUND,
+    "WorkSpaceNotFound": "WorkSpace can not be found.",
+    "Throttling": "Requests throttling triggered.",
+    "Throttling.RateQuota": RATE_QUOTA,
+    "Throttling.BurstRate": "Request rate increased too quickly",
+    "Throttling.AllocationQuota": "Allocated quota exceeded, please increase your quota limit.",
+    "CommodityNotPurchased": "The commodity has not been purchased.",
+    "PrepaidBillOverdue": "The prepaid bill is overdue.",
+    "PostpaidBillOverdue": "The postpaid bill is overdue.",
+    "InternalError": INTERNAL,
+    "InternalError.Timeout": "The task did not finish in time.",
+    "ModelServingError": (
+        "Too many requests. Your requests are being throttled due to system capacity limits."
+    ),
+    "ModelUnavailable": "Model is unavailable, try again later.",
+    "RequestTimeOut": "Request timed out, please try again later.",
+}
+
+
+def documented_message(code: str) -> str:
+    """The service's message for ``code``, or a plain one naming it."""
+    return _MESSAGES.get(code, f"The request failed: {code}.")
 
 
 class Rejection(Exception):

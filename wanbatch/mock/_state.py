@@ -16,6 +16,7 @@ from typing import Any
 from wanbatch.mock._behaviour import Behaviour
 from wanbatch.mock._config import MockConfig
 from wanbatch.mock._counters import Counters
+from wanbatch.mock._errors import Rejection, documented_message
 from wanbatch.mock._png import PNG_VARIANTS, PngCache
 from wanbatch.mock._signing import UrlSigner
 
@@ -46,6 +47,9 @@ class MockState:
         self.objects: dict[str, StoredObject] = {}
         #: Set whenever a generation slot frees up; queued async tasks wait on it.
         self.slot_freed = asyncio.Event()
+        #: Successful calls and forced answers since ``force_error`` was last set.
+        self._successes = 0
+        self._forced = 0
 
     def now(self) -> float:
         """The mock's clock: Unix seconds, real time plus the configured offset."""
@@ -53,7 +57,10 @@ class MockState:
 
     def configure(self, **knobs: Any) -> MockConfig:
         """Change knobs now (validated as :class:`MockConfig`); returns the new config."""
-        self.config = self.config.updated(**knobs)
+        config = self.config.updated(**knobs)
+        if config.force_error != self.config.force_error:
+            self._successes = self._forced = 0
+        self.config = config
         self.behaviour.reconfigure(self.config)
         self.slot_freed.set()  # a raised cap may let queued tasks run
         return self.config
@@ -62,6 +69,24 @@ class MockState:
         """Move the mock's clock forward (or back); returns the new offset."""
         self.configure(clock_offset=self.config.clock_offset + seconds)
         return self.config.clock_offset
+
+    def succeeded(self) -> None:
+        """A generation call was answered 200."""
+        self.counters.outcome("200")
+        self._successes += 1
+
+    def forced_error(self) -> Rejection | None:
+        """The ``force_error`` answer for this call, if it applies now."""
+        force = self.config.force_error
+        if force is None or self._successes < force.after:
+            return None
+        if force.times is not None and self._forced >= force.times:
+            return None
+        if not self.behaviour.chance(force.rate):
+            return None
+        self._forced += 1
+        message = force.message if force.message is not None else documented_message(force.code)
+        return Rejection(force.status, force.code, message)
 
     def enter(self) -> None:
         """A generation started."""
