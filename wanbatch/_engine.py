@@ -662,8 +662,8 @@ class BatchRun:
                 if isinstance(exc, BatchFatal):
                     self._record_attempt(journal, job, attempt, exc, will_retry=False)
                     self.request_stop(
-                        f"the service refused the batch: {exc}. To go on, {exc.hint}, then run "
-                        "again: the run resumes where it stopped",
+                        f"the service refused the batch: {exc}. To go on, {exc.hint}; then run "
+                        "again to resume",
                         ExitCode.FATAL,
                     )
                     return
