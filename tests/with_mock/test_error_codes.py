@@ -196,11 +196,8 @@ def test_cli_names_the_setting_to_check_and_exits_3(
     jobs, out = jobs_file(tmp_path, 3), tmp_path / "out"
     shared_mock.configure(force_error={"status": 429, "code": "PrepaidBillOverdue"})
     try:
-        result = run_cli(
-            "run", str(jobs), "--out", str(out), "--base-url", shared_mock.base_url,
-            "--no-progress",
-            env={"DASHSCOPE_API_KEY": CANARY_KEY},
-        )  # fmt: skip
+        args = ["run", str(jobs), "--out", str(out), "--base-url", shared_mock.base_url]
+        result = run_cli(*args, "--no-progress", env={"DASHSCOPE_API_KEY": CANARY_KEY})
     finally:
         shared_mock.configure(force_error=None)
     output = result.stdout + result.stderr
