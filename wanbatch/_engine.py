@@ -978,8 +978,9 @@ class BatchRun:
             self._expired_on_arrival.add(job.id)
             if len(self._expired_on_arrival) >= ARRIVAL_EXPIRIES_TO_STOP:
                 self.request_stop(
-                    f"stopped buying: the result URLs of {len(self._expired_on_arrival)} jobs "
-                    f"expired on arrival (the store refused them right after the call); {cause}",
+                    f"no more calls: the result URLs of {len(self._expired_on_arrival)} jobs "
+                    "expired on arrival (the store refused them right after the call); "
+                    f"likely cause: {cause}",
                     ExitCode.FATAL,
                 )
         if not self.config.regenerate_expired or expiries > MAX_REGENERATIONS:
