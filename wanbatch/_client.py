@@ -12,6 +12,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timezone
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
@@ -36,6 +38,21 @@ class CallResult:
 
     result: GenerationResult
     duration: float
+    #: The service's clock minus ours (seconds), from the answer's ``Date`` header; None if absent.
+    clock_offset: float | None = None
+
+
+def _clock_offset(date: str | None, now: float) -> float | None:
+    """Seconds the clock behind an HTTP ``Date`` header is ahead of ``now`` (None: unusable)."""
+    try:
+        when = parsedate_to_datetime(date) if date else None
+        if when is None:
+            return None
+        if when.tzinfo is None:  # "-0000": UTC (RFC 5322), not this computer's zone
+            when = when.replace(tzinfo=timezone.utc)
+        return when.timestamp() - now
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
 
 
 @contextmanager
@@ -77,6 +94,7 @@ class ApiClient:
             async with self._session.post(
                 self._url, json=body, headers=headers, timeout=self._timeout
             ) as resp:
+                offset = _clock_offset(resp.headers.get("Date"), time.time())
                 content_type = resp.headers.get("Content-Type", "")
                 if resp.status == 200 and "text/event-stream" in content_type:
                     result = await self._read_stream(resp)
@@ -89,7 +107,7 @@ class ApiClient:
                         resp.headers.get("Retry-After"),
                         now=time.time(),  # so an HTTP-date Retry-After works too
                     )
-        return CallResult(result, time.monotonic() - started)
+        return CallResult(result, time.monotonic() - started, offset)
 
     @staticmethod
     async def _read_stream(resp: aiohttp.ClientResponse) -> GenerationResult:

@@ -69,12 +69,14 @@ from wanbatch._pacing import Pacer
 from wanbatch._policy import Backoff
 from wanbatch._state import (
     EXPIRY_MARGIN_S,
+    MAX_REGENERATIONS,
     Action,
     DoneLines,
     JobState,
     RunState,
     Status,
     TouchLog,
+    expiry_cause,
     line_hash,
     plan_job,
 )
@@ -103,6 +105,12 @@ MAX_QUEUED_DOWNLOADS = 10_000
 DOWNLOAD_BACKLOG_PER_WORKER = 8
 #: Attempts at one image download before the job is given up to regeneration.
 DOWNLOAD_ATTEMPTS = 5
+#: A fresh URL the store refuses as expired within this many seconds of the answer that
+#: brought it expired "on arrival": never normal for URLs valid for a day.
+ARRIVAL_WINDOW_S = 300.0
+#: Jobs whose fresh URLs expired on arrival, with no fresh image saved between them, after
+#: which the run stops buying (what comes next would expire the same way).
+ARRIVAL_EXPIRIES_TO_STOP = 3
 
 
 class ExitCode(enum.IntEnum):
@@ -162,6 +170,8 @@ class _DownloadItem:
     url: str = field(compare=False)
     generation: int = field(compare=False)
     info: dict[str, Any] = field(compare=False)
+    #: time.monotonic() when the call that bought it answered; None for an earlier run's URL.
+    arrived: float | None = field(default=None, compare=False)
 
 
 class _DownloadQueue:
@@ -256,6 +266,12 @@ class BatchRun:
         self._remaining: dict[str, int] = {}
         self._rand = random.Random()
         self._started = 0.0
+        #: The service's clock minus ours: the journal's last measure, then each answer's.
+        self._clock_offset = 0.0
+        #: Expired generations of the jobs that have one, as the journal counts them.
+        self._expiries: dict[str, int] = {}
+        #: Jobs whose fresh URLs expired on arrival since the last fresh image was saved.
+        self._expired_on_arrival: set[str] = set()
 
     # ----------------------------------------------------------------- control
     def subscribe(self, callback: EventCallback) -> None:
@@ -306,7 +322,8 @@ class BatchRun:
 
     def _validate(self, state: RunState, counts: dict[str, int]) -> ValidationReport:
         """Validate every line and plan in the same pass (counts by action)."""
-        now = time.time()
+        self._clock_offset = state.clock_offset
+        now = self._service_now()
 
         def on_job(job_id: str, max_new_images: int) -> None:
             job_state = state.job(job_id)
@@ -507,7 +524,7 @@ class BatchRun:
                     chunk = await anyio.to_thread.run_sync(next_chunk)
                     if not chunk:
                         break
-                    now = time.time()
+                    now = self._service_now()
                     for job in chunk:
                         plan = plan_job(
                             state.job(job.id),
@@ -517,7 +534,15 @@ class BatchRun:
                             regenerate_expired=self.config.regenerate_expired,
                         )
                         self.summary.changed_jobs += plan.changed
-                        if plan.action is Action.CALL:
+                        if plan.expiries:
+                            self._expiries[job.id] = plan.expiries
+                        if plan.action is Action.FAIL:
+                            self._record_expired_on_resume(state.job(job.id), job, now)
+                            cause = expiry_cause(
+                                lifetime=None, waited=None, clock_offset=self._clock_offset
+                            )
+                            self._fail_expired(self._journal_file, job, plan.expiries, cause)
+                        elif plan.action is Action.CALL:
                             if plan.regenerate:
                                 self.summary.regenerated += 1
                                 self._record_expired_on_resume(state.job(job.id), job, now)
@@ -553,10 +578,15 @@ class BatchRun:
             if close is not None:
                 await anyio.to_thread.run_sync(close)
 
+    def _service_now(self) -> float:
+        """The service's time, by our clock and the offset its answers showed."""
+        return time.time() + self._clock_offset
+
     def _record_expired_on_resume(
         self, job_state: JobState | None, job: PlannedJob, now: float
     ) -> None:
-        """Journal the URLs the plan judged expired from ``Expires=`` (never requested)."""
+        """Journal the URLs the plan judged expired from ``Expires=`` on the service's clock
+        ``now`` (never requested)."""
         if job_state is None or job_state.status is not Status.GENERATED:
             return  # already recorded as expired by an earlier run
         for k, _, exp in job_state.pending_images():
@@ -686,6 +716,8 @@ class BatchRun:
                 return
             self._pacer.on_success()
             self._release(job.max_new_images)
+            if result.clock_offset is not None:  # the answer's Date header
+                self._clock_offset = result.clock_offset
             self._accept(job, attempt, result.result, result.duration, journal, downloads)
             # Back-pressure: when downloads fall behind, calls wait (outside their slot), so
             # the queue, and memory, stay bounded however fast the service answers.
@@ -792,6 +824,7 @@ class BatchRun:
             size=usage.get("size"),
             meta=job.meta,
             duration=round(duration, 3),
+            clock_offset=round(self._clock_offset),
         )
         self._images_bought += len(urls)
         self.summary.calls_succeeded += 1
@@ -799,6 +832,7 @@ class BatchRun:
         self._emit(ev.Generated(job.id, len(urls), result.request_id))
         gen = self._new_generation(job.id, len(urls))
         info = _saved_info_from_job(job, result.request_id, usage.get("size"))
+        arrived = time.monotonic()
         for k, image in enumerate(images):
             exp = image["expires"]
             downloads.put(
@@ -810,6 +844,7 @@ class BatchRun:
                     str(image["url"]),
                     gen,
                     info,
+                    arrived,
                 )
             )
         if not urls:
@@ -847,7 +882,6 @@ class BatchRun:
         job = item.job
         name = image_filename(job.id, item.k)
         dest = self._images_dir / name
-        expires = None if math.isinf(item.expires) else item.expires
         last: DownloadError | None = None
         for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
             try:
@@ -858,7 +892,6 @@ class BatchRun:
                     self._tmp_dir,
                     timeout=self.config.download_timeout,
                     max_bytes=self.config.max_download_bytes,
-                    expires=expires,
                     label=f"job {job.id} image {item.k}",
                     syncer=self._syncer,
                     hasher=self._hasher,
@@ -892,6 +925,8 @@ class BatchRun:
             )
             self.summary.images_saved_this_run += 1
             self._emit(ev.ImageSaved(job.id, item.k, f"images/{name}", saved.size))
+            if item.arrived is not None:
+                self._expired_on_arrival.clear()  # fresh URLs work: the expiries were not a rule
             left = self._remaining.get(job.id)
             if left is None:
                 return  # a sibling expired: this generation is not finished by this run
@@ -919,6 +954,7 @@ class BatchRun:
         self._remaining.pop(job_id, None)
         self._generation.pop(job_id, None)
         self._accepted.pop(job_id, None)
+        self._expiries.pop(job_id, None)
 
     def _current(self, job_id: str, generation: int) -> bool:
         """Whether an image of ``generation`` may still be saved: it is the journal's latest
@@ -927,16 +963,51 @@ class BatchRun:
         return self._accepted.get(job_id) == generation
 
     def _expired(self, item: _DownloadItem, journal: Journal) -> None:
+        """The store refused the URL as expired: generate the job again, within its bound."""
         job = item.job
+        if self._generation.get(job.id) != item.generation:
+            return  # a sibling image of the same generation reported its expiry already
         self._journal(journal, "expired", id=job.id, k=item.k)
         self.summary.urls_expired += 1
         self._emit(ev.UrlExpiredEvent(job.id, item.k))
         self._generation[job.id] = next(self._generations)  # drop its queued siblings
         self._remaining.pop(job.id, None)
-        if self.config.regenerate_expired and not self.stopping:
+        expiries = self._expiries[job.id] = self._expiries.get(job.id, 0) + 1
+        waited = None if item.arrived is None else time.monotonic() - item.arrived
+        lifetime = None
+        if waited is not None and not math.isinf(item.expires):
+            lifetime = item.expires - (self._service_now() - waited)
+        cause = expiry_cause(lifetime=lifetime, waited=waited, clock_offset=self._clock_offset)
+        if waited is not None and waited < ARRIVAL_WINDOW_S:
+            self._expired_on_arrival.add(job.id)
+            if len(self._expired_on_arrival) >= ARRIVAL_EXPIRIES_TO_STOP:
+                self.request_stop(
+                    f"no more calls: the result URLs of {len(self._expired_on_arrival)} jobs "
+                    "expired on arrival (the store refused them right after the call); "
+                    f"likely cause: {cause}",
+                    ExitCode.FATAL,
+                )
+        if not self.config.regenerate_expired or expiries > MAX_REGENERATIONS:
+            self._fail_expired(journal, job, expiries, cause)
+        elif not self.stopping:
             self.summary.regenerated += 1
             self._downloads.add_producer()  # before this worker can see an empty queue
             self._tg.start_soon(self._regenerate, job)
+
+    def _fail_expired(self, journal: Journal, job: PlannedJob, expiries: int, cause: str) -> None:
+        """Fail a job whose URLs expired and that may not be bought again (``failed.jsonl``)."""
+        if self.config.regenerate_expired:
+            why = (
+                f"its result URLs expired {expiries} times before its images were downloaded "
+                f"(a job is generated at most {MAX_REGENERATIONS + 1} times)"
+            )
+        else:
+            why = (
+                "its result URLs expired before its images were downloaded, and generating "
+                "it again is off (--no-regenerate-expired)"
+            )
+        self._forget(job.id)
+        self._fail(journal, job, expiries, UrlExpired(f"{why}; likely cause: {cause}"))
 
     async def _regenerate(self, job: PlannedJob) -> None:
         try:

@@ -9,15 +9,20 @@ Lifecycle of a job, driven by journal records (``event`` field)::
                             |  \\--expired--> EXPIRED --generated--> GENERATED
     (any but DONE) --failed--> FAILED --generated (--retry-failed)--> GENERATED
 
+A job counts its expired generations (``JobState.expiries``, from the ``expired`` records, reset
+by ``failed``): past :data:`MAX_REGENERATIONS` the job is failed instead of bought again.
+
 Journal format v1 (one JSON object per line; ``v`` and ``ts`` on every record):
 
 - ``run``: a run started (``jobs_file``, ``version``).
 - ``generated``: a call succeeded (``id``, ``fp``, ``attempt``, ``request_id``,
-  ``images: [{"url", "expires"}]``, ``texts``, ``usage``, ``prompt``, ``seed``, ``size``, ``meta``).
+  ``images: [{"url", "expires"}]``, ``texts``, ``usage``, ``prompt``, ``seed``, ``size``, ``meta``,
+  ``clock_offset``: the service's clock minus the client's, in seconds, from the answer's ``Date``).
   Written *before* any download, so a crash never costs a second generation while URLs are valid.
 - ``saved``: image ``k`` of the current generation is on disk (``file``, ``bytes``, ``sha256``,
   plus ``prompt``/``seed``/``size``/``request_id``/``meta`` for ``metadata.jsonl``).
-- ``expired``: image ``k``'s URL expired before it was downloaded.
+- ``expired``: image ``k``'s URL expired before it was downloaded (the store said so, or, on
+  resume, its ``Expires=`` on the service's clock; then ``judged: "client"``).
 - ``attempt``: one failed attempt that will be retried (``code``, ``status``, ``possibly_billed``).
 - ``failed``: the job failed for good (``code``, ``message``, ``status``, ``source``).
 """
@@ -40,6 +45,7 @@ from wanbatch._errors import JournalError, is_throttle
 __all__ = [
     "EXPIRY_MARGIN_S",
     "JOURNAL_VERSION",
+    "MAX_REGENERATIONS",
     "Action",
     "DoneLines",
     "JobState",
@@ -47,6 +53,7 @@ __all__ = [
     "RunState",
     "Status",
     "TouchLog",
+    "expiry_cause",
     "line_hash",
     "plan_job",
     "replay",
@@ -55,6 +62,13 @@ __all__ = [
 JOURNAL_VERSION = 1
 #: A result URL that expires within this many seconds counts as expired on resume.
 EXPIRY_MARGIN_S = 60.0
+#: A job whose result URLs expired before its images were saved is generated again at most this
+#: many times (counted in the journal, so restarts do not reset it); one more expiry fails it.
+MAX_REGENERATIONS = 2
+#: A clock offset from the service's beyond this is named as a likely cause of expiries.
+CLOCK_SKEW_S = 300.0
+#: Offsets beyond this (about 30 years) are damage, not a clock: ignored.
+_MAX_CLOCK_OFFSET_S = 1e9
 
 
 class Status(enum.Enum):
@@ -69,7 +83,7 @@ class Status(enum.Enum):
 class JobState:
     """What the journal says about one job. Small on purpose: a run may hold a million."""
 
-    __slots__ = ("failure", "fp", "gen_line", "images", "line", "saved", "status")
+    __slots__ = ("expiries", "failure", "fp", "gen_line", "images", "line", "saved", "status")
 
     def __init__(self) -> None:
         self.status: Status | None = None
@@ -84,6 +98,8 @@ class JobState:
         self.saved: int = 0
         #: (code, message, journal line) of the last ``failed`` record while FAILED.
         self.failure: tuple[str, str, int] | None = None
+        #: Generations whose URLs expired before all images were saved (0 after a failure).
+        self.expiries: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready form (for a snapshot)."""
@@ -95,6 +111,7 @@ class JobState:
             "images": [list(i) for i in self.images],
             "saved": self.saved,
             "failure": list(self.failure) if self.failure else None,
+            "expiries": self.expiries,
         }
 
     @classmethod
@@ -109,6 +126,7 @@ class JobState:
         job.saved = int(data["saved"])
         failure = data["failure"]
         job.failure = (str(failure[0]), str(failure[1]), int(failure[2])) if failure else None
+        job.expiries = int(data.get("expiries", 0))
         return job
 
     def pending_images(self) -> list[tuple[int, str, float | None]]:
@@ -376,6 +394,9 @@ class RunState:
     possibly_billed: int = 0
     runs: int = 0
     jobs_file: str | None = None
+    #: The service's clock minus the client's (seconds), as the latest ``generated`` record
+    #: that carries it measured: what "now" is for the URLs' ``Expires=`` on resume.
+    clock_offset: float = 0.0
     #: Line numbers of records that could not be read (a torn last line is the usual one).
     damaged: list[int] = field(default_factory=list)
     #: Names the exact journal content this state folds (``"<bytes>:<tail digest>"``), when
@@ -418,6 +439,9 @@ class RunState:
             job.failure = None
             self.images_generated += len(images)
             self.calls_succeeded += 1
+            offset = _float_or_none(record.get("clock_offset"))
+            if offset is not None and abs(offset) < _MAX_CLOCK_OFFSET_S:
+                self.clock_offset = offset
             if not images:
                 self._finish(job_id, job)
         elif event == "saved":
@@ -431,12 +455,14 @@ class RunState:
         elif event == "expired":
             if job is not None and job.status is Status.GENERATED:
                 job.status = Status.EXPIRED
+                job.expiries += 1  # once per generation: its sibling images' records add none
         elif event == "failed":
             if job is None:
                 job = self.jobs[job_id] = JobState()
                 job.fp = str(record.get("fp", ""))
             job.status = Status.FAILED
             job.failure = (str(record.get("code", "")), str(record.get("message", "")), lineno)
+            job.expiries = 0  # --retry-failed starts the job afresh, with the same bound
         # Unknown events from the same format version are ignored on purpose (forward compat).
 
     #: Totals a snapshot carries besides the jobs.
@@ -450,6 +476,7 @@ class RunState:
         "runs",
         "jobs_file",
         "damaged",
+        "clock_offset",
     )
 
     def snapshot(self) -> dict[str, Any]:
@@ -610,6 +637,8 @@ class Action(enum.Enum):
     DOWNLOAD = "download"
     SKIP_DONE = "skip_done"
     SKIP_FAILED = "skip_failed"
+    #: Its URLs expired and it may not be generated again: record it as failed now.
+    FAIL = "fail"
 
 
 @dataclass(frozen=True, slots=True)
@@ -622,6 +651,9 @@ class Plan:
     changed: bool = False
     #: Set when generated images expired and the job is generated again.
     regenerate: bool = False
+    #: The job's expired generations, counting the one this plan records (for the engine,
+    #: which fails the job at its next expiry past :data:`MAX_REGENERATIONS`).
+    expiries: int = 0
 
 
 def plan_job(
@@ -632,11 +664,15 @@ def plan_job(
     retry_failed: bool,
     regenerate_expired: bool = True,
     expiry_margin: float = EXPIRY_MARGIN_S,
+    max_regenerations: int = MAX_REGENERATIONS,
 ) -> Plan:
     """Decide what to do with a job given its journal state.
 
-    A URL that expires within ``expiry_margin`` seconds counts as expired: starting a download
-    that cannot finish would waste the attempt.
+    ``now`` is the service's time: the caller's clock corrected by ``RunState.clock_offset``,
+    since ``Expires=`` is on the service's clock. A URL that expires within ``expiry_margin``
+    seconds counts as expired: starting a download that cannot finish would waste the attempt.
+    An expired job is generated again unless that is off or it already expired
+    ``max_regenerations`` times before; then it fails (:attr:`Action.FAIL`).
     """
     if state is None or state.status is None:
         return Plan(Action.CALL)
@@ -651,8 +687,49 @@ def plan_job(
     if state.status is Status.GENERATED and all(
         exp is None or exp - expiry_margin > now for _, _, exp in pending
     ):
-        return Plan(Action.DOWNLOAD, downloads=tuple(pending), changed=changed)
-    # Some URL expired before its image was saved.
-    if regenerate_expired:
-        return Plan(Action.CALL, changed=changed, regenerate=True)
-    return Plan(Action.SKIP_FAILED, changed=changed)
+        return Plan(
+            Action.DOWNLOAD, downloads=tuple(pending), changed=changed, expiries=state.expiries
+        )
+    # Some URL expired before its image was saved: one more expired generation (an EXPIRED
+    # job's was counted by its ``expired`` record already).
+    expiries = state.expiries + (state.status is Status.GENERATED)
+    if regenerate_expired and expiries <= max_regenerations:
+        return Plan(Action.CALL, changed=changed, regenerate=True, expiries=expiries)
+    return Plan(Action.FAIL, changed=changed, expiries=expiries)
+
+
+def expiry_cause(*, lifetime: float | None, waited: float | None, clock_offset: float) -> str:
+    """The likely reason why result URLs expired before their images were saved, in words.
+
+    Args:
+        lifetime: seconds the URL was valid for when its call answered (``Expires=`` minus the
+            service's time then), or None when not known (no ``Expires=``, or an earlier run's).
+        waited: seconds from that answer to the store's refusal, or None for an earlier run's URL.
+        clock_offset: the service's clock minus this computer's, as last measured.
+    """
+    skew = ""
+    if abs(clock_offset) >= CLOCK_SKEW_S:
+        side = "behind" if clock_offset > 0 else "ahead of"
+        skew = f"; this computer's clock is {abs(clock_offset):.0f} s {side} the service's"
+    if waited is None:
+        return (
+            "the URLs expired before this run could download them (the folder was left for "
+            "longer than they are valid, or this computer's clock is wrong)" + skew
+        )
+    if lifetime is None:
+        return f"the store refused the URL {waited:.0f} s after it was issued" + skew
+    if lifetime <= EXPIRY_MARGIN_S:
+        return (
+            f"the service issued URLs valid for only {max(lifetime, 0.0):.0f} s, "
+            f"too short to download them (this one was tried {waited:.0f} s after the call)" + skew
+        )
+    if waited >= lifetime - 1.0:
+        return (
+            f"the image waited {waited:.0f} s for its download while its URL was valid for "
+            f"{lifetime:.0f} s: the download stage is too slow (raise --download-concurrency, "
+            "check the network)" + skew
+        )
+    return (
+        f"the store refused a URL {waited:.0f} s after it was issued, valid for {lifetime:.0f} s "
+        "by the service's clock: clock skew between the service and its store" + skew
+    )

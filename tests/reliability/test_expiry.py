@@ -1,21 +1,38 @@
-"""URL expiry on resume: fetched while valid, re-generated (and journaled as expired) once not.
+"""URL expiry: fetched while valid, re-generated (and journaled as expired) once not, never
+bought in a loop.
 
 Completes tests/with_mock/test_engine.py, which covers "valid -> fetched without a call" and
-"the store says expired (mock clock moved) -> re-generated". Here: the client judges expiry from
-``Expires=`` alone (a URL inside the 60 s safety margin is never even requested), and a mixed
-folder where some URLs are still valid and others are not.
+"the store says expired (mock clock moved) -> re-generated". Here: on resume the client judges
+expiry from ``Expires=`` on the service's clock (a URL inside the 60 s safety margin is never even
+requested), a mixed folder where some URLs are still valid and others are not, a client clock a
+day ahead of the service's (a just-received URL is always tried: the store decides), a store that
+refuses every URL (each job bought at most 3 times, then failed with the likely cause; expiries
+on arrival across jobs stop the run with exit 3), and ``--no-regenerate-expired`` (the job goes
+to ``failed.jsonl`` with the reason).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
-from tests.conftest import journal_records, png_info, write_jobs
-from wanbatch import BatchConfig, ExitCode, Secret, run_batch
+from tests.conftest import journal_records, png_info, run_cli, write_jobs
+from wanbatch import BatchConfig, ExitCode, RunSummary, Secret, run_batch
 from wanbatch.mock import MockConfig, serve_in_thread
+
+#: Generations of one job at most when its URLs keep expiring (the first and 2 regenerations).
+MAX_GENERATIONS = 3
+#: The mock's clock a day and an hour behind the client's: every URL's Expires= (24 h after the
+#: service's "now") is an hour in the past by the client's clock when it arrives.
+CLIENT_A_DAY_AHEAD = -(86400.0 + 3600.0)
+#: A run that loops buys thousands of images a second; these bound each run of the tests.
+RUN_TIMEOUT_S = 30
+#: Result URLs that are dead when issued: the store refuses every one as expired.
+DEAD_ON_ARRIVAL = {"url_ttl": 0.001}
 
 pytestmark = pytest.mark.anyio
 
@@ -34,6 +51,164 @@ def _config(base_url: str, **changes: Any) -> BatchConfig:
 
 def _rows(prefix: str, count: int) -> list[dict[str, Any]]:
     return [{"id": f"{prefix}{i}", "prompt": f"{prefix} prompt {i}"} for i in range(count)]
+
+
+async def _run(jobs: Path, out: Path, config: BatchConfig) -> RunSummary:
+    """One run, bounded in time: a buying loop fails the test instead of hanging it."""
+    with anyio.fail_after(RUN_TIMEOUT_S):
+        return await run_batch(jobs, out, config)
+
+
+def _failed_rows(out: Path) -> dict[str, dict[str, Any]]:
+    path = out / "failed.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return {row["id"]: row for row in rows}
+
+
+async def test_client_clock_a_day_ahead_downloads_what_it_bought_once(tmp_path: Path) -> None:
+    # Every URL looks expired by the client's clock on arrival; the store accepts it.
+    knobs = {"image_size": (16, 16), "clock_offset": CLIENT_A_DAY_AHEAD}
+    with serve_in_thread(MockConfig(**knobs)) as mock:
+        jobs = write_jobs(tmp_path / "jobs.jsonl", _rows("s", 3))
+        out = tmp_path / "out"
+        summary = await _run(jobs, out, _config(mock.base_url, max_attempts=1))
+        counters = mock.counters()
+    assert summary.exit_code == ExitCode.OK and summary.jobs_done == 3
+    assert counters.calls == 3 and counters.images_generated == 3
+    assert counters.downloads_by_outcome.get("ok", 0) == 3 and summary.urls_expired == 0
+    # The offset is learned from the service's Date header and journaled with each generation.
+    offsets = [r["clock_offset"] for r in journal_records(out) if r["event"] == "generated"]
+    assert len(offsets) == 3
+    assert all(abs(offset - CLIENT_A_DAY_AHEAD) < 5 for offset in offsets)
+
+
+async def test_resume_under_clock_skew_judges_urls_on_the_services_clock(tmp_path: Path) -> None:
+    knobs = {"image_size": (16, 16), "clock_offset": CLIENT_A_DAY_AHEAD, "truncate_rate": 1.0}
+    with serve_in_thread(MockConfig(**knobs)) as mock:
+        jobs = write_jobs(tmp_path / "jobs.jsonl", _rows("r", 2))
+        out = tmp_path / "out"
+        first = await _run(jobs, out, _config(mock.base_url))
+        assert first.jobs_done == 0 and mock.counters().calls == 2  # every download cut short
+        mock.configure(truncate_rate=0.0)
+        mock.reset_counters()
+        second = await _run(jobs, out, _config(mock.base_url))
+        counters = mock.counters()
+    # By the client's own clock the URLs expired an hour ago; by the service's (the offset
+    # journaled with them) they are valid for 23 more hours: downloaded, not bought again.
+    assert second.exit_code == ExitCode.OK and second.jobs_done == 2
+    assert counters.calls == 0 and second.regenerated == 0 and second.urls_expired == 0
+
+
+async def test_a_store_refusing_every_url_gets_each_job_bought_at_most_three_times(
+    tmp_path: Path,
+) -> None:
+    with serve_in_thread(MockConfig(image_size=(16, 16), **DEAD_ON_ARRIVAL)) as mock:
+        jobs = write_jobs(tmp_path / "jobs.jsonl", _rows("d", 2))
+        out = tmp_path / "out"
+        summary = await _run(jobs, out, _config(mock.base_url, concurrency=1, max_attempts=1))
+        counters = mock.counters()
+        assert dict(counters.images_by_prompt) == {
+            "d prompt 0": MAX_GENERATIONS,
+            "d prompt 1": MAX_GENERATIONS,
+        }
+        # Every URL was tried: the store, not the client's clock, said it expired.
+        assert counters.downloads_by_outcome.get("expired", 0) == 2 * MAX_GENERATIONS
+        assert summary.exit_code == ExitCode.JOBS_FAILED and summary.jobs_failed == 2
+        assert summary.regenerated == 2 * (MAX_GENERATIONS - 1)
+        rows = _failed_rows(out)
+        assert set(rows) == {"d0", "d1"}
+        for row in rows.values():
+            message = row["error"]["message"]
+            assert row["error"]["code"] == "UrlExpired"
+            assert f"{MAX_GENERATIONS} times" in message and "valid for" in message, message
+        # The count is in the journal: a restart buys nothing more.
+        mock.reset_counters()
+        again = await _run(jobs, out, _config(mock.base_url))
+        assert mock.counters().calls == 0 and again.jobs_failed == 2
+        # --retry-failed is an explicit new start: the same bound again, no more.
+        retried = await _run(jobs, out, _config(mock.base_url, retry_failed=True))
+        assert set(mock.counters().images_by_prompt.values()) == {MAX_GENERATIONS}
+        assert retried.jobs_failed == 2
+
+
+async def test_expiries_on_arrival_across_jobs_stop_buying_and_restarts_keep_counting(
+    tmp_path: Path,
+) -> None:
+    # Calls take 0.1 s, downloads milliseconds: a refusal is seen before the next answer.
+    knobs = {"image_size": (16, 16), "latency": 0.1, **DEAD_ON_ARRIVAL}
+    with serve_in_thread(MockConfig(**knobs)) as mock:
+        jobs = write_jobs(tmp_path / "jobs.jsonl", _rows("a", 8))
+        out = tmp_path / "out"
+        config = _config(mock.base_url, concurrency=1)
+        first = await _run(jobs, out, config)
+        assert first.exit_code == ExitCode.FATAL, first.stop_reason
+        assert first.stop_reason is not None and "expired" in first.stop_reason
+        assert "on arrival" in first.stop_reason
+        # Stopped once 3 jobs' fresh URLs were refused: most jobs were never bought.
+        assert len(mock.counters().images_by_prompt) <= 5
+        exits = [first.exit_code]
+        for _ in range(12):  # someone restarting it in a loop: each run stops again
+            summary = await _run(jobs, out, config)
+            exits.append(summary.exit_code)
+            if summary.exit_code != ExitCode.FATAL:
+                break
+        counters = mock.counters()
+    assert exits[-1] == ExitCode.JOBS_FAILED, exits
+    # Over all the restarts no job was bought more than its bound: the count is journaled.
+    assert max(counters.images_by_prompt.values()) <= MAX_GENERATIONS
+    assert counters.images_generated <= 8 * MAX_GENERATIONS
+    assert set(_failed_rows(out)) == {f"a{i}" for i in range(8)}
+
+
+async def test_no_regenerate_expired_fails_the_job_into_failed_jsonl(tmp_path: Path) -> None:
+    with serve_in_thread(MockConfig(image_size=(16, 16), **DEAD_ON_ARRIVAL)) as mock:
+        jobs = write_jobs(tmp_path / "jobs.jsonl", _rows("n", 2))
+        out = tmp_path / "out"
+        summary = await _run(jobs, out, _config(mock.base_url, regenerate_expired=False))
+        counters = mock.counters()
+    assert counters.calls == 2 and summary.regenerated == 0
+    assert summary.exit_code == ExitCode.JOBS_FAILED and summary.jobs_failed == 2
+    rows = _failed_rows(out)
+    assert set(rows) == {"n0", "n1"}
+    for row in rows.values():
+        assert row["prompt"].startswith("n prompt")  # the original job line
+        assert row["error"]["code"] == "UrlExpired"
+        assert "--no-regenerate-expired" in row["error"]["message"]
+
+
+async def test_no_regenerate_expired_on_resume_fails_the_job_into_failed_jsonl(
+    tmp_path: Path,
+) -> None:
+    # URLs valid for 30 s, every download cut short: on resume they are inside the margin.
+    with serve_in_thread(MockConfig(image_size=(16, 16), url_ttl=30, truncate_rate=1.0)) as mock:
+        jobs = write_jobs(tmp_path / "jobs.jsonl", _rows("q", 2))
+        out = tmp_path / "out"
+        await _run(jobs, out, _config(mock.base_url))
+        mock.configure(truncate_rate=0.0)
+        mock.reset_counters()
+        summary = await _run(jobs, out, _config(mock.base_url, regenerate_expired=False))
+        assert mock.counters().calls == 0
+    assert summary.exit_code == ExitCode.JOBS_FAILED and summary.jobs_failed == 2
+    rows = _failed_rows(out)
+    assert set(rows) == {"q0", "q1"}
+    assert all("--no-regenerate-expired" in r["error"]["message"] for r in rows.values())
+    events = [(r["event"], r.get("id")) for r in journal_records(out)]
+    assert events.count(("failed", "q0")) == 1 and ("expired", "q0") in events
+
+
+def test_cli_stops_buying_when_urls_expire_on_arrival(tmp_path: Path) -> None:
+    """Through the CLI, `--max-attempts 1` as in the report: exit 3 and why, in bounded time."""
+    with serve_in_thread(MockConfig(image_size=(16, 16), **DEAD_ON_ARRIVAL)) as mock:
+        jobs = write_jobs(tmp_path / "jobs.jsonl", _rows("c", 3))
+        out = tmp_path / "out"
+        env = {"DASHSCOPE_HTTP_BASE_URL": mock.base_url, "DASHSCOPE_API_KEY": "sk-cli"}
+        args = ("--no-progress", "--rps", "0", "--max-attempts", "1")
+        proc = run_cli("run", str(jobs), "--out", str(out), *args, env=env, timeout=60)
+        calls = mock.counters().calls
+    assert proc.returncode == ExitCode.FATAL, proc.stderr
+    assert "expired" in proc.stderr and "on arrival" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert calls <= 3 * MAX_GENERATIONS
 
 
 async def test_url_inside_the_expiry_margin_is_regenerated_without_being_requested(

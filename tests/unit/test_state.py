@@ -9,7 +9,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wanbatch._errors import JournalError
-from wanbatch._state import Action, JobState, Status, plan_job, replay
+from wanbatch._state import (
+    MAX_REGENERATIONS,
+    Action,
+    JobState,
+    Status,
+    expiry_cause,
+    plan_job,
+    replay,
+)
 
 
 def rec(event: str, **fields: object) -> str:
@@ -49,7 +57,68 @@ def test_expired_urls_regenerate_by_default_and_fail_when_told_not_to() -> None:
     plan = plan_job(state.job("a"), "f1", now=2_000.0, retry_failed=False)
     assert plan.action is Action.CALL and plan.regenerate
     plan = plan_job(state.job("a"), "f1", now=2_000.0, retry_failed=False, regenerate_expired=False)
-    assert plan.action is Action.SKIP_FAILED
+    assert plan.action is Action.FAIL  # recorded as failed, so it is listed in failed.jsonl
+
+
+def test_expired_generations_are_counted_and_bounded_then_fail() -> None:
+    lines = [generated("a", n=2, expires=1_000.0)]
+    counts = []
+    for _ in range(3):
+        # Both images' records of one generation count it once.
+        lines += [rec("expired", id="a", k=0), rec("expired", id="a", k=1)]
+        state = replay(lines)
+        counts.append(state.job("a").expiries)
+        plan = plan_job(state.job("a"), "f1", now=2_000.0, retry_failed=False)
+        lines.append(generated("a", n=2, expires=1_000.0))
+        if counts[-1] <= MAX_REGENERATIONS:
+            assert plan.action is Action.CALL and plan.expiries == counts[-1]
+        else:
+            assert plan.action is Action.FAIL
+    assert counts == [1, 2, 3] and MAX_REGENERATIONS == 2
+    # A generated job whose URLs are past: the plan counts the expiry it is about to record.
+    state = replay(lines)  # 3 expiries, then a 4th generation, expired by the clock
+    assert plan_job(state.job("a"), "f1", now=2_000.0, retry_failed=False).action is Action.FAIL
+    # A failure resets the count: --retry-failed starts afresh with the same bound.
+    state = replay([*lines, rec("failed", id="a", code="UrlExpired", message="x")])
+    assert state.job("a").expiries == 0
+    assert plan_job(state.job("a"), "f1", now=2_000.0, retry_failed=True).action is Action.CALL
+
+
+def test_the_count_survives_a_snapshot() -> None:
+    state = replay([generated("a", expires=1_000.0), rec("expired", id="a", k=0)])
+    assert JobState.from_json(state.job("a").to_json()).expiries == 1
+
+
+def test_resume_judges_urls_on_the_services_clock() -> None:
+    # The service's clock is a day behind ours: its URL, valid for 24 h, looks expired by ours.
+    ours = 200_000.0
+    line = json.loads(generated("a", expires=ours - 3_600.0))
+    line["clock_offset"] = -90_000
+    state = replay([json.dumps(line)])
+    assert state.clock_offset == -90_000
+    plan = plan_job(state.job("a"), "f1", now=ours + state.clock_offset, retry_failed=False)
+    assert plan.action is Action.DOWNLOAD
+    # Absurd or mistyped offsets are not a clock.
+    line["clock_offset"] = 1e300
+    assert replay([json.dumps(line)]).clock_offset == 0.0
+    line["clock_offset"] = "soon"
+    assert replay([json.dumps(line)]).clock_offset == 0.0
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "waited", "offset", "words"),
+    [
+        (0.0, 0.1, 0.0, "valid for only 0 s"),
+        (86_400.0, 86_500.0, 0.0, "download stage is too slow"),
+        (86_400.0, 0.2, 0.0, "clock skew between the service and its store"),
+        (None, None, -90_000.0, "ahead of the service's"),
+        (None, None, 0.0, "longer than they are valid"),
+    ],
+)
+def test_expiry_cause_names_the_likely_cause(
+    lifetime: float | None, waited: float | None, offset: float, words: str
+) -> None:
+    assert words in expiry_cause(lifetime=lifetime, waited=waited, clock_offset=offset)
 
 
 def test_url_expiring_within_margin_counts_as_expired() -> None:

@@ -21,6 +21,7 @@ import json
 import socket
 import struct
 import uuid
+from email.utils import formatdate
 from typing import Any
 
 from aiohttp import web
@@ -87,7 +88,13 @@ def create_app(config: MockConfig | None = None) -> web.Application:
     # Anything else under /api/v1 answers JSON too (§8.2), not aiohttp's text/plain 404/405.
     app.router.add_route("*", f"{_API}/{{tail:.*}}", _not_found)
     app.on_cleanup.append(_stop_tasks)
+    app.on_response_prepare.append(_date_header)
     return app
+
+
+async def _date_header(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer's ``Date`` is on the mock's clock (clients learn the service's time from it)."""
+    response.headers["Date"] = formatdate(request.app[STATE].now(), usegmt=True)
 
 
 # --- helpers ---------------------------------------------------------------------------------
