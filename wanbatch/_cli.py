@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import stat
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 
@@ -20,9 +24,11 @@ from wanbatch._config import (
     DEFAULT_CALL_TIMEOUT_S,
     DEFAULT_CONCURRENCY,
     DEFAULT_DOWNLOAD_CONCURRENCY,
+    DEFAULT_DOWNLOAD_TIMEOUT_S,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_REGION,
     DEFAULT_RPS,
+    PRICE_PER_IMAGE,
     REGION_BASE_URLS,
     BatchConfig,
     GenerationDefaults,
@@ -35,83 +41,234 @@ __all__ = ["main"]
 
 #: Settings of the built-in mock behind ``run --mock``: quick, but not instant, like a demo.
 MOCK_LATENCY_S = 0.2
+#: Upper bounds of the run's numeric options: far above any sensible setting (the service
+#: allows 5 calls in flight and 5 starts a second an account), low enough that a typo cannot
+#: start a million workers or retry without end.
+MAX_CONCURRENCY = 1000
+MAX_ATTEMPTS = 100
+MAX_RPS = 1000.0
+MIN_RPS = 0.01
+MAX_TIMEOUT_S = 86400.0
+MAX_PRICE = 1000.0
+#: The service's own ranges for the generation defaults.
+MAX_N = 4
+MAX_IMAGES_PER_JOB = 5
+MAX_SEED = 2147483647
+
+EXIT_CODES_HELP = """\
+exit codes:
+  0    success (run: every job done; validate: no error; status: report printed)
+  1    run finished, but some jobs failed for good (failed.jsonl) or have images to download
+  2    usage error or invalid input (bad option, job file with errors, unusable --out,
+       a folder holding another job file's run): nothing was sent
+  3    run aborted on a fatal condition (bad key, overdue account, quota gone, disk full or
+       not writable): the folder is resumable
+  4    run stopped at --max-images: the rest is resumable
+  130  interrupted (Ctrl-C, SIGTERM): state saved, resumable
+"""
+ENVIRONMENT_HELP = """\
+environment:
+  DASHSCOPE_API_KEY        the API key (required unless --mock or --dry-run); never printed
+  DASHSCOPE_HTTP_BASE_URL  the API base URL when neither --base-url nor --region is given
+                           (default https://dashscope-intl.aliyuncs.com/api/v1)
+"""
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` to ``high``, with a plain message."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number from {low} to {high}, got {text!r}"
+            ) from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
+        return value
+
+    return parse
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
+def _number(
+    low: float, high: float, *, zero: bool = False, low_open: bool = False
+) -> Callable[[str], float]:
+    """An argparse type: a finite number in ``[low, high]`` (``(low, high]`` with
+    ``low_open``), or ``0`` when ``zero`` allows it."""
+    span = f"more than {low:g} and at most {high:g}" if low_open else f"from {low:g} to {high:g}"
+    wanted = f"0 (no limit) or a number {span}" if zero else f"a number {span}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+        if zero and value == 0:
+            return 0.0
+        inside = (value > low if low_open else value >= low) and value <= high
+        if not (math.isfinite(value) and inside):
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _base_url(text: str) -> str:
+    """An argparse type: an ``http://`` or ``https://`` URL with a host."""
+    problem = _url_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text.strip()
+
+
+def _url_problem(text: str) -> str | None:
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"expected a URL like https://dashscope-intl.aliyuncs.com/api/v1, got {text!r}"
+    return None
+
+
+def _non_empty(what: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"give {what}; got an empty string")
+        return text
+
+    return parse
 
 
 def _add_generation_defaults(parser: argparse.ArgumentParser) -> None:
     """The run-wide generation defaults, shared by ``run`` and ``validate``."""
     gen = parser.add_argument_group("generation defaults (a job's own value wins)")
-    gen.add_argument("--size", default=None, help='"1K", "2K" or "W*H"')
-    gen.add_argument("--n", type=int, default=1, help="images per editing job (default 1)")
+    gen.add_argument(
+        "--size",
+        type=_non_empty("a size"),
+        default=None,
+        metavar="SIZE",
+        help='image size: "1K", "2K" or "W*H" (default: the service\'s)',
+    )
+    gen.add_argument(
+        "--n",
+        type=_whole_number(1, MAX_N),
+        default=1,
+        metavar="N",
+        help=f"images per editing job, 1-{MAX_N}, each billed (default 1)",
+    )
     gen.add_argument(
         "--images-per-job",
         dest="max_images_param",
-        type=int,
+        type=_whole_number(1, MAX_IMAGES_PER_JOB),
         default=1,
-        help="max_images of interleaved (text-to-image) jobs (default 1)",
+        metavar="N",
+        help=f"images at most per interleaved (text-to-image) job, 1-{MAX_IMAGES_PER_JOB}, "
+        "each billed (default 1)",
     )
-    gen.add_argument("--seed", type=int, default=None)
-    gen.add_argument("--negative-prompt", default=None)
-    gen.add_argument("--watermark", action=argparse.BooleanOptionalAction, default=None)
-    gen.add_argument("--prompt-extend", action=argparse.BooleanOptionalAction, default=None)
+    gen.add_argument(
+        "--seed",
+        type=_whole_number(0, MAX_SEED),
+        default=None,
+        metavar="SEED",
+        help=f"random seed, 0-{MAX_SEED} (default: random)",
+    )
+    gen.add_argument(
+        "--negative-prompt",
+        default=None,
+        metavar="TEXT",
+        help="what the images should not show (default: none)",
+    )
+    gen.add_argument(
+        "--watermark",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="add the service's watermark (default: the service's)",
+    )
+    gen.add_argument(
+        "--prompt-extend",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="let the service rewrite the prompt (default: the service's)",
+    )
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the epilog's tables as written."""
 
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wanbatch",
         description="Batch image generation with Alibaba's wan2.6-image (DashScope), resumable.",
+        epilog=f"{ENVIRONMENT_HELP}\n{EXIT_CODES_HELP}",
+        formatter_class=_HelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"wanbatch {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="generate every job of a JSONL file into a folder")
-    run.add_argument("jobs", metavar="JOBS", help="the JSONL job file")
-    run.add_argument("--out", required=True, metavar="DIR", help="output folder (resumed)")
+    run = sub.add_parser(
+        "run",
+        help="generate every job of a JSONL file into a folder",
+        description="Generate every job of a JSONL file into a folder; run it again to resume.",
+        epilog=f"{ENVIRONMENT_HELP}\n{EXIT_CODES_HELP}",
+        formatter_class=_HelpFormatter,
+    )
+    run.add_argument("jobs", metavar="JOBS", help="the JSONL job file (a regular file)")
+    run.add_argument(
+        "--out",
+        required=True,
+        type=_non_empty("an output folder"),
+        metavar="DIR",
+        help="output folder; created if missing, resumed if it holds a run",
+    )
     run.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=_whole_number(1, MAX_CONCURRENCY),
         default=DEFAULT_CONCURRENCY,
+        metavar="N",
         help=f"calls in flight at most (default {DEFAULT_CONCURRENCY})",
     )
     run.add_argument(
         "--rps",
-        type=float,
+        type=_number(MIN_RPS, MAX_RPS, zero=True),
         default=DEFAULT_RPS,
-        help=f"call starts per second at most, 0 for no limit (default {DEFAULT_RPS})",
+        metavar="R",
+        help=f"call starts per second at most, 0 for no limit (default {DEFAULT_RPS:g})",
     )
     run.add_argument(
         "--download-concurrency",
-        type=_positive_int,
+        type=_whole_number(1, MAX_CONCURRENCY),
         default=DEFAULT_DOWNLOAD_CONCURRENCY,
-        help="image downloads in flight",
+        metavar="N",
+        help=f"image downloads in flight at most (default {DEFAULT_DOWNLOAD_CONCURRENCY})",
     )
     run.add_argument(
         "--max-attempts",
-        type=_positive_int,
+        type=_whole_number(1, MAX_ATTEMPTS),
         default=DEFAULT_MAX_ATTEMPTS,
+        metavar="N",
         help=f"attempts per job before it fails (default {DEFAULT_MAX_ATTEMPTS})",
     )
     run.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=_number(0, MAX_TIMEOUT_S, low_open=True),
         default=DEFAULT_CALL_TIMEOUT_S,
+        metavar="S",
         help=f"seconds one call may take (default {DEFAULT_CALL_TIMEOUT_S:g})",
+    )
+    run.add_argument(
+        "--download-timeout",
+        type=_number(0, MAX_TIMEOUT_S, low_open=True),
+        default=DEFAULT_DOWNLOAD_TIMEOUT_S,
+        metavar="S",
+        help=f"seconds one image download may take (default {DEFAULT_DOWNLOAD_TIMEOUT_S:g})",
     )
     where = run.add_mutually_exclusive_group()
     where.add_argument(
-        "--base-url", help="API base URL, e.g. https://dashscope-intl.aliyuncs.com/api/v1"
+        "--base-url",
+        type=_base_url,
+        metavar="URL",
+        help="API base URL, e.g. https://dashscope-intl.aliyuncs.com/api/v1 "
+        "(default: --region's, else DASHSCOPE_HTTP_BASE_URL, else intl)",
     )
     where.add_argument(
         "--region",
@@ -122,46 +279,74 @@ def _build_parser() -> argparse.ArgumentParser:
     where.add_argument(
         "--mock",
         action="store_true",
-        help="run against the built-in mock server (no API key needed)",
+        help="run against the built-in mock server; needs no API key (default off)",
     )
     run.add_argument(
         "--max-images",
-        type=_positive_int,
+        type=_whole_number(1, 2**63 - 1),
         default=None,
         metavar="N",
-        help="stop buying once N images were generated in this folder",
+        help="stop buying once N images were generated in this folder (default: no cap)",
     )
-    run.add_argument("--retry-failed", action="store_true", help="call failed jobs again")
+    run.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="call jobs that failed for good in an earlier run again (default off)",
+    )
     run.add_argument(
         "--skip-invalid",
         action="store_true",
-        help="run the valid jobs even if some lines are invalid",
+        help="run the valid jobs even if some lines are invalid (default off)",
     )
     run.add_argument(
         "--no-regenerate-expired",
         action="store_true",
-        help="fail jobs whose result URLs expired instead of generating them again",
+        help="fail jobs whose result URLs expired instead of generating them again "
+        "(default: generate again)",
     )
     run.add_argument(
         "--dry-run",
         action="store_true",
-        help="validate and show the plan and its cost; send nothing",
+        help="validate and show the plan and its cost; send nothing (default off)",
     )
     run.add_argument(
         "--price",
-        type=float,
+        type=_number(0, MAX_PRICE),
         default=None,
-        help="price per image for the cost estimate (default: the region's)",
+        metavar="P",
+        help="price per image in CNY, for the costs shown (default: the region's list price, "
+        + ", ".join(f"{r} {p:g}" for r, p in PRICE_PER_IMAGE.items())
+        + ")",
     )
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (default: a bar when stderr is a terminal)",
+    )
     _add_generation_defaults(run)
 
-    val = sub.add_parser("validate", help="check a job file; print every problem")
-    val.add_argument("jobs", metavar="JOBS")
+    val = sub.add_parser(
+        "validate",
+        help="check a job file; print every problem",
+        description="Check a job file and print every problem as FILE:LINE: field: message.",
+        epilog="exit codes: 0 no error (warnings allowed), 2 errors or unusable input, "
+        "130 interrupted",
+        formatter_class=_HelpFormatter,
+    )
+    val.add_argument("jobs", metavar="JOBS", help="the JSONL job file (a regular file)")
     _add_generation_defaults(val)  # so validate sees what `run` with the same flags would send
 
-    status = sub.add_parser("status", help="what a run folder holds")
-    status.add_argument("dir", metavar="DIR")
+    status = sub.add_parser(
+        "status",
+        help="what a run folder holds",
+        description="Print, as JSON, what a run folder holds: jobs done, failed and pending, "
+        "whether the last run finished, images, retries and possibly billed calls.",
+        epilog="exit codes: 0 report printed, 2 no run in DIR or unreadable, 130 interrupted",
+        formatter_class=_HelpFormatter,
+    )
+    status.add_argument(
+        "dir", metavar="DIR", type=_non_empty("a run folder"), help="the run's --out folder"
+    )
 
     sub.add_parser(
         "mock", help="serve the mock DashScope API (see `wanbatch mock --help`)", add_help=False
@@ -191,6 +376,7 @@ def _config(args: argparse.Namespace, base_url: str, api_key: Secret | None) -> 
         download_concurrency=args.download_concurrency,
         max_attempts=args.max_attempts,
         call_timeout=args.timeout,
+        download_timeout=args.download_timeout,
         max_images=args.max_images,
         retry_failed=args.retry_failed,
         skip_invalid=args.skip_invalid,
@@ -200,16 +386,96 @@ def _config(args: argparse.Namespace, base_url: str, api_key: Secret | None) -> 
     )
 
 
-async def _run_with_mock(args: argparse.Namespace, progress: object) -> RunSummary:
+def _version() -> str:
+    from wanbatch import __version__
+
+    return __version__
+
+
+def _job_file_problem(path: str) -> str | None:
+    """Why ``path`` cannot be the job file, or ``None``.
+
+    A run reads the job file more than once (validate, then dispatch, and again on resume),
+    so it must be a regular file: not standard input, a pipe, a folder or a device.
+    """
+    if path == "-":
+        return (
+            "-: reading jobs from standard input is not supported: wanbatch reads a job file "
+            "more than once (a run validates it, runs it, resumes from it); save the jobs to a "
+            "file and give its path"
+        )
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return f"{path}: no such job file"
+    except NotADirectoryError:
+        return f"{path}: no such job file (a part of the path is a file, not a folder)"
+    except PermissionError:
+        return f"{path}: cannot read the job file: permission denied"
+    except (OSError, ValueError) as exc:
+        return f"{path}: cannot use this path as the job file: {_reason(exc)}"
+    if stat.S_ISDIR(st.st_mode):
+        return f"{path}: is a folder, not a job file; give the path of a .jsonl file"
+    if stat.S_ISFIFO(st.st_mode):
+        return (
+            f"{path}: is a pipe, not a regular file: wanbatch reads a job file more than once "
+            "(a run validates it, runs it, resumes from it); save the jobs to a file and give "
+            "its path"
+        )
+    if not stat.S_ISREG(st.st_mode):
+        return f"{path}: is not a regular file (a device or socket); give the path of a .jsonl file"
+    if not os.access(path, os.R_OK):
+        return f"{path}: cannot read the job file: permission denied"
+    return None
+
+
+def _out_problem(out: str) -> str | None:
+    """Why ``out`` cannot be the output folder, or ``None`` (permissions are left to the run)."""
+    path = Path(out)
+    try:
+        if path.exists() and not path.is_dir():
+            return f"--out {out}: is a file, not a folder; give a folder (new or of an earlier run)"
+        for parent in path.absolute().parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    return f"--out {out}: {parent} is a file, not a folder"
+                break
+    except (OSError, ValueError) as exc:
+        return f"--out {out}: cannot use this path: {_reason(exc)}"
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    return (exc.strerror if isinstance(exc, OSError) and exc.strerror else None) or str(exc)
+
+
+def _base_url_for(args: argparse.Namespace) -> str | None:
+    """The base URL of a real run (None, with a message printed, when the environment's is bad)."""
+    if args.base_url:
+        return str(args.base_url)
+    if args.region:
+        return REGION_BASE_URLS[args.region]
+    from_env = os.environ.get("DASHSCOPE_HTTP_BASE_URL", "").strip()
+    if from_env:
+        problem = _url_problem(from_env)
+        if problem:
+            print(f"wanbatch: DASHSCOPE_HTTP_BASE_URL: {problem}", file=sys.stderr)
+            return None
+        return from_env
+    return REGION_BASE_URLS[DEFAULT_REGION]
+
+
+async def _run_with_mock(
+    args: argparse.Namespace, config: BatchConfig, progress: Callable[[Any], None]
+) -> RunSummary:
     from wanbatch.mock import MockConfig, MockServer
 
     async with MockServer(MockConfig(latency=MOCK_LATENCY_S)) as server:
-        config = _config(args, server.base_url, Secret("mock-key"))
         return await run_batch(
             args.jobs,
             args.out,
-            config,
-            on_event=progress,  # type: ignore[arg-type]
+            config.replace(base_url=server.base_url, api_key=Secret("mock-key")),
+            on_event=progress,
             dry_run=args.dry_run,
             handle_signals=True,
         )
@@ -218,8 +484,9 @@ async def _run_with_mock(args: argparse.Namespace, progress: object) -> RunSumma
 def _cmd_run(args: argparse.Namespace) -> int:
     from wanbatch._progress import ProgressBar, format_summary
 
-    if not Path(args.jobs).is_file():
-        print(f"wanbatch: {args.jobs}: no such job file", file=sys.stderr)
+    problem = _job_file_problem(args.jobs) or _out_problem(args.out)
+    if problem:
+        print(f"wanbatch: {problem}", file=sys.stderr)
         return ExitCode.USAGE
     try:
         defaults = _defaults(args)
@@ -230,7 +497,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     progress = ProgressBar(enabled=False if args.no_progress else None)
     try:
         if args.mock:
-            summary = anyio.run(_run_with_mock, args, progress)
+            config = _config(args, REGION_BASE_URLS[DEFAULT_REGION], None)
+            summary = anyio.run(_run_with_mock, args, config, progress)
         else:
             key = os.environ.get("DASHSCOPE_API_KEY", "").strip()
             if not key and not args.dry_run:
@@ -248,12 +516,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return ExitCode.USAGE
-            base_url = (
-                args.base_url
-                or (REGION_BASE_URLS[args.region] if args.region else None)
-                or os.environ.get("DASHSCOPE_HTTP_BASE_URL")
-                or REGION_BASE_URLS[DEFAULT_REGION]
-            )
+            base_url = _base_url_for(args)
+            if base_url is None:
+                return ExitCode.USAGE
             config = _config(args, base_url, Secret(key) if key else None)
             summary = anyio.run(
                 lambda: run_batch(
@@ -284,7 +549,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print("wanbatch: interrupted; run the same command again to resume", file=sys.stderr)
         return ExitCode.INTERRUPTED
     progress.close()
-    print(format_summary(summary, args.out), file=sys.stderr)
+    print(format_summary(summary, args.out, price=config.price), file=sys.stderr)
     if summary.exit_code == ExitCode.INTERRUPTED:
         print("wanbatch: interrupted; run the same command again to resume", file=sys.stderr)
     return int(summary.exit_code)
@@ -293,6 +558,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from wanbatch._loader import validate_command
 
+    problem = _job_file_problem(args.jobs)
+    if problem:
+        print(f"wanbatch: {problem}", file=sys.stderr)
+        return ExitCode.USAGE
     return validate_command(args.jobs, _defaults(args), sys.stdout)
 
 
@@ -301,24 +570,42 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from wanbatch._state import Status
 
     out = Path(args.dir)
-    if not (out / "journal.jsonl").is_file():
-        print(f"wanbatch: {out} holds no run (no journal.jsonl)", file=sys.stderr)
-        return ExitCode.USAGE
     try:
+        if not out.is_dir():
+            what = "no such folder" if not out.exists() else "is a file, not a run folder"
+            print(f"wanbatch: {out}: {what}", file=sys.stderr)
+            return ExitCode.USAGE
+        if not (out / "journal.jsonl").is_file():
+            print(f"wanbatch: {out} holds no run (no journal.jsonl)", file=sys.stderr)
+            return ExitCode.USAGE
         state = read_journal(out)
+        images = sum(1 for _ in (out / "images").glob("*.png")) if (out / "images").is_dir() else 0
     except JournalError as exc:  # a newer format: the same answer (and exit 2) as `run`
         print(f"wanbatch: {exc}", file=sys.stderr)
         return ExitCode.USAGE
+    except (OSError, ValueError) as exc:
+        print(f"wanbatch: cannot read the run in {out}: {_reason(exc)}", file=sys.stderr)
+        return ExitCode.USAGE
     by_status = state.status_counts()
+    done, failed = by_status.get("done", 0), by_status.get("failed", 0)
+    known = sum(by_status.values())
+    # Jobs of the last run's file that the journal has not finished: never called yet, or
+    # generated with images still to download.
+    pending = max(state.jobs_in_file, known) - done - failed
     reasons = Counter(
         job.failure[0] for job in state.jobs.values() if job.status is Status.FAILED and job.failure
     )
-    images = sum(1 for _ in (out / "images").glob("*.png")) if (out / "images").is_dir() else 0
+    if state.run_ended:
+        last_run = f"stopped: {state.stop_reason}" if state.stop_reason else "finished"
+    else:
+        last_run = "did not finish (killed, crashed or still running)"
     report = {
         "folder": str(out),
         "runs": state.runs,
-        "jobs": len(state),
-        "by_state": dict(sorted(by_status.items())),
+        "last_run": last_run,
+        "complete": bool(state.run_ended and not state.stop_reason and not pending and not failed),
+        "jobs": done + failed + pending,
+        "by_state": {"done": done, "failed": failed, "pending": pending},
         "failure_reasons": dict(reasons.most_common()),
         "images_generated": state.images_generated,
         "images_on_disk": images,
@@ -347,6 +634,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_validate(args)
         if args.command == "status":
             return _cmd_status(args)
+    except KeyboardInterrupt:  # Ctrl-C outside a run (validate, status, start-up)
+        print("wanbatch: interrupted", file=sys.stderr)
+        return ExitCode.INTERRUPTED
     except WanbatchError as exc:
         print(f"wanbatch: {exc}", file=sys.stderr)
         return ExitCode.FATAL
