@@ -163,7 +163,7 @@ def format_summary(summary: RunSummary, out_dir: str, *, price: float | None = N
     if s.possibly_billed:
         spent += (
             f"; besides, {plural(s.possibly_billed, 'failed call')} possibly billed "
-            "(sent before it failed)"
+            "(sent before failing)"
         )
     lines.append(spent)
     if s.urls_expired:
