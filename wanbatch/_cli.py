@@ -544,6 +544,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         progress.close()
         print(f"wanbatch: {exc}", file=sys.stderr)
         return ExitCode.FATAL
+    except OSError as exc:  # the disk refused something the engine does not name itself
+        progress.close()
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"wanbatch: stopped: {where}{_reason(exc)}", file=sys.stderr)
+        return ExitCode.FATAL
     except KeyboardInterrupt:
         progress.close()
         print("wanbatch: interrupted; run the same command again to resume", file=sys.stderr)

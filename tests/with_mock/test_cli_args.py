@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import anyio
 import pytest
 
 from tests.cli_helpers import documented_codes, readme_exit_codes, run_main
@@ -73,8 +72,16 @@ def test_bad_option_values_are_usage_errors_naming_the_option(
 
 
 def test_rps_minus_one_with_the_mock_is_a_usage_error_not_a_traceback(tmp_path: Path) -> None:
-    proc = run_cli("run", str(jobs_file(tmp_path, 1)), "--out", str(tmp_path / "o"), "--mock",
-                   "--rps", "-1", "--no-progress")  # fmt: skip
+    proc = run_cli(
+        "run",
+        str(jobs_file(tmp_path, 1)),
+        "--out",
+        str(tmp_path / "o"),
+        "--mock",
+        "--rps",
+        "-1",
+        "--no-progress",
+    )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and "--rps" in proc.stderr
 
@@ -135,8 +142,9 @@ def test_job_file_from_a_pipe_or_stdin_is_refused_with_the_reason(tmp_path: Path
     os.mkfifo(fifo)
     for jobs in (str(fifo), "-"):
         # A subprocess: on the old code a pipe blocks (or `-` is "no such file"); bounded.
-        proc = run_cli("run", jobs, "--out", str(tmp_path / "o"), "--mock", "--no-progress",
-                       timeout=30)  # fmt: skip
+        proc = run_cli(
+            "run", jobs, "--out", str(tmp_path / "o"), "--mock", "--no-progress", timeout=30
+        )
         assert proc.returncode == 2, proc.stderr
         assert "save the jobs to a file" in proc.stderr
         assert ("is a pipe" in proc.stderr) == (jobs != "-")
@@ -175,8 +183,16 @@ def test_download_timeout_is_an_option(tmp_path: Path) -> None:
 def test_money_plan_line_final_lines_and_plurals(tmp_path: Path) -> None:
     with serve_in_thread(MockConfig(image_size=(8, 8))) as mock:
         env = {"DASHSCOPE_API_KEY": "sk-test", "DASHSCOPE_HTTP_BASE_URL": mock.base_url}
-        one = run_cli("run", str(jobs_file(tmp_path, 1)), "--out", str(tmp_path / "one"),
-                      "--no-progress", "--price", "0.5", env=env)  # fmt: skip
+        one = run_cli(
+            "run",
+            str(jobs_file(tmp_path, 1)),
+            "--out",
+            str(tmp_path / "one"),
+            "--no-progress",
+            "--price",
+            "0.5",
+            env=env,
+        )
         assert one.returncode == 0, one.stderr
         plan, *_ = one.stderr.splitlines()
         assert plan == (
@@ -191,8 +207,16 @@ def test_money_plan_line_final_lines_and_plurals(tmp_path: Path) -> None:
         )
 
         mock.configure(error_rate=1.0, seed=3)
-        failing = run_cli("run", str(jobs_file(tmp_path, 2)), "--out", str(tmp_path / "two"),
-                          "--no-progress", "--max-attempts", "1", env=env)  # fmt: skip
+        failing = run_cli(
+            "run",
+            str(jobs_file(tmp_path, 2)),
+            "--out",
+            str(tmp_path / "two"),
+            "--no-progress",
+            "--max-attempts",
+            "1",
+            env=env,
+        )
         assert failing.returncode == 1, failing.stderr
         assert "spent: 0.00 CNY for 0 images" in failing.stderr
     dry = run_cli("run", str(jobs_file(tmp_path, 3)), "--out", str(tmp_path / "d"), "--dry-run")
@@ -226,8 +250,13 @@ async def test_progress_shows_spent_money_and_the_pause_the_service_asked_for(
 
     # One slot at the mock, three at the client: the extra calls answer 429 with Retry-After.
     async with MockServer(MockConfig(max_concurrency=1, retry_after=1, latency=0.3)) as mock:
-        config = BatchConfig(base_url=mock.base_url, api_key=Secret("k"), concurrency=3,
-                             rps=None, price_per_image=0.25)  # fmt: skip
+        config = BatchConfig(
+            base_url=mock.base_url,
+            api_key=Secret("k"),
+            concurrency=3,
+            rps=None,
+            price_per_image=0.25,
+        )
         summary = await run_batch(jobs_file(tmp_path, 3), tmp_path / "o", config, on_event=on_event)
     bar.close()
     assert summary.exit_code == ExitCode.OK
@@ -248,8 +277,20 @@ def test_status_tells_a_finished_folder_from_an_unfinished_one(tmp_path: Path) -
 
     with serve_in_thread(MockConfig(image_size=(8, 8), latency=0.3)) as mock:
         env = {"DASHSCOPE_API_KEY": "sk-test", "DASHSCOPE_HTTP_BASE_URL": mock.base_url}
-        capped = run_cli("run", str(jobs), "--out", str(out), "--no-progress", "--rps", "0",
-                         "--concurrency", "1", "--max-images", "2", env=env)  # fmt: skip
+        capped = run_cli(
+            "run",
+            str(jobs),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--rps",
+            "0",
+            "--concurrency",
+            "1",
+            "--max-images",
+            "2",
+            env=env,
+        )
         assert capped.returncode == 4, capped.stderr
         report = status()
         assert report["by_state"] == {"done": 2, "failed": 0, "pending": 3}
@@ -257,8 +298,12 @@ def test_status_tells_a_finished_folder_from_an_unfinished_one(tmp_path: Path) -
         assert report["complete"] is False and report["jobs"] == 5
 
         # Killed mid-run: no end record.
-        proc = subprocess.Popen(run_args(jobs, out, "--concurrency", "1"), cwd=REPO,
-                                env={**os.environ, **env}, stderr=subprocess.DEVNULL)  # fmt: skip
+        proc = subprocess.Popen(
+            run_args(jobs, out, "--concurrency", "1"),
+            cwd=REPO,
+            env={**os.environ, **env},
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 30
         while mock.counters().in_flight == 0 and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -281,8 +326,14 @@ def test_ctrl_c_during_validate_exits_130_without_a_traceback(tmp_path: Path) ->
     line = '{"prompt": "a fox in the snow, watercolor, soft light"}\n'
     big.write_text(line * 400_000)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DASHSCOPE_")}
-    proc = subprocess.Popen([sys.executable, "-m", "wanbatch", "validate", str(big)], cwd=REPO,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wanbatch", "validate", str(big)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         reading = False
