@@ -435,6 +435,9 @@ def _out_problem(out: str) -> str | None:
     try:
         if path.exists() and not path.is_dir():
             return f"--out {out}: is a file, not a folder; give a folder (new or of an earlier run)"
+        journal = path / "journal.jsonl"
+        if journal.exists() and not journal.is_file():
+            return f"--out {out}: its journal.jsonl is not a file; this is no run folder to resume"
         for parent in path.absolute().parents:
             if parent.exists():
                 if not parent.is_dir():
