@@ -537,7 +537,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         progress.close()
         for error in exc.errors:
             print(error, file=sys.stderr)
-        print(f"wanbatch: {exc}; fix the lines above, or run with --skip-invalid", file=sys.stderr)
+        lines = "1 invalid job line" if exc.total == 1 else f"{exc.total} invalid job lines"
+        print(
+            f"wanbatch: {exc.path}: {lines}; nothing was sent; fix the lines above, "
+            "or run with --skip-invalid",
+            file=sys.stderr,
+        )
         return ExitCode.USAGE
     except JournalError as exc:
         progress.close()

@@ -115,7 +115,7 @@ class ProgressBar:
         elapsed = (self._bar.format_dict.get("elapsed") if self._bar else None) or 0.0
         rate = self.images * 60 / elapsed if elapsed > 0 else 0.0
         text = (
-            f"{plural(self.images, 'image')} spent {format_cost(self.images_bought * self.price)} "
+            f"img={self.images} spent={format_cost(self.images_bought * self.price)} "
             f"fail={self.failed} retry={self.retries} 429={self.throttled}"
         )
         if self.limit is not None:

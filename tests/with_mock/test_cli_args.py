@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import anyio
 import pytest
 
 from tests.cli_helpers import documented_codes, readme_exit_codes, run_main
@@ -262,7 +263,7 @@ async def test_progress_shows_spent_money_and_the_pause_the_service_asked_for(
     assert summary.exit_code == ExitCode.OK
     assert stream.getvalue().startswith("wanbatch: 3 jobs: 3 to generate")
     assert any("paused 1 s (the service asked)" in text for text in seen), seen
-    assert "spent 0.75 CNY" in seen[-1] or "spent 0.75 CNY" in bar.postfix()
+    assert "spent=0.75 CNY" in bar.postfix()
 
 
 def test_status_tells_a_finished_folder_from_an_unfinished_one(tmp_path: Path) -> None:
@@ -363,3 +364,28 @@ def test_readme_exit_code_table_matches_exit_code() -> None:
     assert documented_codes("validate") == {0, 2, 130}
     assert documented_codes("status") == {0, 2, 130}
     assert documented_codes("mock") == {0, 1, 2}
+
+
+def test_messages_about_one_thing_say_it_in_the_singular(tmp_path: Path) -> None:
+    bad = write_jobs(tmp_path / "bad.jsonl", [{"prompt": "x", "n": 9}])
+    invalid = run_cli("run", str(bad), "--out", str(tmp_path / "o"), "--dry-run")
+    assert invalid.returncode == 2
+    assert "1 invalid job line; nothing was sent" in invalid.stderr
+
+    async def cut_download() -> RunSummary:
+        async with MockServer(MockConfig(image_size=(8, 8), truncate_rate=1.0)) as mock:
+            config = BatchConfig(
+                base_url=mock.base_url,
+                api_key=Secret("k"),
+                rps=None,
+                backoff_initial=0.001,
+                backoff_max=0.002,
+            )
+            return await run_batch(jobs_file(tmp_path, 1), tmp_path / "cut", config)
+
+    summary = anyio.run(cut_download)
+    assert summary.exit_code == ExitCode.JOBS_FAILED
+    final = format_summary(summary, "cut", price=0.2)
+    assert "stopped: 1 job has images still to download" in final
+    for text in (invalid.stderr, final):
+        assert not re.search(r"(?<![\d.])1 (images|jobs|calls|lines|URLs)\b|\(s\)", text), text

@@ -119,9 +119,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     add(
         "--retry-after",
-        metavar="S",
+        metavar="N",
         type=_whole,
-        help="send Retry-After: S on 429 answers (default: none)",
+        help="send Retry-After: N (seconds) on 429 answers (default: none)",
     )
     add(
         "--error-rate",
@@ -166,7 +166,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="TEXT",
         help="prompts containing TEXT answer DataInspectionFailed (repeatable; default none)",
     )
-    add("--api-key", metavar="KEY", help="the only API key accepted (default: any non-empty key)")
+    add("--api-key", metavar="K", help="the only API key accepted (default: any non-empty key)")
     add(
         "--budget",
         metavar="N",
@@ -187,7 +187,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     add(
         "--seed",
-        metavar="SEED",
+        metavar="N",
         type=_whole,
         help="seed of the fault/jitter RNG, for reproducible runs (default: random)",
     )
