@@ -64,7 +64,8 @@ exit codes:
   3    run aborted on a fatal condition (bad key, overdue account, quota gone, disk full or
        not writable): the folder is resumable
   4    run stopped at --max-images: the rest is resumable
-  130  interrupted (Ctrl-C, SIGTERM): state saved, resumable
+  130  interrupted (Ctrl-C, SIGTERM, or the reader of the output went away): state
+       saved, resumable
 """
 ENVIRONMENT_HELP = """\
 environment:
@@ -631,6 +632,16 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so that the interpreter's last flush cannot fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # not a real file (a test's capture): nothing to flush
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``wanbatch`` command; returns the exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -649,6 +660,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_status(args)
     except KeyboardInterrupt:  # Ctrl-C outside a run (validate, status, start-up)
         print("wanbatch: interrupted", file=sys.stderr)
+        return ExitCode.INTERRUPTED
+    except BrokenPipeError:  # the reader of our output went away (`wanbatch validate | head`)
+        _silence_stdout()
         return ExitCode.INTERRUPTED
     except WanbatchError as exc:
         print(f"wanbatch: {exc}", file=sys.stderr)

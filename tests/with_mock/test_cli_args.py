@@ -389,3 +389,23 @@ def test_messages_about_one_thing_say_it_in_the_singular(tmp_path: Path) -> None
     assert "stopped: 1 job has images still to download" in final
     for text in (invalid.stderr, final):
         assert not re.search(r"(?<![\d.])1 (images|jobs|calls|lines|URLs)\b|\(s\)", text), text
+
+
+def test_output_read_by_a_closed_pipe_ends_without_a_traceback(tmp_path: Path) -> None:
+    many = write_jobs(tmp_path / "many.jsonl", [{"prompt": "p", "n": 9}] * 3000)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASHSCOPE_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wanbatch", "validate", str(many)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert "many.jsonl:1:" in proc.stdout.readline()
+    proc.stdout.close()  # like `wanbatch validate ... | head -1`
+    with proc.stderr:
+        stderr = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
