@@ -124,8 +124,13 @@ def _base_url(text: str) -> str:
 
 
 def _url_problem(text: str) -> str | None:
-    parts = urlsplit(text.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(text.strip())
+        _ = parts.port  # raises ValueError unless the port is a number from 0 to 65535
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        usable = False
+    if not usable:
         return f"expected a URL like https://dashscope-intl.aliyuncs.com/api/v1, got {text!r}"
     return None
 

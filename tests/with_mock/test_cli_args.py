@@ -409,3 +409,24 @@ def test_output_read_by_a_closed_pipe_ends_without_a_traceback(tmp_path: Path) -
         stderr = proc.stderr.read()
     assert proc.wait(timeout=60) == 130
     assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+
+
+def test_a_bad_base_url_in_the_environment_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-test")
+    monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", "dashscope-intl.aliyuncs.com/api/v1")
+    argv = ["run", str(jobs_file(tmp_path, 1)), "--out", str(tmp_path / "o"), "--max-attempts", "1"]
+    outcome = run_main(argv, capsys)
+    assert outcome.code == 2, outcome.err
+    assert "DASHSCOPE_HTTP_BASE_URL: expected a URL like https://" in outcome.err
+    assert not (tmp_path / "o").exists()
+
+
+def test_mock_help_shows_every_knob_with_its_default() -> None:
+    from wanbatch.mock._cli import _parser
+
+    for action in _parser()._actions:
+        if action.option_strings != ["-h", "--help"]:
+            assert action.help and "default" in action.help, action.option_strings
+    assert "exit codes" in _parser().format_help()

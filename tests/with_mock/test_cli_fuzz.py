@@ -53,7 +53,17 @@ NUMBERS = [
     "2147483648",
 ]
 TEXTS = ["", " ", "1K", "2K", "1280*1280", "abc", "x" * 5000, "é", "1*1", "--", "-1"]
-URLS = ["", "abc", "http://", "ftp://h/api", "http://127.0.0.1:1/api/v1", "https://x.invalid/api"]
+URLS = [
+    "",
+    "abc",
+    "http://",
+    "ftp://h/api",
+    "http://127.0.0.1:1/api/v1",
+    "https://x.invalid/api",
+    "http://[::1",
+    "http://h:99999/x",
+    "https://h:x/",
+]
 RUN_VALUED = {
     "--concurrency": NUMBERS,
     "--rps": NUMBERS,
