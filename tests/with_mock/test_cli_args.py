@@ -19,7 +19,8 @@ from tests.cli_helpers import documented_codes, readme_exit_codes, run_main
 from tests.conftest import REPO, run_args, run_cli, write_jobs
 from wanbatch import _events as ev
 from wanbatch import run_batch
-from wanbatch._cli import _build_parser, _config
+from wanbatch._cli import _config
+from wanbatch._cli_options import build_parser
 from wanbatch._config import BatchConfig, Secret
 from wanbatch._engine import ExitCode, RunSummary
 from wanbatch._progress import ProgressBar, format_summary
@@ -155,7 +156,7 @@ def test_job_file_from_a_pipe_or_stdin_is_refused_with_the_reason(tmp_path: Path
 def test_help_shows_meaning_and_default_of_every_option_env_and_exit_codes(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    parser = _build_parser()
+    parser = build_parser()
     subparsers = next(a for a in parser._actions if a.choices and "run" in a.choices).choices
     for name in ("run", "validate", "status"):
         for action in subparsers[name]._actions:
@@ -174,10 +175,10 @@ def test_help_shows_meaning_and_default_of_every_option_env_and_exit_codes(
 
 
 def test_download_timeout_is_an_option(tmp_path: Path) -> None:
-    args = _build_parser().parse_args(["run", "j.jsonl", "--out", "o", "--download-timeout", "7.5"])
+    args = build_parser().parse_args(["run", "j.jsonl", "--out", "o", "--download-timeout", "7.5"])
     assert _config(args, "http://127.0.0.1:1/api/v1", None).download_timeout == 7.5
     assert _config(
-        _build_parser().parse_args(["run", "j", "--out", "o"]), "u", None
+        build_parser().parse_args(["run", "j", "--out", "o"]), "u", None
     ).download_timeout == (BatchConfig().download_timeout)
 
 
