@@ -9,20 +9,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 
+from wanbatch._cli_options import build_parser, url_problem
 from wanbatch._config import (
-    DEFAULT_CALL_TIMEOUT_S,
-    DEFAULT_CONCURRENCY,
-    DEFAULT_DOWNLOAD_CONCURRENCY,
-    DEFAULT_MAX_ATTEMPTS,
     DEFAULT_REGION,
-    DEFAULT_RPS,
     REGION_BASE_URLS,
     BatchConfig,
     GenerationDefaults,
@@ -35,138 +33,6 @@ __all__ = ["main"]
 
 #: Settings of the built-in mock behind ``run --mock``: quick, but not instant, like a demo.
 MOCK_LATENCY_S = 0.2
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
-def _add_generation_defaults(parser: argparse.ArgumentParser) -> None:
-    """The run-wide generation defaults, shared by ``run`` and ``validate``."""
-    gen = parser.add_argument_group("generation defaults (a job's own value wins)")
-    gen.add_argument("--size", default=None, help='"1K", "2K" or "W*H"')
-    gen.add_argument("--n", type=int, default=1, help="images per editing job (default 1)")
-    gen.add_argument(
-        "--images-per-job",
-        dest="max_images_param",
-        type=int,
-        default=1,
-        help="max_images of interleaved (text-to-image) jobs (default 1)",
-    )
-    gen.add_argument("--seed", type=int, default=None)
-    gen.add_argument("--negative-prompt", default=None)
-    gen.add_argument("--watermark", action=argparse.BooleanOptionalAction, default=None)
-    gen.add_argument("--prompt-extend", action=argparse.BooleanOptionalAction, default=None)
-
-
-def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="wanbatch",
-        description="Batch image generation with Alibaba's wan2.6-image (DashScope), resumable.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    run = sub.add_parser("run", help="generate every job of a JSONL file into a folder")
-    run.add_argument("jobs", metavar="JOBS", help="the JSONL job file")
-    run.add_argument("--out", required=True, metavar="DIR", help="output folder (resumed)")
-    run.add_argument(
-        "--concurrency",
-        type=_positive_int,
-        default=DEFAULT_CONCURRENCY,
-        help=f"calls in flight at most (default {DEFAULT_CONCURRENCY})",
-    )
-    run.add_argument(
-        "--rps",
-        type=float,
-        default=DEFAULT_RPS,
-        help=f"call starts per second at most, 0 for no limit (default {DEFAULT_RPS})",
-    )
-    run.add_argument(
-        "--download-concurrency",
-        type=_positive_int,
-        default=DEFAULT_DOWNLOAD_CONCURRENCY,
-        help="image downloads in flight",
-    )
-    run.add_argument(
-        "--max-attempts",
-        type=_positive_int,
-        default=DEFAULT_MAX_ATTEMPTS,
-        help=f"attempts per job before it fails (default {DEFAULT_MAX_ATTEMPTS})",
-    )
-    run.add_argument(
-        "--timeout",
-        type=_positive_float,
-        default=DEFAULT_CALL_TIMEOUT_S,
-        help=f"seconds one call may take (default {DEFAULT_CALL_TIMEOUT_S:g})",
-    )
-    where = run.add_mutually_exclusive_group()
-    where.add_argument(
-        "--base-url", help="API base URL, e.g. https://dashscope-intl.aliyuncs.com/api/v1"
-    )
-    where.add_argument(
-        "--region",
-        choices=sorted(REGION_BASE_URLS),
-        default=None,
-        help=f"service region (default {DEFAULT_REGION})",
-    )
-    where.add_argument(
-        "--mock",
-        action="store_true",
-        help="run against the built-in mock server (no API key needed)",
-    )
-    run.add_argument(
-        "--max-images",
-        type=_positive_int,
-        default=None,
-        metavar="N",
-        help="stop buying once N images were generated in this folder",
-    )
-    run.add_argument("--retry-failed", action="store_true", help="call failed jobs again")
-    run.add_argument(
-        "--skip-invalid",
-        action="store_true",
-        help="run the valid jobs even if some lines are invalid",
-    )
-    run.add_argument(
-        "--no-regenerate-expired",
-        action="store_true",
-        help="fail jobs whose result URLs expired instead of generating them again",
-    )
-    run.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="validate and show the plan and its cost; send nothing",
-    )
-    run.add_argument(
-        "--price",
-        type=float,
-        default=None,
-        help="price per image for the cost estimate (default: the region's)",
-    )
-    run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_generation_defaults(run)
-
-    val = sub.add_parser("validate", help="check a job file; print every problem")
-    val.add_argument("jobs", metavar="JOBS")
-    _add_generation_defaults(val)  # so validate sees what `run` with the same flags would send
-
-    status = sub.add_parser("status", help="what a run folder holds")
-    status.add_argument("dir", metavar="DIR")
-
-    sub.add_parser(
-        "mock", help="serve the mock DashScope API (see `wanbatch mock --help`)", add_help=False
-    )
-    return parser
 
 
 def _defaults(args: argparse.Namespace) -> GenerationDefaults:
@@ -191,6 +57,7 @@ def _config(args: argparse.Namespace, base_url: str, api_key: Secret | None) -> 
         download_concurrency=args.download_concurrency,
         max_attempts=args.max_attempts,
         call_timeout=args.timeout,
+        download_timeout=args.download_timeout,
         max_images=args.max_images,
         retry_failed=args.retry_failed,
         skip_invalid=args.skip_invalid,
@@ -200,16 +67,93 @@ def _config(args: argparse.Namespace, base_url: str, api_key: Secret | None) -> 
     )
 
 
-async def _run_with_mock(args: argparse.Namespace, progress: object) -> RunSummary:
+def _job_file_problem(path: str) -> str | None:
+    """Why ``path`` cannot be the job file, or ``None``.
+
+    A run reads the job file more than once (validate, then dispatch, and again on resume),
+    so it must be a regular file: not standard input, a pipe, a folder or a device.
+    """
+    if path == "-":
+        return (
+            "-: reading jobs from standard input is not supported: wanbatch reads a job file "
+            "more than once (a run validates it, runs it, resumes from it); save the jobs to a "
+            "file and give its path"
+        )
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return f"{path}: no such job file"
+    except NotADirectoryError:
+        return f"{path}: no such job file (a part of the path is a file, not a folder)"
+    except PermissionError:
+        return f"{path}: cannot read the job file: permission denied"
+    except (OSError, ValueError) as exc:
+        return f"{path}: cannot use this path as the job file: {_reason(exc)}"
+    if stat.S_ISDIR(st.st_mode):
+        return f"{path}: is a folder, not a job file; give the path of a .jsonl file"
+    if stat.S_ISFIFO(st.st_mode):
+        return (
+            f"{path}: is a pipe, not a regular file: wanbatch reads a job file more than once "
+            "(a run validates it, runs it, resumes from it); save the jobs to a file and give "
+            "its path"
+        )
+    if not stat.S_ISREG(st.st_mode):
+        return f"{path}: is not a regular file (a device or socket); give the path of a .jsonl file"
+    if not os.access(path, os.R_OK):
+        return f"{path}: cannot read the job file: permission denied"
+    return None
+
+
+def _out_problem(out: str) -> str | None:
+    """Why ``out`` cannot be the output folder, or ``None`` (permissions are left to the run)."""
+    path = Path(out)
+    try:
+        if path.exists() and not path.is_dir():
+            return f"--out {out}: is a file, not a folder; give a folder (new or of an earlier run)"
+        journal = path / "journal.jsonl"
+        if journal.exists() and not journal.is_file():
+            return f"--out {out}: its journal.jsonl is not a file; this is no run folder to resume"
+        for parent in path.absolute().parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    return f"--out {out}: {parent} is a file, not a folder"
+                break
+    except (OSError, ValueError) as exc:
+        return f"--out {out}: cannot use this path: {_reason(exc)}"
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    return (exc.strerror if isinstance(exc, OSError) and exc.strerror else None) or str(exc)
+
+
+def _base_url_for(args: argparse.Namespace) -> str | None:
+    """The base URL of a real run (None, with a message printed, when the environment's is bad)."""
+    if args.base_url:
+        return str(args.base_url)
+    if args.region:
+        return REGION_BASE_URLS[args.region]
+    from_env = os.environ.get("DASHSCOPE_HTTP_BASE_URL", "").strip()
+    if from_env:
+        problem = url_problem(from_env)
+        if problem:
+            print(f"wanbatch: DASHSCOPE_HTTP_BASE_URL: {problem}", file=sys.stderr)
+            return None
+        return from_env
+    return REGION_BASE_URLS[DEFAULT_REGION]
+
+
+async def _run_with_mock(
+    args: argparse.Namespace, config: BatchConfig, progress: Callable[[Any], None]
+) -> RunSummary:
     from wanbatch.mock import MockConfig, MockServer
 
     async with MockServer(MockConfig(latency=MOCK_LATENCY_S)) as server:
-        config = _config(args, server.base_url, Secret("mock-key"))
         return await run_batch(
             args.jobs,
             args.out,
-            config,
-            on_event=progress,  # type: ignore[arg-type]
+            config.replace(base_url=server.base_url, api_key=Secret("mock-key")),
+            on_event=progress,
             dry_run=args.dry_run,
             handle_signals=True,
         )
@@ -218,8 +162,9 @@ async def _run_with_mock(args: argparse.Namespace, progress: object) -> RunSumma
 def _cmd_run(args: argparse.Namespace) -> int:
     from wanbatch._progress import ProgressBar, format_summary
 
-    if not Path(args.jobs).is_file():
-        print(f"wanbatch: {args.jobs}: no such job file", file=sys.stderr)
+    problem = _job_file_problem(args.jobs) or _out_problem(args.out)
+    if problem:
+        print(f"wanbatch: {problem}", file=sys.stderr)
         return ExitCode.USAGE
     try:
         defaults = _defaults(args)
@@ -230,7 +175,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     progress = ProgressBar(enabled=False if args.no_progress else None)
     try:
         if args.mock:
-            summary = anyio.run(_run_with_mock, args, progress)
+            config = _config(args, REGION_BASE_URLS[DEFAULT_REGION], None)
+            summary = anyio.run(_run_with_mock, args, config, progress)
         else:
             key = os.environ.get("DASHSCOPE_API_KEY", "").strip()
             if not key and not args.dry_run:
@@ -248,12 +194,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return ExitCode.USAGE
-            base_url = (
-                args.base_url
-                or (REGION_BASE_URLS[args.region] if args.region else None)
-                or os.environ.get("DASHSCOPE_HTTP_BASE_URL")
-                or REGION_BASE_URLS[DEFAULT_REGION]
-            )
+            base_url = _base_url_for(args)
+            if base_url is None:
+                return ExitCode.USAGE
             config = _config(args, base_url, Secret(key) if key else None)
             summary = anyio.run(
                 lambda: run_batch(
@@ -269,7 +212,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         progress.close()
         for error in exc.errors:
             print(error, file=sys.stderr)
-        print(f"wanbatch: {exc}; fix the lines above, or run with --skip-invalid", file=sys.stderr)
+        lines = "1 invalid job line" if exc.total == 1 else f"{exc.total} invalid job lines"
+        print(
+            f"wanbatch: {exc.path}: {lines}; nothing was sent; fix the lines above, "
+            "or run with --skip-invalid",
+            file=sys.stderr,
+        )
         return ExitCode.USAGE
     except JournalError as exc:
         progress.close()
@@ -279,12 +227,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
         progress.close()
         print(f"wanbatch: {exc}", file=sys.stderr)
         return ExitCode.FATAL
+    except OSError as exc:  # the disk refused something the engine does not name itself
+        progress.close()
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"wanbatch: stopped: {where}{_reason(exc)}", file=sys.stderr)
+        return ExitCode.FATAL
     except KeyboardInterrupt:
         progress.close()
         print("wanbatch: interrupted; run the same command again to resume", file=sys.stderr)
         return ExitCode.INTERRUPTED
     progress.close()
-    print(format_summary(summary, args.out), file=sys.stderr)
+    print(format_summary(summary, args.out, price=config.price), file=sys.stderr)
     if summary.exit_code == ExitCode.INTERRUPTED:
         print("wanbatch: interrupted; run the same command again to resume", file=sys.stderr)
     return int(summary.exit_code)
@@ -293,6 +246,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from wanbatch._loader import validate_command
 
+    problem = _job_file_problem(args.jobs)
+    if problem:
+        print(f"wanbatch: {problem}", file=sys.stderr)
+        return ExitCode.USAGE
     return validate_command(args.jobs, _defaults(args), sys.stdout)
 
 
@@ -301,24 +258,42 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from wanbatch._state import Status
 
     out = Path(args.dir)
-    if not (out / "journal.jsonl").is_file():
-        print(f"wanbatch: {out} holds no run (no journal.jsonl)", file=sys.stderr)
-        return ExitCode.USAGE
     try:
+        if not out.is_dir():
+            what = "no such folder" if not out.exists() else "is a file, not a run folder"
+            print(f"wanbatch: {out}: {what}", file=sys.stderr)
+            return ExitCode.USAGE
+        if not (out / "journal.jsonl").is_file():
+            print(f"wanbatch: {out} holds no run (no journal.jsonl)", file=sys.stderr)
+            return ExitCode.USAGE
         state = read_journal(out)
+        images = sum(1 for _ in (out / "images").glob("*.png")) if (out / "images").is_dir() else 0
     except JournalError as exc:  # a newer format: the same answer (and exit 2) as `run`
         print(f"wanbatch: {exc}", file=sys.stderr)
         return ExitCode.USAGE
+    except (OSError, ValueError) as exc:
+        print(f"wanbatch: cannot read the run in {out}: {_reason(exc)}", file=sys.stderr)
+        return ExitCode.USAGE
     by_status = state.status_counts()
+    done, failed = by_status.get("done", 0), by_status.get("failed", 0)
+    known = sum(by_status.values())
+    # Jobs of the last run's file that the journal has not finished: never called yet, or
+    # generated with images still to download.
+    pending = max(state.jobs_in_file, known) - done - failed
     reasons = Counter(
         job.failure[0] for job in state.jobs.values() if job.status is Status.FAILED and job.failure
     )
-    images = sum(1 for _ in (out / "images").glob("*.png")) if (out / "images").is_dir() else 0
+    if state.run_ended:
+        last_run = f"stopped: {state.stop_reason}" if state.stop_reason else "finished"
+    else:
+        last_run = "did not finish (killed, crashed or still running)"
     report = {
         "folder": str(out),
         "runs": state.runs,
-        "jobs": len(state),
-        "by_state": dict(sorted(by_status.items())),
+        "last_run": last_run,
+        "complete": bool(state.run_ended and not state.stop_reason and not pending and not failed),
+        "jobs": done + failed + pending,
+        "by_state": {"done": done, "failed": failed, "pending": pending},
         "failure_reasons": dict(reasons.most_common()),
         "images_generated": state.images_generated,
         "images_on_disk": images,
@@ -331,6 +306,16 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so that the interpreter's last flush cannot fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # not a real file (a test's capture): nothing to flush
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``wanbatch`` command; returns the exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -338,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from wanbatch.mock import cli_main
 
         return cli_main(args_list[1:])
-    parser = _build_parser()
+    parser = build_parser()
     args = parser.parse_args(args_list)
     try:
         if args.command == "run":
@@ -347,6 +332,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_validate(args)
         if args.command == "status":
             return _cmd_status(args)
+    except KeyboardInterrupt:  # Ctrl-C outside a run (validate, status, start-up)
+        print("wanbatch: interrupted", file=sys.stderr)
+        return ExitCode.INTERRUPTED
+    except BrokenPipeError:  # the reader of our output went away (`wanbatch validate | head`)
+        _silence_stdout()
+        return ExitCode.INTERRUPTED
     except WanbatchError as exc:
         print(f"wanbatch: {exc}", file=sys.stderr)
         return ExitCode.FATAL

@@ -428,6 +428,8 @@ class BatchRun:
                 already_failed=counts["failed"],
                 to_call=counts["call"],
                 to_download=counts["download"],
+                images_max=counts["images_max"],
+                price=self.config.price,
             )
         )
         journal = Journal(self.out_dir)
@@ -443,10 +445,16 @@ class BatchRun:
         finally:
             del state  # the end reads the journal again: one state in memory at a time
             with anyio.CancelScope(shield=True):
+                self._append_end(journal)
                 journal.close()  # first, with no await before it
                 await self._close_hasher()
                 await anyio.to_thread.run_sync(self._finish)
         return self.summary
+
+    def _append_end(self, journal: Journal) -> None:
+        """The ``end`` record: the run was not killed (``status`` tells a finished folder)."""
+        with contextlib.suppress(OutputError):  # a broken journal: the run says why already
+            journal.append("end", stopped=self._stop_reason)
 
     async def _close_hasher(self) -> None:
         try:
@@ -1058,7 +1066,9 @@ class BatchRun:
         elif summary.jobs_pending:
             summary.exit_code = ExitCode.JOBS_FAILED
             summary.stop_reason = summary.stop_reason or (
-                f"{summary.jobs_pending} job(s) have images still to download; run again"
+                "1 job has images still to download; run again"
+                if summary.jobs_pending == 1
+                else f"{summary.jobs_pending} jobs have images still to download; run again"
             )
         else:
             summary.exit_code = ExitCode.OK

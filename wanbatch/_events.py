@@ -32,6 +32,9 @@ class RunPlanned:
     already_failed: int
     to_call: int
     to_download: int
+    #: Images the calls planned may buy at most, and the price of one (CNY).
+    images_max: int = 0
+    price: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

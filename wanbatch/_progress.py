@@ -7,6 +7,7 @@ is a terminal, unless forced) and prints the final summary.
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any, TextIO
 
 from tqdm import tqdm
@@ -14,25 +15,62 @@ from tqdm import tqdm
 from wanbatch import _events as ev
 from wanbatch._engine import RunSummary
 
-__all__ = ["ProgressBar", "format_summary"]
+__all__ = ["ProgressBar", "format_cost", "format_summary", "plural"]
+
+#: The currency of the service's prices and of ``--price``.
+CURRENCY = "CNY"
+
+
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """``"1 image"``, ``"2 images"`` (``many`` for irregular plurals)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {many or noun + 's'}"
+
+
+def format_cost(amount: float) -> str:
+    """A sum of money as shown to users: ``"1.76 CNY"``."""
+    return f"{amount:,.2f} {CURRENCY}"
+
+
+def plan_line(event: ev.RunPlanned) -> str:
+    """The line printed when a real run starts: what it will do and what it may cost."""
+    done = event.already_done
+    parts = [
+        f"{event.to_call} to generate",
+        f"{event.to_download} to download",
+        f"{done} already done",
+    ]
+    if event.already_failed:
+        parts.append(f"{event.already_failed} failed earlier (skipped)")
+    cost = format_cost(event.images_max * event.price)
+    return (
+        f"wanbatch: {plural(event.total, 'job')}: {', '.join(parts)}; at most "
+        f"{plural(event.images_max, 'image')}, at most {cost} ({event.price:g} {CURRENCY} an image)"
+    )
 
 
 class ProgressBar:
-    """A tqdm bar of jobs done, with images, failures, retries, 429s and the current limit."""
+    """The plan line, then a tqdm bar of jobs done with images, money spent, failures, retries,
+    429s, the current limit and a pause the service asked for."""
 
     def __init__(self, *, stream: TextIO | None = None, enabled: bool | None = None) -> None:
         self._stream = stream or sys.stderr
         self._enabled = self._stream.isatty() if enabled is None else enabled
         self._bar: tqdm[Any] | None = None
         self.images = 0
+        self.images_bought = 0
+        self.price = 0.0
         self.failed = 0
         self.retries = 0
         self.throttled = 0
         self.limit: int | None = None
+        #: The pause the service asked for (``Retry-After``): its length and monotonic end.
+        self.pause: tuple[float, float] | None = None
 
     def __call__(self, event: ev.Event) -> None:
         """Handle one engine event."""
         if isinstance(event, ev.RunPlanned):
+            self.price = event.price
+            print(plan_line(event), file=self._stream, flush=True)
             if self._enabled:
                 self._bar = tqdm(
                     total=event.total,
@@ -45,6 +83,8 @@ class ProgressBar:
             return
         if isinstance(event, ev.ImageSaved):
             self.images += 1
+        elif isinstance(event, ev.Generated):
+            self.images_bought += event.images
         elif isinstance(event, ev.JobDone):
             self._advance()
         elif isinstance(event, ev.JobFailed):
@@ -55,6 +95,8 @@ class ProgressBar:
         elif isinstance(event, ev.Throttled):
             self.throttled += 1
             self.limit = event.limit
+            if event.retry_after:
+                self.pause = (event.retry_after, time.monotonic() + event.retry_after)
         elif isinstance(event, ev.RunStopping) and self._bar is not None:
             self._bar.write(f"wanbatch: stopping: {event.reason}", file=self._stream)
         self._refresh()
@@ -66,12 +108,21 @@ class ProgressBar:
     def _refresh(self) -> None:
         if self._bar is None:
             return
-        elapsed = self._bar.format_dict.get("elapsed") or 0.0
+        self._bar.set_postfix_str(self.postfix(), refresh=False)
+
+    def postfix(self) -> str:
+        """The text after the bar: images, money spent, failures, retries, 429s, limit, pause."""
+        elapsed = (self._bar.format_dict.get("elapsed") if self._bar else None) or 0.0
         rate = self.images * 60 / elapsed if elapsed > 0 else 0.0
-        postfix = f"img={self.images} fail={self.failed} retry={self.retries} 429={self.throttled}"
+        text = (
+            f"img={self.images} spent={format_cost(self.images_bought * self.price)} "
+            f"fail={self.failed} retry={self.retries} 429={self.throttled}"
+        )
         if self.limit is not None:
-            postfix += f" limit={self.limit}"
-        self._bar.set_postfix_str(f"{postfix} {rate:.1f} img/min", refresh=False)
+            text += f" limit={self.limit}"
+        if self.pause is not None and self.pause[1] > time.monotonic():
+            text += f" paused {self.pause[0]:g} s (the service asked)"
+        return f"{text} {rate:.1f} img/min"
 
     def close(self) -> None:
         """Close the bar (leaves it on screen)."""
@@ -80,37 +131,51 @@ class ProgressBar:
             self._bar = None
 
 
-def format_summary(summary: RunSummary, out_dir: str) -> str:
-    """The human summary printed at the end of ``wanbatch run``."""
+def format_summary(summary: RunSummary, out_dir: str, *, price: float | None = None) -> str:
+    """The human summary printed at the end of ``wanbatch run`` (``price``: CNY an image)."""
     s = summary
     if s.dry_run:
         plan = s.plan
         return "\n".join(
             [
-                f"dry run: {plan.get('jobs', 0)} jobs; {plan.get('done', 0)} already done, "
-                f"{plan.get('failed', 0)} failed earlier (skipped), {plan.get('download', 0)} to "
-                f"download, {plan.get('call', 0)} to generate",
-                f"  at most {plan.get('images_max', 0)} images to buy, estimated cost "
-                f"{s.estimated_cost:.2f} CNY; nothing was sent",
+                f"dry run: {plural(plan.get('jobs', 0), 'job')}; {plan.get('done', 0)} already "
+                f"done, {plan.get('failed', 0)} failed earlier (skipped), "
+                f"{plan.get('download', 0)} to download, {plan.get('call', 0)} to generate",
+                f"  at most {plural(plan.get('images_max', 0), 'image')} to buy, at most "
+                f"{format_cost(s.estimated_cost)}; nothing was sent",
             ]
         )
     lines = [
-        f"wanbatch: {s.jobs_done}/{s.jobs_total} jobs done, {s.jobs_failed} failed, "
-        f"{s.jobs_pending} pending; {s.images_on_disk} images in {out_dir}/images",
-        f"  this run: {s.calls} calls ({s.retries} retries, {s.throttled} throttled, "
-        f"{s.possibly_billed} possibly billed), {s.images_generated_this_run} images generated, "
+        f"wanbatch: {s.jobs_done}/{plural(s.jobs_total, 'job')} done, {s.jobs_failed} failed, "
+        f"{s.jobs_pending} pending; {plural(s.images_on_disk, 'image')} in {out_dir}/images",
+        f"  this run: {plural(s.calls, 'call')} ({plural(s.retries, 'retry', 'retries')}, "
+        f"{s.throttled} throttled), {plural(s.images_generated_this_run, 'image')} generated, "
         f"{s.images_saved_this_run} saved, {s.duration_s:.1f} s, "
         f"{s.images_per_minute:.1f} images/min",
     ]
+    if price is not None:
+        spent = (
+            f"  spent: {format_cost(s.images_generated_this_run * price)} for "
+            f"{plural(s.images_generated_this_run, 'image')} ({price:g} {CURRENCY} an image)"
+        )
+    else:
+        spent = f"  bought: {plural(s.images_generated_this_run, 'image')}"
+    if s.possibly_billed:
+        spent += (
+            f"; besides, {plural(s.possibly_billed, 'failed call')} possibly billed "
+            "(sent before failing)"
+        )
+    lines.append(spent)
     if s.urls_expired:
         lines.append(
-            f"  {s.urls_expired} result URL(s) expired before download; "
-            f"{s.regenerated} job(s) generated again"
+            f"  {plural(s.urls_expired, 'result URL')} expired before download; "
+            f"{plural(s.regenerated, 'job')} generated again"
         )
     if s.changed_jobs:
         lines.append(
-            f"  warning: {s.changed_jobs} job id(s) were generated from a different "
-            f"request earlier; their existing images were kept"
+            f"  warning: {plural(s.changed_jobs, 'job id')} "
+            f"{'was' if s.changed_jobs == 1 else 'were'} generated from a different request "
+            "earlier; the existing images were kept"
         )
     if s.jobs_failed:
         lines.append(f"  failed jobs are listed in {out_dir}/failed.jsonl")

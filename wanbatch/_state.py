@@ -14,7 +14,9 @@ by ``failed``): past :data:`MAX_REGENERATIONS` the job is failed instead of boug
 
 Journal format v1 (one JSON object per line; ``v`` and ``ts`` on every record):
 
-- ``run``: a run started (``jobs_file``, ``version``).
+- ``run``: a run started (``jobs_file``, ``version``, ``jobs``: valid jobs in the file).
+- ``end``: that run reached its end (``stopped``: why it stopped early, or ``null``). A run
+  with no ``end`` after its ``run`` was killed or crashed (or is still running).
 - ``generated``: a call succeeded (``id``, ``fp``, ``attempt``, ``request_id``,
   ``images: [{"url", "expires"}]``, ``texts``, ``usage``, ``prompt``, ``seed``, ``size``, ``meta``,
   ``clock_offset``: the service's clock minus the client's, in seconds, from the answer's ``Date``).
@@ -397,6 +399,12 @@ class RunState:
     #: The service's clock minus the client's (seconds), as the latest ``generated`` record
     #: that carries it measured: what "now" is for the URLs' ``Expires=`` on resume.
     clock_offset: float = 0.0
+    #: Valid jobs in the job file when the last run started (its ``run`` record).
+    jobs_in_file: int = 0
+    #: The last run wrote its ``end`` record (it was not killed, and did not crash), and
+    #: why it stopped early, if it did (``None``: it ran out of work).
+    run_ended: bool = False
+    stop_reason: str | None = None
     #: Line numbers of records that could not be read (a torn last line is the usual one).
     damaged: list[int] = field(default_factory=list)
     #: Names the exact journal content this state folds (``"<bytes>:<tail digest>"``), when
@@ -410,6 +418,13 @@ class RunState:
         if event == "run":
             self.runs += 1
             self.jobs_file = record.get("jobs_file")
+            jobs = record.get("jobs")
+            self.jobs_in_file = jobs if type(jobs) is int and 0 <= jobs < 2**63 else 0
+            self.run_ended, self.stop_reason = False, None
+            return
+        if event == "end":
+            stopped = record.get("stopped")
+            self.run_ended, self.stop_reason = True, stopped if isinstance(stopped, str) else None
             return
         job_id = record.get("id")
         if not isinstance(job_id, str):
@@ -475,6 +490,9 @@ class RunState:
         "possibly_billed",
         "runs",
         "jobs_file",
+        "jobs_in_file",
+        "run_ended",
+        "stop_reason",
         "damaged",
         "clock_offset",
     )

@@ -62,7 +62,7 @@ def test_cli_prints_the_base_url_first_and_serves(stop: signal.Signals) -> None:
 def test_cli_rejects_bad_knobs(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["--error-rate", "2", "--api-key", "sk-hidden"]) == 2
     err = capsys.readouterr().err
-    assert "error_rate" in err and "sk-hidden" not in err
+    assert "--error-rate" in err and "sk-hidden" not in err
     with pytest.raises(SystemExit):
         cli_main(["--image-size", "big"])
 

@@ -140,8 +140,8 @@ def test_cli_flags() -> None:
     ("argv", "problem"),
     [
         (["--force-error-times", "2"], "needs --force-error"),
-        (["--force-error", "429:X", "--force-error-rate", "2"], "force_error.rate"),
-        (["--force-error", "99:X"], "force_error.status"),
+        (["--force-error", "429:X", "--force-error-rate", "2"], "--force-error-rate:"),
+        (["--force-error", "99:X"], "--force-error:"),
     ],
 )
 def test_cli_rejects_bad_force_flags(

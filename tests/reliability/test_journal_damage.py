@@ -67,7 +67,7 @@ async def test_garbage_lines_in_the_middle_are_skipped_and_reported(
     assert status.returncode == 0
     report = json.loads(status.stdout)
     assert report["damaged_journal_lines"] == [3, 4, 5, 6]
-    assert report["by_state"] == {"done": 6}
+    assert report["by_state"] == {"done": 6, "failed": 0, "pending": 0}
 
 
 async def test_a_damaged_saved_record_only_costs_a_download(mock: Any, tmp_path: Path) -> None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -17,7 +19,14 @@ from pydantic import ValidationError
 from wanbatch.mock._config import DEFAULT_URL_TTL_S, MockConfig
 from wanbatch.mock._server import MockServer
 
-__all__ = ["cli_main"]
+__all__ = ["cli_main", "parse_config"]
+
+EPILOG = """\
+exit codes:
+  0    stopped by Ctrl-C or SIGTERM
+  1    cannot listen on HOST:PORT (in use, not allowed, unknown host)
+  2    bad option
+"""
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -45,53 +54,194 @@ _FORCE_FIELDS = {
 }
 
 
+def _host(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("give an address to bind, e.g. 127.0.0.1; got ''")
+    return text.strip()
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
+    return value
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wanbatch mock",
         description="Serve a mock of the DashScope wan2.6-image API (all knobs off by default).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
-    add("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    add("--port", type=int, default=0, help="port to bind; 0 picks a free one (default 0)")
-    add("--latency", type=float, default=0.0, help="mean seconds per generation call")
-    add("--latency-jitter", type=float, default=0.0, help="uniform +/- seconds around --latency")
-    add("--max-concurrency", type=int, help="in-flight calls beyond this answer 429")
-    add("--rps", type=float, help="accepted calls per sliding second; beyond it 429")
-    add("--retry-after", type=int, help="send Retry-After: N on 429 answers")
-    add("--error-rate", type=float, default=0.0, help="probability of a 500 InternalError")
-    add("--gateway-error-rate", type=float, default=0.0, help="probability of a non-JSON 502/503")
+    number: Callable[[str], float] = _finite
+    add(
+        "--host",
+        metavar="HOST",
+        type=_host,
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1)",
+    )
+    add(
+        "--port",
+        metavar="PORT",
+        type=_port,
+        default=0,
+        help="port to bind; 0 picks a free one (default 0)",
+    )
+    add(
+        "--latency",
+        metavar="S",
+        type=number,
+        default=0.0,
+        help="mean seconds per generation call (default 0)",
+    )
+    add(
+        "--latency-jitter",
+        metavar="S",
+        type=number,
+        default=0.0,
+        help="uniform +/- seconds around --latency (default 0)",
+    )
+    add(
+        "--max-concurrency",
+        metavar="N",
+        type=_whole,
+        help="in-flight calls beyond this answer 429 (default: no cap)",
+    )
+    add(
+        "--rps",
+        metavar="R",
+        type=number,
+        help="accepted calls per sliding second; beyond it 429 (default: any)",
+    )
+    add(
+        "--retry-after",
+        metavar="N",
+        type=_whole,
+        help="send Retry-After: N (seconds) on 429 answers (default: none)",
+    )
+    add(
+        "--error-rate",
+        metavar="P",
+        type=number,
+        default=0.0,
+        help="probability of a 500 InternalError, 0-1 (default 0)",
+    )
+    add(
+        "--gateway-error-rate",
+        metavar="P",
+        type=number,
+        default=0.0,
+        help="probability of a non-JSON 502/503, 0-1 (default 0)",
+    )
     add(
         "--reset-rate",
-        type=float,
+        metavar="P",
+        type=number,
         default=0.0,
-        help="probability of a connection reset (not billed)",
+        help="probability of a connection reset (not billed), 0-1 (default 0)",
     )
-    add("--truncate-rate", type=float, default=0.0, help="probability a download is cut short")
-    add("--url-ttl", type=float, default=DEFAULT_URL_TTL_S, help="seconds image URLs stay valid")
+    add(
+        "--truncate-rate",
+        metavar="P",
+        type=number,
+        default=0.0,
+        help="probability a download is cut short, 0-1 (default 0)",
+    )
+    add(
+        "--url-ttl",
+        metavar="S",
+        type=number,
+        default=DEFAULT_URL_TTL_S,
+        help=f"seconds image URLs stay valid (default {DEFAULT_URL_TTL_S:g})",
+    )
     add(
         "--inspection-trigger",
         action="append",
         default=[],
         dest="inspection_triggers",
         metavar="TEXT",
-        help="prompts containing TEXT answer DataInspectionFailed (repeatable)",
+        help="prompts containing TEXT answer DataInspectionFailed (repeatable; default none)",
     )
-    add("--api-key", help="the only API key accepted (default: any non-empty key)")
-    add("--budget", type=int, help="images after which every call answers Arrearage")
-    add("--free-quota", type=int, help="images after which calls answer Throttling.AllocationQuota")
-    add("--image-size", type=_size, metavar="WxH", help="stand-in size of served PNGs, e.g. 64x64")
-    add("--seed", type=int, help="seed of the fault/jitter RNG, for reproducible runs")
-    add("--clock-offset", type=float, default=0.0, help="seconds added to the mock's clock")
+    add("--api-key", metavar="K", help="the only API key accepted (default: any non-empty key)")
+    add(
+        "--budget",
+        metavar="N",
+        type=_whole,
+        help="images after which every call answers Arrearage (default: no budget)",
+    )
+    add(
+        "--free-quota",
+        metavar="N",
+        type=_whole,
+        help="images after which calls answer Throttling.AllocationQuota (default: no quota)",
+    )
+    add(
+        "--image-size",
+        type=_size,
+        metavar="WxH",
+        help="stand-in size of served PNGs, e.g. 64x64 (default: the requested size)",
+    )
+    add(
+        "--seed",
+        metavar="N",
+        type=_whole,
+        help="seed of the fault/jitter RNG, for reproducible runs (default: random)",
+    )
+    add(
+        "--clock-offset",
+        metavar="S",
+        type=number,
+        default=0.0,
+        help="seconds added to the mock's clock (default 0)",
+    )
     add(
         "--force-error",
         type=_status_code,
         metavar="STATUS:CODE",
-        help="answer generation calls with this error, e.g. 429:PrepaidBillOverdue",
+        help="answer generation calls with this error, e.g. 429:PrepaidBillOverdue (default: none)",
     )
     add("--force-error-message", metavar="TEXT", help="its message (default: the documented one)")
-    add("--force-error-after", type=int, metavar="N", help="only after N successful calls")
-    add("--force-error-times", type=int, metavar="N", help="for N calls at most, then as usual")
-    add("--force-error-rate", type=float, metavar="P", help="for each call with probability P")
+    add(
+        "--force-error-after",
+        type=_whole,
+        metavar="N",
+        help="only after N successful calls (default 0)",
+    )
+    add(
+        "--force-error-times",
+        type=_whole,
+        metavar="N",
+        help="for N calls at most, then as usual (default: no limit)",
+    )
+    add(
+        "--force-error-rate",
+        type=_finite,
+        metavar="P",
+        help="for each call with probability P (default 1)",
+    )
     return parser
 
 
@@ -113,8 +263,21 @@ def _force_error(args: dict[str, Any]) -> str | None:
     return None
 
 
-def cli_main(argv: list[str]) -> int:
-    """Run ``wanbatch mock`` with ``argv`` (the arguments after ``mock``); returns the exit code."""
+def _flag(loc: tuple[object, ...]) -> str:
+    """The command-line flag of a :class:`MockConfig` field (``force_error.rate``: its flag)."""
+    name = str(loc[0]) if loc else "option"
+    if name == "force_error" and len(loc) > 1 and loc[1] != "status" and loc[1] != "code":
+        name = f"force_error_{loc[1]}"
+    return (
+        "--inspection-trigger" if name == "inspection_triggers" else "--" + name.replace("_", "-")
+    )
+
+
+def parse_config(argv: list[str]) -> tuple[MockConfig, str, int] | int:
+    """The mock's config, host and port from ``argv``, or the exit code after a message.
+
+    Raises ``SystemExit`` (code 2, or 0 for ``--help``) on what argparse rejects.
+    """
     args = vars(_parser().parse_args(argv))
     host, port = args.pop("host"), args.pop("port")
     problem = _force_error(args)
@@ -125,15 +288,26 @@ def cli_main(argv: list[str]) -> int:
         config = MockConfig(**args)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False)
+            f"{_flag(tuple(e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False)
         )
         print(f"wanbatch mock: invalid option: {problems}", file=sys.stderr)
         return 2
+    return config, host, port
+
+
+def cli_main(argv: list[str]) -> int:
+    """Run ``wanbatch mock`` with ``argv`` (the arguments after ``mock``); returns the exit code."""
+    parsed = parse_config(argv)
+    if isinstance(parsed, int):
+        return parsed
+    config, host, port = parsed
     try:
         asyncio.run(_serve(config, host, port))
-    except OSError as exc:
+    except (OSError, ValueError, OverflowError, UnicodeError) as exc:
         print(f"wanbatch mock: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C before the signal handlers were in place
+        return 0
     return 0
 
 

@@ -1,0 +1,350 @@
+"""The ``wanbatch`` command line's grammar: options, their ranges and defaults, the help.
+
+Every option's value is checked here, with a message naming the option and what it takes
+(never an internal name), so that no value reaches the engine that it would refuse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from wanbatch._config import (
+    DEFAULT_CALL_TIMEOUT_S,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_DOWNLOAD_CONCURRENCY,
+    DEFAULT_DOWNLOAD_TIMEOUT_S,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_REGION,
+    DEFAULT_RPS,
+    PRICE_PER_IMAGE,
+    REGION_BASE_URLS,
+)
+
+__all__ = ["build_parser", "url_problem"]
+
+#: Upper bounds of the run's numeric options: far above any sensible setting (the service
+#: allows 5 calls in flight and 5 starts a second an account), low enough that a typo cannot
+#: start a million workers or retry without end.
+MAX_CONCURRENCY = 1000
+MAX_ATTEMPTS = 100
+MAX_RPS = 1000.0
+MIN_RPS = 0.01
+MAX_TIMEOUT_S = 86400.0
+MAX_PRICE = 1000.0
+#: The service's own ranges for the generation defaults.
+MAX_N = 4
+MAX_IMAGES_PER_JOB = 5
+MAX_SEED = 2147483647
+
+EXIT_CODES_HELP = """\
+exit codes:
+  0    success (run: every job done; validate: no error; status: report printed)
+  1    run finished, but some jobs failed for good (failed.jsonl) or have images to download
+  2    usage error or invalid input (bad option, job file with errors, unusable --out,
+       a folder holding another job file's run): nothing was sent
+  3    run aborted on a fatal condition (bad key, overdue account, quota gone, disk full or
+       not writable): the folder is resumable
+  4    run stopped at --max-images: the rest is resumable
+  130  interrupted (Ctrl-C, SIGTERM, or the reader of the output went away): state
+       saved, resumable
+"""
+ENVIRONMENT_HELP = """\
+environment:
+  DASHSCOPE_API_KEY        the API key (required unless --mock or --dry-run); never printed
+  DASHSCOPE_HTTP_BASE_URL  the API base URL when neither --base-url nor --region is given
+                           (default https://dashscope-intl.aliyuncs.com/api/v1)
+"""
+
+
+def _whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` to ``high``, with a plain message."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number from {low} to {high}, got {text!r}"
+            ) from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
+        return value
+
+    return parse
+
+
+def _number(
+    low: float, high: float, *, zero: bool = False, low_open: bool = False
+) -> Callable[[str], float]:
+    """An argparse type: a finite number in ``[low, high]`` (``(low, high]`` with
+    ``low_open``), or ``0`` when ``zero`` allows it."""
+    span = f"more than {low:g} and at most {high:g}" if low_open else f"from {low:g} to {high:g}"
+    wanted = f"0 (no limit) or a number {span}" if zero else f"a number {span}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
+        if zero and value == 0:
+            return 0.0
+        inside = (value > low if low_open else value >= low) and value <= high
+        if not (math.isfinite(value) and inside):
+            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _base_url(text: str) -> str:
+    """An argparse type: an ``http://`` or ``https://`` URL with a host."""
+    problem = url_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text.strip()
+
+
+def url_problem(text: str) -> str | None:
+    try:
+        parts = urlsplit(text.strip())
+        _ = parts.port  # raises ValueError unless the port is a number from 0 to 65535
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        usable = False
+    if not usable:
+        return f"expected a URL like https://dashscope-intl.aliyuncs.com/api/v1, got {text!r}"
+    return None
+
+
+def _non_empty(what: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"give {what}; got an empty string")
+        return text
+
+    return parse
+
+
+def _add_generation_defaults(parser: argparse.ArgumentParser) -> None:
+    """The run-wide generation defaults, shared by ``run`` and ``validate``."""
+    gen = parser.add_argument_group("generation defaults (a job's own value wins)")
+    gen.add_argument(
+        "--size",
+        type=_non_empty("a size"),
+        default=None,
+        metavar="SIZE",
+        help='image size: "1K", "2K" or "W*H" (default: the service\'s)',
+    )
+    gen.add_argument(
+        "--n",
+        type=_whole_number(1, MAX_N),
+        default=1,
+        metavar="N",
+        help=f"images per editing job, 1-{MAX_N}, each billed (default 1)",
+    )
+    gen.add_argument(
+        "--images-per-job",
+        dest="max_images_param",
+        type=_whole_number(1, MAX_IMAGES_PER_JOB),
+        default=1,
+        metavar="N",
+        help=f"images at most per interleaved (text-to-image) job, 1-{MAX_IMAGES_PER_JOB}, "
+        "each billed (default 1)",
+    )
+    gen.add_argument(
+        "--seed",
+        type=_whole_number(0, MAX_SEED),
+        default=None,
+        metavar="SEED",
+        help=f"random seed, 0-{MAX_SEED} (default: random)",
+    )
+    gen.add_argument(
+        "--negative-prompt",
+        default=None,
+        metavar="TEXT",
+        help="what the images should not show (default: none)",
+    )
+    gen.add_argument(
+        "--watermark",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="add the service's watermark (default: the service's)",
+    )
+    gen.add_argument(
+        "--prompt-extend",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="let the service rewrite the prompt (default: the service's)",
+    )
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the epilog's tables as written."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wanbatch",
+        description="Batch image generation with Alibaba's wan2.6-image (DashScope), resumable.",
+        epilog=f"{ENVIRONMENT_HELP}\n{EXIT_CODES_HELP}",
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"wanbatch {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="generate every job of a JSONL file into a folder",
+        description="Generate every job of a JSONL file into a folder; run it again to resume.",
+        epilog=f"{ENVIRONMENT_HELP}\n{EXIT_CODES_HELP}",
+        formatter_class=_HelpFormatter,
+    )
+    run.add_argument("jobs", metavar="JOBS", help="the JSONL job file (a regular file)")
+    run.add_argument(
+        "--out",
+        required=True,
+        type=_non_empty("an output folder"),
+        metavar="DIR",
+        help="output folder; created if missing, resumed if it holds a run",
+    )
+    run.add_argument(
+        "--concurrency",
+        type=_whole_number(1, MAX_CONCURRENCY),
+        default=DEFAULT_CONCURRENCY,
+        metavar="N",
+        help=f"calls in flight at most (default {DEFAULT_CONCURRENCY})",
+    )
+    run.add_argument(
+        "--rps",
+        type=_number(MIN_RPS, MAX_RPS, zero=True),
+        default=DEFAULT_RPS,
+        metavar="R",
+        help=f"call starts per second at most, 0 for no limit (default {DEFAULT_RPS:g})",
+    )
+    run.add_argument(
+        "--download-concurrency",
+        type=_whole_number(1, MAX_CONCURRENCY),
+        default=DEFAULT_DOWNLOAD_CONCURRENCY,
+        metavar="N",
+        help=f"image downloads in flight at most (default {DEFAULT_DOWNLOAD_CONCURRENCY})",
+    )
+    run.add_argument(
+        "--max-attempts",
+        type=_whole_number(1, MAX_ATTEMPTS),
+        default=DEFAULT_MAX_ATTEMPTS,
+        metavar="N",
+        help=f"attempts per job before it fails (default {DEFAULT_MAX_ATTEMPTS})",
+    )
+    run.add_argument(
+        "--timeout",
+        type=_number(0, MAX_TIMEOUT_S, low_open=True),
+        default=DEFAULT_CALL_TIMEOUT_S,
+        metavar="S",
+        help=f"seconds one call may take (default {DEFAULT_CALL_TIMEOUT_S:g})",
+    )
+    run.add_argument(
+        "--download-timeout",
+        type=_number(0, MAX_TIMEOUT_S, low_open=True),
+        default=DEFAULT_DOWNLOAD_TIMEOUT_S,
+        metavar="S",
+        help=f"seconds one image download may take (default {DEFAULT_DOWNLOAD_TIMEOUT_S:g})",
+    )
+    where = run.add_mutually_exclusive_group()
+    where.add_argument(
+        "--base-url",
+        type=_base_url,
+        metavar="URL",
+        help="API base URL, e.g. https://dashscope-intl.aliyuncs.com/api/v1 "
+        "(default: --region's, else DASHSCOPE_HTTP_BASE_URL, else intl)",
+    )
+    where.add_argument(
+        "--region",
+        choices=sorted(REGION_BASE_URLS),
+        default=None,
+        help=f"service region (default {DEFAULT_REGION})",
+    )
+    where.add_argument(
+        "--mock",
+        action="store_true",
+        help="run against the built-in mock server; needs no API key (default off)",
+    )
+    run.add_argument(
+        "--max-images",
+        type=_whole_number(1, 2**63 - 1),
+        default=None,
+        metavar="N",
+        help="stop buying once N images were generated in this folder (default: no cap)",
+    )
+    run.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="call jobs that failed for good in an earlier run again (default off)",
+    )
+    run.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="run the valid jobs even if some lines are invalid (default off)",
+    )
+    run.add_argument(
+        "--no-regenerate-expired",
+        action="store_true",
+        help="fail jobs whose result URLs expired instead of generating them again "
+        "(default: generate again)",
+    )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate and show the plan and its cost; send nothing (default off)",
+    )
+    run.add_argument(
+        "--price",
+        type=_number(0, MAX_PRICE),
+        default=None,
+        metavar="P",
+        help="price per image in CNY, for the costs shown (default: the region's list price, "
+        + ", ".join(f"{r} {p:g}" for r, p in PRICE_PER_IMAGE.items())
+        + ")",
+    )
+    run.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (default: a bar when stderr is a terminal)",
+    )
+    _add_generation_defaults(run)
+
+    val = sub.add_parser(
+        "validate",
+        help="check a job file; print every problem",
+        description="Check a job file and print every problem as FILE:LINE: field: message.",
+        epilog="exit codes: 0 no error (warnings allowed), 2 errors or unusable input, "
+        "130 interrupted",
+        formatter_class=_HelpFormatter,
+    )
+    val.add_argument("jobs", metavar="JOBS", help="the JSONL job file (a regular file)")
+    _add_generation_defaults(val)  # so validate sees what `run` with the same flags would send
+
+    status = sub.add_parser(
+        "status",
+        help="what a run folder holds",
+        description="Print, as JSON, what a run folder holds: jobs done, failed and pending, "
+        "whether the last run finished, images, retries and possibly billed calls.",
+        epilog="exit codes: 0 report printed, 2 no run in DIR or unreadable, 130 interrupted",
+        formatter_class=_HelpFormatter,
+    )
+    status.add_argument(
+        "dir", metavar="DIR", type=_non_empty("a run folder"), help="the run's --out folder"
+    )
+
+    sub.add_parser(
+        "mock", help="serve the mock DashScope API (see `wanbatch mock --help`)", add_help=False
+    )
+    return parser
+
+
+def _version() -> str:
+    from wanbatch import __version__
+
+    return __version__
