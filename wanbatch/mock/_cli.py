@@ -63,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     add("--image-size", type=_size, metavar="WxH", help="stand-in size of served PNGs, e.g. 64x64")
     add("--seed", type=int, help="seed of the fault/jitter RNG, for reproducible runs")
     add("--clock-offset", type=float, default=0.0, help="seconds added to the mock's clock")
+    add(
+        "--cut-stream-after-image",
+        choices=("reset", "stall"),
+        help="cut interleaved streams after their first image event (the image is billed)",
+    )
     return parser
 
 

@@ -8,7 +8,7 @@ kept out of ``repr``; no answer and no ``public_dict`` shows it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -61,6 +61,9 @@ class MockConfig(BaseModel):
     seed: int | None = None
     #: Seconds added to real time on the mock's clock (URL expiry, rate window, task times).
     clock_offset: float = 0.0
+    #: Cut every interleaved stream right after its first image event: ``"reset"`` drops the
+    #: connection, ``"stall"`` sends nothing more until the client gives up. The image is billed.
+    cut_stream_after_image: Literal["reset", "stall"] | None = None
 
     @field_validator("image_size")
     @classmethod
