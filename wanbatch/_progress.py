@@ -55,9 +55,19 @@ class ProgressBar:
         elif isinstance(event, ev.Throttled):
             self.throttled += 1
             self.limit = event.limit
-        elif isinstance(event, ev.RunStopping) and self._bar is not None:
-            self._bar.write(f"wanbatch: stopping: {event.reason}", file=self._stream)
+        elif isinstance(event, ev.RunStopping):
+            if self._bar is not None or event.in_flight or event.reason == "interrupted":
+                self._say(_stopping_text(event))  # else the summary's "stopped:" line says it
+        elif isinstance(event, ev.RunAborted):
+            self._say(f"wanbatch: aborting now: {event.reason}")
         self._refresh()
+
+    def _say(self, text: str) -> None:
+        """A line for the user now (above the bar, or plain when there is no bar)."""
+        if self._bar is not None:
+            self._bar.write(text, file=self._stream)
+        else:
+            print(text, file=self._stream, flush=True)
 
     def _advance(self) -> None:
         if self._bar is not None:
@@ -78,6 +88,24 @@ class ProgressBar:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def _stopping_text(event: ev.RunStopping) -> str:
+    """What the first Ctrl-C (or any stop) waits for, and what a second one would do."""
+    text = f"wanbatch: stopping: {event.reason}; no new call starts"
+    if not event.in_flight:
+        return text + "; finishing the downloads in progress (Ctrl-C again stops at once)"
+    calls = "1 call" if event.in_flight == 1 else f"{event.in_flight} calls"
+    how_long = []
+    if event.wait_s is not None:
+        how_long.append(f"at most {event.wait_s:.0f} s more")
+    if event.typical_s is not None:
+        how_long.append(f"calls took {event.typical_s:.0f} s on average so far")
+    when = f" ({'; '.join(how_long)})" if how_long else ""
+    return (
+        f"{text}; waiting for {calls} in flight{when} and their downloads. Ctrl-C again "
+        "abandons them: the service may still bill them (counted as possibly billed)"
+    )
 
 
 def format_summary(summary: RunSummary, out_dir: str) -> str:
