@@ -59,7 +59,10 @@ class ProgressBar:
             if self._bar is not None or event.in_flight or event.reason == "interrupted":
                 self._say(_stopping_text(event))  # else the summary's "stopped:" line says it
         elif isinstance(event, ev.RunAborted):
-            self._say(f"wanbatch: aborting now: {event.reason}")
+            reason = event.reason
+            self._say(
+                f"wanbatch: {reason if reason.startswith('aborted') else 'aborting: ' + reason}"
+            )
         self._refresh()
 
     def _say(self, text: str) -> None:

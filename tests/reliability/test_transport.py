@@ -24,6 +24,7 @@ import pytest
 
 from tests.conftest import REPO, journal_records, png_info, run_args, run_cli, write_jobs
 from wanbatch import BatchConfig, Secret, run_batch
+from wanbatch import _events as ev
 from wanbatch._engine import LOST_ANSWERS_TO_STOP, UNREACHABLE_AFTER, ExitCode
 from wanbatch._progress import format_summary
 from wanbatch.mock import MockConfig, MockServer, serve_in_thread
@@ -97,6 +98,47 @@ def test_unreachable_service_stops_at_once_then_the_fixed_url_just_works(
     assert len(list((out / "images").glob("*.png"))) == count
 
 
+async def test_a_service_lost_mid_run_stops_the_batch_and_fails_no_job(tmp_path: Path) -> None:
+    """The service answered, then went away: a job that cannot connect in max_attempts attempts
+    stops the batch (every other job would fail the same way) and stays pending."""
+    count = 20
+    jobs, out = _jobs(tmp_path, count), tmp_path / "out"
+    server = MockServer(MockConfig(image_size=(16, 16), latency=0.05))
+    await server.__aenter__()
+    base_url = server.base_url
+    first_saved = anyio.Event()
+
+    def on_event(event: ev.Event) -> None:
+        if isinstance(event, ev.ImageSaved):
+            first_saved.set()
+
+    async def stop_the_service() -> None:
+        await first_saved.wait()
+        await server.__aexit__(None, None, None)
+
+    config = BatchConfig(
+        base_url=base_url,
+        api_key=Secret("k"),
+        concurrency=1,
+        rps=None,
+        max_attempts=3,
+        backoff_initial=0.01,
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(stop_the_service)
+        summary = await run_batch(jobs, out, config, on_event=on_event)
+    assert summary.exit_code == ExitCode.FATAL, summary.stop_reason
+    assert summary.stop_reason is not None
+    assert f"cannot reach the service at {base_url}" in summary.stop_reason
+    assert summary.jobs_done >= 1 and summary.jobs_failed == 0
+    assert summary.jobs_pending == count - summary.jobs_done
+    attempts = [r for r in journal_records(out) if r["event"] == "attempt"]
+    never_sent = [r for r in attempts if r["code"] == "ConnectFailed"]
+    assert never_sent and not any(r["possibly_billed"] for r in never_sent)
+    # Only a call in flight when the service went away may have been billed.
+    assert summary.possibly_billed == len(attempts) - len(never_sent) <= 1
+
+
 # --------------------------------------------------------------------------- possibly billed
 async def test_possibly_billed_counts_each_lost_answer_once_everywhere(tmp_path: Path) -> None:
     """Every call is reset after the service read it: 3 attempts, 3 possibly billed calls, in
@@ -129,6 +171,7 @@ async def test_answers_lost_again_and_again_stop_the_buying(tmp_path: Path) -> N
             api_key=Secret("k"),
             concurrency=2,
             rps=None,
+            max_attempts=50,  # the batch's bound, not the job's, is what stops it here
             backoff_initial=0.01,
             backoff_max=0.02,
         )
@@ -226,7 +269,7 @@ def test_second_ctrl_c_abandons_calls_in_flight_and_counts_them(tmp_path: Path) 
             proc.kill()
         stderr = lines.rest()
         assert proc.returncode == ExitCode.INTERRUPTED, stderr
-        assert "aborting now: aborted; 2 call(s) in flight abandoned" in stderr, stderr
+        assert "wanbatch: aborted; 2 call(s) in flight abandoned" in stderr, stderr
         assert "Traceback" not in stderr
         summary = _summary(out)
         assert summary["stop_reason"].startswith("aborted"), summary
