@@ -109,7 +109,7 @@ DOWNLOAD_ATTEMPTS = 5
 #: after which the batch stops (a wrong base URL, no network): seconds, not minutes of retries.
 UNREACHABLE_AFTER = 3
 #: Calls whose answer was lost (each possibly billed) since the run's last successful call,
-#: after which the batch stops buying (at least this many; 2 per concurrency slot above it).
+#: after which the batch stops buying; twice the concurrency instead when that is more.
 LOST_ANSWERS_TO_STOP = 10
 
 
@@ -320,8 +320,9 @@ class BatchRun:
     def _abort(self, reason: str, exit_code: ExitCode) -> None:
         abandoned = len(self._in_flight)
         if abandoned:
+            calls = "1 call" if abandoned == 1 else f"{abandoned} calls"
             reason += (
-                f"; {abandoned} call(s) in flight abandoned "
+                f"; {calls} in flight abandoned "
                 "(the service may still bill them: counted as possibly billed)"
             )
         if self._stop_reason not in (None, "interrupted"):

@@ -31,7 +31,16 @@ class ProgressBar:
         self.limit: int | None = None
 
     def __call__(self, event: ev.Event) -> None:
-        """Handle one engine event."""
+        """Handle one engine event; a terminal that is gone (hung up: EIO) silences the bar,
+        so that a closed terminal stops the run by its SIGHUP drain, not by a write error."""
+        try:
+            self._handle(event)
+        except OSError:
+            if self._bar is not None:
+                self._bar.disable = True  # its close() and finalizer write nothing now
+            self._bar, self._enabled = None, False
+
+    def _handle(self, event: ev.Event) -> None:
         if isinstance(event, ev.RunPlanned):
             if self._enabled:
                 self._bar = tqdm(

@@ -269,7 +269,7 @@ def test_second_ctrl_c_abandons_calls_in_flight_and_counts_them(tmp_path: Path) 
             proc.kill()
         stderr = lines.rest()
         assert proc.returncode == ExitCode.INTERRUPTED, stderr
-        assert "wanbatch: aborted; 2 call(s) in flight abandoned" in stderr, stderr
+        assert "wanbatch: aborted; 2 calls in flight abandoned" in stderr, stderr
         assert "Traceback" not in stderr
         summary = _summary(out)
         assert summary["stop_reason"].startswith("aborted"), summary
@@ -353,3 +353,47 @@ def test_a_paid_answer_the_journal_cannot_take_is_counted_and_stops_at_once(
         assert second.returncode == 0, second.stderr
         # The lost answer was bought again (it could not be recorded), and nothing else was.
         assert mock.counters().images_generated == count + 1
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_a_closed_terminal_drains_the_run(tmp_path: Path) -> None:
+    """The run's controlling terminal goes away (its window closed): the kernel sends SIGHUP and
+    every later write to the terminal fails. The progress bar goes quiet and the run drains: the
+    calls in flight finish and their images are saved; none is abandoned."""
+    import fcntl
+    import pty
+    import termios
+
+    jobs, out = _jobs(tmp_path, 8), tmp_path / "out"
+    with serve_in_thread(MockConfig(image_size=(16, 16), latency=0.5)) as mock:
+        master, terminal = pty.openpty()
+
+        def own_the_terminal() -> None:
+            os.setsid()
+            fcntl.ioctl(terminal, termios.TIOCSCTTY, 0)
+
+        cmd = [*run_args(jobs, out, "--concurrency", "2")]
+        cmd.remove("--no-progress")  # the bar draws on the terminal
+        proc = subprocess.Popen(
+            cmd,
+            stdin=terminal,
+            stdout=terminal,
+            stderr=terminal,
+            env={**os.environ, **_env(mock.base_url)},
+            cwd=REPO,
+            preexec_fn=own_the_terminal,
+            pass_fds=(terminal,),
+        )
+        os.close(terminal)
+        try:
+            _wait_in_flight(mock, 1)
+            os.close(master)  # hang up
+            proc.wait(timeout=30)
+        finally:
+            proc.kill()
+        records = journal_records(out)
+        assert not [r for r in records if r.get("code") == "Abandoned"], records
+        generated = {r["id"] for r in records if r["event"] == "generated"}
+        saved = {r["id"] for r in records if r["event"] == "saved"}
+        assert generated and saved == generated
+        assert _summary(out)["stop_reason"] == "interrupted"
