@@ -26,6 +26,7 @@ from tests.conftest import REPO, journal_records, png_info, run_args, run_cli, w
 from wanbatch import BatchConfig, Secret, run_batch
 from wanbatch import _events as ev
 from wanbatch._engine import LOST_ANSWERS_TO_STOP, UNREACHABLE_AFTER, ExitCode
+from wanbatch._errors import ConnectFailed, ResponseLost, TransportError
 from wanbatch._progress import format_summary
 from wanbatch.mock import MockConfig, MockServer, serve_in_thread
 
@@ -137,6 +138,51 @@ async def test_a_service_lost_mid_run_stops_the_batch_and_fails_no_job(tmp_path:
     assert never_sent and not any(r["possibly_billed"] for r in never_sent)
     # Only a call in flight when the service went away may have been billed.
     assert summary.possibly_billed == len(attempts) - len(never_sent) <= 1
+
+
+def _aiohttp_errors() -> list[tuple[BaseException, type[TransportError]]]:
+    """aiohttp's errors, as a call raises them, and what each proves about the request."""
+    import ssl
+
+    import aiohttp
+    from aiohttp.client_reqrep import ConnectionKey
+
+    key = ConnectionKey("dashscope.example", 443, True, True, None, None, None)
+    return [
+        (
+            aiohttp.ClientConnectorDNSError(key, OSError(-2, "Name or service not known")),
+            ConnectFailed,
+        ),
+        (aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "refused")), ConnectFailed),
+        (aiohttp.ClientConnectorSSLError(key, ssl.SSLError(1, "wrong version")), ConnectFailed),
+        (
+            aiohttp.ClientConnectorCertificateError(
+                key, ssl.SSLCertVerificationError(1, "certificate verify failed")
+            ),
+            ConnectFailed,
+        ),
+        (aiohttp.ConnectionTimeoutError("Connection timeout to host"), ConnectFailed),
+        (aiohttp.InvalidUrlClientError("http://127.0.0.1:99999/api"), ConnectFailed),
+        (aiohttp.NonHttpUrlClientError("localhost:8080/api"), ConnectFailed),
+        # Sent (or maybe sent): the service may have generated and billed the images.
+        (aiohttp.ServerDisconnectedError(), ResponseLost),
+        (aiohttp.ClientPayloadError("Response payload is not completed"), ResponseLost),
+        (aiohttp.SocketTimeoutError("Timeout on reading data from socket"), ResponseLost),
+        (TimeoutError(), ResponseLost),
+        (ConnectionResetError(104, "Connection reset by peer"), ResponseLost),
+    ]
+
+
+@pytest.mark.parametrize(("error", "expected"), _aiohttp_errors(), ids=lambda v: type(v).__name__)
+def test_only_errors_before_sending_are_never_billed(
+    error: BaseException, expected: type[TransportError]
+) -> None:
+    from wanbatch._client import _mapped_errors
+
+    with pytest.raises(TransportError) as caught, _mapped_errors():
+        raise error
+    assert type(caught.value) is expected
+    assert caught.value.possibly_billed is (expected is ResponseLost)
 
 
 # --------------------------------------------------------------------------- possibly billed
