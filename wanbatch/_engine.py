@@ -9,7 +9,8 @@ Stages (one task group, owned here and nowhere else)::
 
 A slow download never holds a generation slot. Stopping (fatal answer, first Ctrl-C, image
 cap) cancels only *waiting* (for a slot, a backoff, the next job); calls in flight finish and
-their images download. Aborting (second Ctrl-C) cancels everything; the journal is consistent
+their images download. Aborting (second Ctrl-C, or a journal that cannot be written) cancels
+everything, and counts the calls it abandons as possibly billed; the journal is consistent
 either way because each record is one whole line written synchronously.
 """
 
