@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from wanbatch._events import ImageSaved as ImageSaved
     from wanbatch._events import JobDone as JobDone
     from wanbatch._events import JobFailed as JobFailed
+    from wanbatch._events import RunAborted as RunAborted
     from wanbatch._events import RunPlanned as RunPlanned
     from wanbatch._events import RunStopping as RunStopping
     from wanbatch._events import UrlExpiredEvent as UrlExpiredEvent
@@ -78,6 +79,7 @@ _LAZY: dict[str, str] = {
     "ImageSaved": "wanbatch._events",
     "JobDone": "wanbatch._events",
     "JobFailed": "wanbatch._events",
+    "RunAborted": "wanbatch._events",
     "RunPlanned": "wanbatch._events",
     "RunStopping": "wanbatch._events",
     "UrlExpiredEvent": "wanbatch._events",
@@ -113,6 +115,7 @@ __all__ = [
     "PlannedJob",
     "ResponseLost",
     "RetryableApiError",
+    "RunAborted",
     "RunPlanned",
     "RunStopping",
     "RunSummary",

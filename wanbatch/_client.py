@@ -40,6 +40,9 @@ class CallResult:
     duration: float
     #: The service's clock minus ours (seconds), from the answer's ``Date`` header; None if absent.
     clock_offset: float | None = None
+    #: Why an event stream ended early although it had delivered images (a timeout, a cut
+    #: connection): those images are paid for and kept; ``None`` for a whole answer.
+    cut: str | None = None
 
 
 def _clock_offset(date: str | None, now: float) -> float | None:
@@ -55,20 +58,37 @@ def _clock_offset(date: str | None, now: float) -> float | None:
         return None
 
 
+#: aiohttp errors raised before a byte of the request left: the connection was never made
+#: (refused, DNS, TLS handshake, connect timeout: ``ClientConnectorError`` and its DNS/SSL/
+#: certificate/proxy subclasses, ``ConnectionTimeoutError``), a pinned certificate did not
+#: match (``ServerFingerprintMismatch``), or the URL cannot be requested at all (``InvalidURL``,
+#: ``NonHttpUrlClientError``: a missing scheme, a port over 65535). None of them can be billed.
+_NEVER_SENT: tuple[type[BaseException], ...] = (
+    aiohttp.ClientConnectorError,
+    aiohttp.ConnectionTimeoutError,
+    aiohttp.ServerFingerprintMismatch,
+    aiohttp.InvalidURL,
+    aiohttp.NonHttpUrlClientError,
+)
+
+
 @contextmanager
 def _mapped_errors() -> Iterator[None]:
     """Translate aiohttp/OS/timeout errors into the wanbatch tree.
 
-    Only a failure to connect proves the request never left; anything later (a reset after the
-    body was written, a read timeout, a cut stream) may have been billed (urllib3's connect vs
+    Only a failure to connect (or a URL that cannot be requested) proves the request never left;
+    anything later (a reset after the body was written, a server that closed the connection
+    without answering, a read timeout, a cut stream) may have been billed (urllib3's connect vs
     read split).
     """
     try:
         yield
     except ApiError:
         raise
-    except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-        raise ConnectFailed(f"cannot connect to the service: {exc}") from exc
+    except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as exc:
+        raise ConnectFailed(f"not a usable http(s) URL: {exc}") from exc
+    except _NEVER_SENT as exc:
+        raise ConnectFailed(str(exc) or type(exc).__name__) from exc
     except (TimeoutError, asyncio.TimeoutError) as exc:
         raise ResponseLost("the call timed out after the request was sent") from exc
     except (aiohttp.ClientError, OSError) as exc:
@@ -84,12 +104,15 @@ class ApiClient:
         self._session = session
         self._url = base_url.rstrip("/") + GENERATION_PATH
         self._api_key = api_key
-        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(30.0, timeout))
+        # The connect timeout stays below the total one, so that a call which never connected
+        # ends as ConnectionTimeoutError (never sent), not as the total timeout (maybe billed).
+        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(30.0, timeout / 2))
 
     async def generate(self, body: dict[str, Any], *, interleave: bool) -> CallResult:
         """Send one request; return its result or raise an ApiError / TransportError."""
         headers = build_headers(self._api_key.reveal(), stream=interleave)
         started = time.monotonic()
+        cut: str | None = None
         with _mapped_errors():
             async with self._session.post(
                 self._url, json=body, headers=headers, timeout=self._timeout
@@ -97,7 +120,7 @@ class ApiClient:
                 offset = _clock_offset(resp.headers.get("Date"), time.time())
                 content_type = resp.headers.get("Content-Type", "")
                 if resp.status == 200 and "text/event-stream" in content_type:
-                    result = await self._read_stream(resp)
+                    result, cut = await self._read_stream(resp)
                 else:
                     raw = await resp.read()
                     result = parse_json_response(
@@ -107,15 +130,29 @@ class ApiClient:
                         resp.headers.get("Retry-After"),
                         now=time.time(),  # so an HTTP-date Retry-After works too
                     )
-        return CallResult(result, time.monotonic() - started, offset)
+        return CallResult(result, time.monotonic() - started, clock_offset=offset, cut=cut)
 
     @staticmethod
-    async def _read_stream(resp: aiohttp.ClientResponse) -> GenerationResult:
+    async def _read_stream(resp: aiohttp.ClientResponse) -> tuple[GenerationResult, str | None]:
+        """The stream's result, and why it was cut if it was cut after delivering images.
+
+        An image event is a paid, valid URL: when the call times out or the connection breaks
+        after one arrived, the images received are the result (``finished`` False), to be
+        journaled and downloaded, not bought again. A cut before any image is a lost answer.
+        """
         decoder = SSEDecoder()
         acc = InterleaveAccumulator()
-        async for chunk in resp.content.iter_any():
-            for event in decoder.feed(chunk):
-                acc.add(event)
+        try:
+            async for chunk in resp.content.iter_any():
+                for event in decoder.feed(chunk):
+                    acc.add(event)
+        except (TimeoutError, asyncio.TimeoutError, aiohttp.ClientError, OSError) as exc:
+            try:
+                partial = acc.result()
+            except ApiError:
+                raise exc from None  # no image yet: a lost answer (mapped by the caller)
+            what = "timed out" if isinstance(exc, TimeoutError) else f"broke ({type(exc).__name__})"
+            return partial, f"the event stream {what} after {len(partial.image_urls)} image(s)"
         for event in decoder.close():
             acc.add(event)
-        return acc.result()
+        return acc.result(), None

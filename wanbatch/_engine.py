@@ -9,7 +9,8 @@ Stages (one task group, owned here and nowhere else)::
 
 A slow download never holds a generation slot. Stopping (fatal answer, first Ctrl-C, image
 cap) cancels only *waiting* (for a slot, a backoff, the next job); calls in flight finish and
-their images download. Aborting (second Ctrl-C) cancels everything; the journal is consistent
+their images download. Aborting (second Ctrl-C, or a journal that cannot be written) cancels
+everything, and counts the calls it abandons as possibly billed; the journal is consistent
 either way because each record is one whole line written synchronously.
 """
 
@@ -43,12 +44,14 @@ from wanbatch._download import Superseded, download_image
 from wanbatch._errors import (
     ApiError,
     BatchFatal,
+    ConnectFailed,
     DownloadError,
     IntegrityError,
     InvalidJobs,
     JobRejected,
     JournalError,
     OutputError,
+    ResponseLost,
     Throttled,
     TransportError,
     UrlExpired,
@@ -111,6 +114,12 @@ ARRIVAL_WINDOW_S = 300.0
 #: Jobs whose fresh URLs expired on arrival, with no fresh image saved between them, after
 #: which the run stops buying (what comes next would expire the same way).
 ARRIVAL_EXPIRIES_TO_STOP = 3
+#: Calls in a row that could not connect, with no call of this run having reached the service,
+#: after which the batch stops (a wrong base URL, no network): seconds, not minutes of retries.
+UNREACHABLE_AFTER = 3
+#: Calls whose answer was lost (each possibly billed) since the run's last successful call,
+#: after which the batch stops buying; twice the concurrency instead when that is more.
+LOST_ANSWERS_TO_STOP = 10
 
 
 class ExitCode(enum.IntEnum):
@@ -272,6 +281,16 @@ class BatchRun:
         self._expiries: dict[str, int] = {}
         #: Jobs whose fresh URLs expired on arrival since the last fresh image was saved.
         self._expired_on_arrival: set[str] = set()
+        # Calls in flight (call number -> monotonic start), answered calls' total time and
+        # count, and the streaks that stop a batch that cannot reach the service or keeps
+        # losing (possibly paid) answers.
+        self._in_flight: dict[int, float] = {}
+        self._call_numbers = itertools.count()
+        self._answered_s = 0.0
+        self._answered = 0
+        self._reached = False
+        self._connect_failures = 0
+        self._lost_since_success = 0
 
     # ----------------------------------------------------------------- control
     def subscribe(self, callback: EventCallback) -> None:
@@ -287,14 +306,49 @@ class BatchRun:
         if self._stop_reason is None:
             self._stop_reason = reason
             self._exit = exit_code or ExitCode.INTERRUPTED
-            self._emit(ev.RunStopping(reason))
+            now = time.monotonic()
+            starts = self._in_flight.values()
+            self._emit(
+                ev.RunStopping(
+                    reason,
+                    in_flight=len(starts),
+                    wait_s=max(0.0, max(starts) + self.config.call_timeout - now)
+                    if starts
+                    else None,
+                    typical_s=self._answered_s / self._answered if self._answered else None,
+                )
+            )
+        self._halt()
+
+    def _halt(self) -> None:
+        """No new call starts; every wait ends."""
         self._stopping.set()
         for scope in list(self._wait_scopes):
             scope.cancel()
 
     def abort(self) -> None:
-        """Cancel everything now (second Ctrl-C). The folder stays consistent and resumable."""
-        self.request_stop("aborted")
+        """Cancel everything now (second Ctrl-C). The folder stays consistent and resumable.
+
+        Calls in flight are abandoned: the service may still bill them, so each counts (and is
+        journaled) as possibly billed.
+        """
+        self._abort("aborted", ExitCode.INTERRUPTED)
+
+    def _abort(self, reason: str, exit_code: ExitCode) -> None:
+        abandoned = len(self._in_flight)
+        if abandoned:
+            calls = "1 call" if abandoned == 1 else f"{abandoned} calls"
+            reason += (
+                f"; {calls} in flight abandoned "
+                "(the service may still bill them: counted as possibly billed)"
+            )
+        if self._stop_reason not in (None, "interrupted"):
+            reason += f" (while stopping: {self._stop_reason})"
+        self._stop_reason = reason
+        if self._exit is None or exit_code is ExitCode.FATAL:
+            self._exit = exit_code
+        self._halt()
+        self._emit(ev.RunAborted(reason, abandoned))
         if self._abort_scope is not None:
             self._abort_scope.cancel()
 
@@ -653,6 +707,7 @@ class BatchRun:
     ) -> None:
         config = self.config
         last_error: ApiError | TransportError | None = None
+        billed_attempts = 0
         for attempt in range(1, config.max_attempts + 1):
             if self.stopping:
                 return
@@ -679,16 +734,24 @@ class BatchRun:
             if self.stopping:
                 self._pacer.release(token)
                 return
+            call = next(self._call_numbers)
+            self._in_flight[call] = time.monotonic()
             try:
                 try:
                     self.summary.calls += 1
                     self._emit(ev.CallStarted(job.id, attempt))
                     result = await client.generate(job.body, interleave=job.interleave)
+                except anyio.get_cancelled_exc_class():
+                    self._abandoned(journal, job, attempt)
+                    raise
                 finally:
+                    del self._in_flight[call]
                     self._pacer.release(token)
             except (ApiError, TransportError) as exc:
                 self._release(job.max_new_images)
                 last_error = exc
+                billed_attempts += isinstance(exc, TransportError) and exc.possibly_billed
+                transport_stop = self._note_failure(exc)
                 if isinstance(exc, Throttled):
                     self._pacer.on_throttle(exc.retry_after)
                     self.summary.throttled += 1
@@ -708,8 +771,11 @@ class BatchRun:
                 if isinstance(exc, JobRejected):
                     self._fail(journal, job, attempt, exc)
                     return
-                will_retry = attempt < config.max_attempts
+                will_retry = attempt < config.max_attempts and transport_stop is None
                 self._record_attempt(journal, job, attempt, exc, will_retry=will_retry)
+                if transport_stop is not None:
+                    self.request_stop(transport_stop, ExitCode.FATAL)
+                    return  # the job stays pending
                 if not will_retry:
                     break
                 self.summary.retries += 1
@@ -726,13 +792,89 @@ class BatchRun:
             self._release(job.max_new_images)
             if result.clock_offset is not None:  # the answer's Date header
                 self._clock_offset = result.clock_offset
-            self._accept(job, attempt, result.result, result.duration, journal, downloads)
+            self._reached, self._connect_failures, self._lost_since_success = True, 0, 0
+            self._answered_s += result.duration
+            self._answered += 1
+            self._accept(
+                job, attempt, result.result, result.duration, journal, downloads, cut=result.cut
+            )
             # Back-pressure: when downloads fall behind, calls wait (outside their slot), so
             # the queue, and memory, stay bounded however fast the service answers.
             await downloads.wait_below(self._download_backlog)
             return
         assert last_error is not None
-        self._fail(journal, job, config.max_attempts, last_error, gave_up=True)
+        if isinstance(last_error, ConnectFailed):
+            # Never sent, so never billed, and not this job's fault: every job would fail the
+            # same way. The job stays pending (a later run calls it without --retry-failed).
+            self.request_stop(self._unreachable(last_error, attempts=attempt), ExitCode.FATAL)
+            return
+        # Attempts that lost their answer may each have been billed. Failing the job for good
+        # keeps the money bounded across runs too: a script that runs the batch again until it
+        # succeeds does not buy this job again and again; --retry-failed does, by choice. (A lost
+        # answer common to all jobs, e.g. a too short --timeout, stops the batch before this:
+        # see _note_failure.)
+        self._fail(
+            journal, job, config.max_attempts, last_error, gave_up=True, billed=billed_attempts
+        )
+
+    def _unreachable(self, exc: ConnectFailed, *, attempts: int = 0) -> str:
+        where = self.config.base_url
+        if attempts:
+            return (
+                f"cannot reach the service at {where}: {attempts} attempts of one job failed to "
+                f"connect (last: {exc.message}); nothing was sent for them, nothing billed. The "
+                "jobs not done stay pending: run the same command again once it is reachable"
+            )
+        return (
+            f"cannot reach the service at {where}: {exc.message}; no call of this run reached it "
+            "(nothing sent, nothing billed). Check --base-url / --region (or "
+            "DASHSCOPE_HTTP_BASE_URL) and the network; the jobs stay pending: run the same "
+            "command again"
+        )
+
+    def _note_failure(self, exc: ApiError | TransportError) -> str | None:
+        """Follow the streaks of failed calls; return why the batch must stop, if it must.
+
+        A call that cannot connect was never sent: when no call of this run reached the service,
+        a few in a row mean a wrong URL or no network, and retrying every job cannot help. A lost
+        answer may have been billed: when many are lost since the last success (a too short
+        timeout, a network that cuts long calls), buying on would pay for answers never seen.
+        """
+        if isinstance(exc, ConnectFailed):
+            self._connect_failures += 1
+            if not self._reached and self._connect_failures >= UNREACHABLE_AFTER:
+                return self._unreachable(exc)
+            return None
+        self._reached, self._connect_failures = True, 0
+        if isinstance(exc, ResponseLost):
+            self._lost_since_success += 1
+            limit = max(LOST_ANSWERS_TO_STOP, 2 * self.config.concurrency)
+            if self._lost_since_success >= limit:
+                return (
+                    f"{self._lost_since_success} calls lost their answer since the last "
+                    f"successful one (last: {exc.message}); each may have been billed, so no "
+                    f"more are bought. Check --timeout ({self.config.call_timeout:g} s; a call "
+                    "can take minutes) and the network; the jobs stay pending: run again"
+                )
+        return None
+
+    def _abandoned(self, journal: Journal, job: PlannedJob, attempt: int) -> None:
+        """A call in flight was cancelled (abort): the service may still bill it."""
+        self.summary.possibly_billed += 1
+        # Straight to the journal: this runs while being cancelled; a failed write changes
+        # nothing more (the run is ending, and the summary counts it).
+        with contextlib.suppress(OutputError):
+            journal.append(
+                "attempt",
+                id=job.id,
+                attempt=attempt,
+                code="Abandoned",
+                status=None,
+                message="the run was aborted while the call was in flight",
+                request_id=None,
+                possibly_billed=True,
+                retry=True,
+            )
 
     def _record_attempt(
         self,
@@ -769,15 +911,20 @@ class BatchRun:
         exc: ApiError | TransportError | DownloadError,
         *,
         gave_up: bool = False,
+        billed: int = 0,
     ) -> None:
+        # Possibly billed calls were counted once, by _record_attempt, as they failed.
         if isinstance(exc, (ApiError, TransportError)):
             code, status, message, request_id = _error_fields(exc)
-            if isinstance(exc, TransportError) and exc.possibly_billed:
-                self.summary.possibly_billed += 1
         else:
             code, status, message, request_id = type(exc).__name__, None, str(exc), None
         if gave_up:
             message = f"gave up after {attempt} attempts; last error: {message}"
+        if billed:
+            message += (
+                f" ({billed} of the attempts may have been billed; run with --retry-failed to "
+                "try again)"
+            )
         self._journal(
             journal,
             "failed",
@@ -794,14 +941,16 @@ class BatchRun:
         self._emit(ev.JobFailed(job.id, code, message))
 
     def _journal(self, journal: Journal, event: str, **fields: Any) -> None:
-        """Append a record; on a write error stop the run and raise OutputError.
+        """Append a record; on a write error abort the run and raise OutputError.
 
-        Workers catch that OutputError and end quietly: the stop reason carries the message.
+        Once a record cannot be written no later one can (the journal keeps what it has), so
+        nothing is waited for: a call in flight would come back paid and unrecorded. Workers
+        catch that OutputError and end quietly: the stop reason carries the message.
         """
         try:
             journal.append(event, **fields)
         except OutputError as exc:
-            self.request_stop(str(exc), ExitCode.FATAL)
+            self._abort(str(exc), ExitCode.FATAL)
             raise
 
     def _accept(
@@ -812,28 +961,37 @@ class BatchRun:
         duration: float,
         journal: Journal,
         downloads: _DownloadQueue,
+        *,
+        cut: str | None = None,
     ) -> None:
         urls: tuple[str, ...] = tuple(result.image_urls)
         images = [{"url": u, "expires": parse_expiry(u)} for u in urls]
         usage = dict(result.usage or {})
-        self._journal(
-            journal,
-            "generated",
-            id=job.id,
-            fp=job.fingerprint,
-            line=line_hash(job.source, self._salt),
-            attempt=attempt,
-            request_id=result.request_id,
-            images=images,
-            texts=list(result.texts),
-            usage=usage,
-            prompt=job.prompt,
-            seed=_seed(job),
-            size=usage.get("size"),
-            meta=job.meta,
-            duration=round(duration, 3),
-            clock_offset=round(self._clock_offset),
-        )
+        try:
+            self._journal(
+                journal,
+                "generated",
+                id=job.id,
+                fp=job.fingerprint,
+                line=line_hash(job.source, self._salt),
+                attempt=attempt,
+                request_id=result.request_id,
+                images=images,
+                texts=list(result.texts),
+                usage=usage,
+                prompt=job.prompt,
+                seed=_seed(job),
+                size=usage.get("size"),
+                meta=job.meta,
+                duration=round(duration, 3),
+                clock_offset=round(self._clock_offset),
+                **({"cut": cut} if cut else {}),
+            )
+        except OutputError as exc:
+            # A paid answer that cannot be written down is lost: a later run buys it again.
+            self.summary.possibly_billed += 1
+            self._emit(ev.CallFailed(job.id, attempt, "JournalWriteFailed", str(exc), False, True))
+            raise
         self._images_bought += len(urls)
         self.summary.calls_succeeded += 1
         self.summary.images_generated_this_run += len(urls)
@@ -1113,6 +1271,13 @@ def _error_fields(exc: ApiError | TransportError) -> tuple[str, int | None, str,
     return type(exc).__name__, None, exc.message, None
 
 
+#: Signals that stop a run: Ctrl-C, kill, and a closed terminal or dropped ssh session (SIGHUP,
+#: which would otherwise end the process without a drain).
+_STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
 async def run_batch(
     jobs: str | Path,
     out: str | Path,
@@ -1130,7 +1295,7 @@ async def run_batch(
         config: run settings (API key, base URL, concurrency, defaults, ...).
         on_event: called with every :mod:`wanbatch` event (progress, logging).
         dry_run: validate and plan only; nothing is sent.
-        handle_signals: first SIGINT/SIGTERM stops new calls, a second aborts (for CLIs).
+        handle_signals: a first SIGINT/SIGTERM/SIGHUP stops new calls, a second aborts (CLIs).
 
     Returns:
         The :class:`RunSummary` (also written to ``out/summary.json``).
@@ -1143,7 +1308,7 @@ async def run_batch(
     async with anyio.create_task_group() as tg:
 
         async def watch() -> None:
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            with anyio.open_signal_receiver(*_STOP_SIGNALS) as signals:
                 async for _ in signals:
                     if run.stopping:
                         run.abort()

@@ -16,6 +16,7 @@ __all__ = [
     "ImageSaved",
     "JobDone",
     "JobFailed",
+    "RunAborted",
     "RunPlanned",
     "RunStopping",
     "Throttled",
@@ -113,9 +114,29 @@ class JobFailed:
 
 @dataclass(frozen=True, slots=True)
 class RunStopping:
-    """No new calls will start: fatal answer, interrupt, or the image cap was reached."""
+    """No new calls will start: fatal answer, interrupt, or the image cap was reached.
+
+    The run waits for the ``in_flight`` calls (and their images' downloads): at most
+    ``wait_s`` more seconds (the call timeout), typically ``typical_s`` a call (the mean of this
+    run's answered calls; ``None`` before the first answer).
+    """
 
     reason: str
+    in_flight: int = 0
+    wait_s: float | None = None
+    typical_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunAborted:
+    """Everything in progress was cancelled (a second Ctrl-C, or the journal cannot be written).
+
+    The ``abandoned`` calls in flight may still be billed by the service; each is counted (and
+    journaled, when the journal can still be written) as possibly billed.
+    """
+
+    reason: str
+    abandoned: int
 
 
 Event = (
@@ -129,4 +150,5 @@ Event = (
     | JobDone
     | JobFailed
     | RunStopping
+    | RunAborted
 )

@@ -67,7 +67,16 @@ class ProgressBar:
         self.pause: tuple[float, float] | None = None
 
     def __call__(self, event: ev.Event) -> None:
-        """Handle one engine event."""
+        """Handle one engine event; a terminal that is gone (hung up: EIO) silences the bar,
+        so that a closed terminal stops the run by its SIGHUP drain, not by a write error."""
+        try:
+            self._handle(event)
+        except OSError:
+            if self._bar is not None:
+                self._bar.disable = True  # its close() and finalizer write nothing now
+            self._bar, self._enabled = None, False
+
+    def _handle(self, event: ev.Event) -> None:
         if isinstance(event, ev.RunPlanned):
             self.price = event.price
             print(plan_line(event), file=self._stream, flush=True)
@@ -97,9 +106,22 @@ class ProgressBar:
             self.limit = event.limit
             if event.retry_after:
                 self.pause = (event.retry_after, time.monotonic() + event.retry_after)
-        elif isinstance(event, ev.RunStopping) and self._bar is not None:
-            self._bar.write(f"wanbatch: stopping: {event.reason}", file=self._stream)
+        elif isinstance(event, ev.RunStopping):
+            if self._bar is not None or event.in_flight or event.reason == "interrupted":
+                self._say(_stopping_text(event))  # else the summary's "stopped:" line says it
+        elif isinstance(event, ev.RunAborted):
+            reason = event.reason
+            self._say(
+                f"wanbatch: {reason if reason.startswith('aborted') else 'aborting: ' + reason}"
+            )
         self._refresh()
+
+    def _say(self, text: str) -> None:
+        """A line for the user now (above the bar, or plain when there is no bar)."""
+        if self._bar is not None:
+            self._bar.write(text, file=self._stream)
+        else:
+            print(text, file=self._stream, flush=True)
 
     def _advance(self) -> None:
         if self._bar is not None:
@@ -131,6 +153,24 @@ class ProgressBar:
             self._bar = None
 
 
+def _stopping_text(event: ev.RunStopping) -> str:
+    """What the first Ctrl-C (or any stop) waits for, and what a second one would do."""
+    text = f"wanbatch: stopping: {event.reason}; no new call starts"
+    if not event.in_flight:
+        return text + "; finishing the downloads in progress (Ctrl-C again stops at once)"
+    calls = "1 call" if event.in_flight == 1 else f"{event.in_flight} calls"
+    how_long = []
+    if event.wait_s is not None:
+        how_long.append(f"at most {event.wait_s:.0f} s more")
+    if event.typical_s is not None:
+        how_long.append(f"calls took {event.typical_s:.0f} s on average so far")
+    when = f" ({'; '.join(how_long)})" if how_long else ""
+    return (
+        f"{text}; waiting for {calls} in flight{when} and their downloads. Ctrl-C again "
+        "abandons them: the service may still bill them (counted as possibly billed)"
+    )
+
+
 def format_summary(summary: RunSummary, out_dir: str, *, price: float | None = None) -> str:
     """The human summary printed at the end of ``wanbatch run`` (``price``: CNY an image)."""
     s = summary
@@ -160,11 +200,9 @@ def format_summary(summary: RunSummary, out_dir: str, *, price: float | None = N
         )
     else:
         spent = f"  bought: {plural(s.images_generated_this_run, 'image')}"
-    if s.possibly_billed:
-        spent += (
-            f"; besides, {plural(s.possibly_billed, 'failed call')} possibly billed "
-            "(sent before failing)"
-        )
+    # Always shown, 0 too: after trouble, "nothing else may have cost" is worth saying.
+    calls = "failed call" if s.possibly_billed == 1 else "failed calls"
+    spent += f"; besides, {s.possibly_billed} possibly billed ({calls} sent before failing)"
     lines.append(spent)
     if s.urls_expired:
         lines.append(

@@ -100,7 +100,7 @@ async def test_transport_errors_do_not_carry_the_key(tmp_path: Path) -> None:
     jobs = write_jobs(tmp_path / "jobs.jsonl", [{"id": "x", "prompt": "no server"}])
     out = tmp_path / "out"
     summary = await run_batch(jobs, out, _config("http://127.0.0.1:9/api/v1"))
-    assert summary.exit_code == ExitCode.JOBS_FAILED
+    assert summary.exit_code == ExitCode.FATAL  # unreachable: stopped, the job stays pending
     _assert_no_canary("the summary", repr(summary))
     _assert_folder_clean(out)
 

@@ -234,7 +234,7 @@ def test_final_lines_count_possibly_billed_calls(billed: int) -> None:
     text = format_summary(summary, "out", price=0.2)
     noun = "failed call" if billed == 1 else "failed calls"
     assert "spent: 0.00 CNY for 0 images (0.2 CNY an image); besides, " in text
-    assert f"besides, {billed} {noun} possibly billed (sent before failing)" in text
+    assert f"besides, {billed} possibly billed ({noun} sent before failing)" in text
 
 
 @pytest.mark.anyio

@@ -317,12 +317,31 @@ async def _stream(
             await response.write(
                 sse_frame(number, stream_event(request_id, chunk, last=last, final_usage=final))
             )
+            cut = state.config.cut_stream_after_image
+            if images and cut is not None and not last:
+                state.counters.outcome(f"cut_{cut}")
+                if cut == "reset":
+                    _abort_connection(request)
+                    return response
+                await _stall(request)
+                return response
         await response.write_eof()
     except (ConnectionError, RuntimeError):
         state.counters.outcome("client_disconnected")
         return response
     state.succeeded()
     return response
+
+
+async def _stall(request: web.Request, limit: float = 600.0) -> None:
+    """Send nothing more until the client closes the connection (or ``limit`` seconds pass)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + limit
+    while loop.time() < end:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            return
+        await asyncio.sleep(0.05)
 
 
 # --- async task API --------------------------------------------------------------------------

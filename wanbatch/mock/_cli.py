@@ -242,6 +242,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="P",
         help="for each call with probability P (default 1)",
     )
+    add(
+        "--cut-stream-after-image",
+        choices=("reset", "stall"),
+        help="cut interleaved streams after their first image event (the image is billed; "
+        "default: never)",
+    )
     return parser
 
 

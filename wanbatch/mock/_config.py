@@ -8,7 +8,7 @@ kept out of ``repr``; no answer and no ``public_dict`` shows it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -88,6 +88,9 @@ class MockConfig(BaseModel):
     clock_offset: float = 0.0
     #: An error to answer instead (see :class:`ForcedError`); ``None`` = off.
     force_error: ForcedError | None = None
+    #: Cut every interleaved stream right after its first image event: ``"reset"`` drops the
+    #: connection, ``"stall"`` sends nothing more until the client gives up. The image is billed.
+    cut_stream_after_image: Literal["reset", "stall"] | None = None
 
     @field_validator("image_size")
     @classmethod
