@@ -28,6 +28,7 @@ import enum
 import hashlib
 import heapq
 import json
+import math
 import re
 from array import array
 from bisect import bisect_left
@@ -582,16 +583,15 @@ def _is_count(value: object, limit: int = COUNT_LIMIT) -> bool:
     return type(value) is int and 0 <= value < limit
 
 
-#: Expiry times read back are Unix seconds in ``[0, 2**53)`` (exact as floats).
-EXPIRY_LIMIT = 1 << 53
-
-
 def _expiry(value: object) -> float | None:
-    """An image's ``expires``: None (unknown) or Unix seconds in range, else ValueError."""
+    """An image's ``expires``: None (unknown) or finite Unix seconds >= 0 (all that
+    :func:`wanbatch._urls.parse_expiry` gives), else ValueError."""
     if value is None:
         return None
-    if (type(value) is int or type(value) is float) and 0 <= value < EXPIRY_LIMIT:
-        return float(value)  # NaN and the infinities fail the comparison
+    if type(value) is int and 0 <= value < 1 << 1023:  # converts to a finite float
+        return float(value)
+    if type(value) is float and 0 <= value < math.inf:  # NaN fails the comparison
+        return value
     raise ValueError("expires: not Unix seconds")
 
 

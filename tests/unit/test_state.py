@@ -219,7 +219,8 @@ def test_done_jobs_sorted_in_runs_when_large(monkeypatch: pytest.MonkeyPatch) ->
         {"event": "generated", "id": "b", "images": [{"url": "u", "expires": 10**400}]},
         {"event": "generated", "id": "b", "images": [{"url": "u", "expires": "2000"}]},
         {"event": "generated", "id": "b", "images": [{"url": "u", "expires": -1}]},
-        {"event": "generated", "id": "b", "images": [{"url": "u", "expires": 1e308}]},
+        {"event": "generated", "id": "b", "images": [{"url": "u", "expires": float("inf")}]},
+        {"event": "generated", "id": "b", "images": [{"url": "u", "expires": float("nan")}]},
         {"event": "generated", "id": "b", "images": [{"url": "u"}] * 16},
         {"event": "generated", "id": "b", "images": [], "line": 2**40},
         {"event": "generated", "id": "b", "images": [], "fp": 5},
@@ -249,3 +250,12 @@ def test_a_field_the_fold_does_not_read_never_drops_a_paid_generation() -> None:
 def test_a_line_nested_past_the_parsers_depth_is_damaged() -> None:
     state = replay([generated("a", n=1), "[" * 100_000 + "]" * 100_000, saved("a", 0)])
     assert state.damaged == [2] and state.job("a").status is Status.DONE
+
+
+def test_every_expiry_a_url_can_give_is_folded() -> None:
+    from wanbatch._urls import parse_expiry
+
+    for url in ("http://h/a.png?Expires=0", "http://h/a.png?Expires=1e300", "http://h/a?x=1"):
+        images = [{"url": url, "expires": parse_expiry(url)}]
+        state = replay([rec("generated", id="a", images=images)])
+        assert state.damaged == [] and state.job("a").status is Status.GENERATED, url
