@@ -39,6 +39,7 @@ from typing import Any
 from wanbatch._errors import JournalError
 
 __all__ = [
+    "COUNT_LIMIT",
     "EXPIRY_MARGIN_S",
     "JOURNAL_VERSION",
     "Action",
@@ -55,6 +56,8 @@ __all__ = [
 ]
 
 JOURNAL_VERSION = 1
+#: A record's ``"v"`` at or above this is damage, not a newer format: such a line is skipped.
+VERSION_LIMIT = 1000
 #: A result URL that expires within this many seconds counts as expired on resume.
 EXPIRY_MARGIN_S = 60.0
 #: The most images one record may list: a call returns at most 5, and a packed done job
@@ -706,6 +709,9 @@ def replay(
             state.damaged.append(lineno)
             continue
         version = record.get("v", JOURNAL_VERSION)
+        if isinstance(version, int) and version >= VERSION_LIMIT:
+            state.damaged.append(lineno)  # damage (a huge number), not a format to come
+            continue
         if isinstance(version, int) and version > JOURNAL_VERSION:
             raise JournalError(
                 f"journal line {lineno} is format v{version}, written by a newer wanbatch "

@@ -91,6 +91,11 @@ def test_newer_format_is_a_clear_error() -> None:
         replay([rec("run"), json.dumps({"v": 99, "event": "run"})])
 
 
+def test_a_huge_format_version_is_damage_not_a_newer_format() -> None:
+    state = replay([rec("run"), json.dumps({"v": 10**30, "event": "run"}), generated("a")])
+    assert state.damaged == [2] and state.runs == 1 and state.job("a") is not None
+
+
 def test_attempt_records_count_throttles_and_possibly_billed() -> None:
     state = replay(
         [
