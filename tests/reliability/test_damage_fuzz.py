@@ -27,7 +27,9 @@ import pytest
 
 from tests.conftest import write_jobs
 from wanbatch import BatchConfig, ExitCode, JournalError, Secret, run_batch
+from wanbatch._cachefile import read_verified, write_verified
 from wanbatch._journal import read_journal
+from wanbatch._state import VERSION_LIMIT
 from wanbatch.mock import MockConfig, serve_in_thread
 
 DONE, PENDING = 24, 3  # jobs done in the base folder; jobs generated but not saved
@@ -164,8 +166,6 @@ def _damage_journal(path: Path, kind: str, rng: random.Random) -> None:
 
 def _damage_cache(path: Path, kind: str, rng: random.Random) -> None:
     if kind.endswith("_signed"):  # the checksum made valid again: only sense checks remain
-        from wanbatch._cachefile import read_verified, write_verified
-
         read = read_verified(path, CACHES[path.name])
         assert read is not None
         header, arrays = read
@@ -205,7 +205,11 @@ def _newer_format_record(journal: Path) -> bool:
             record = json.loads(line)
         except (ValueError, RecursionError):
             continue
-        if isinstance(record, dict) and type(record.get("v")) is int and record["v"] > 1:
+        if (
+            isinstance(record, dict)
+            and type(record.get("v")) is int
+            and 1 < record["v"] < VERSION_LIMIT
+        ):
             return True
     return False
 
