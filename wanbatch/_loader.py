@@ -325,6 +325,28 @@ class DonePrefix:
     first: array[int]
 
 
+#: Line numbers are kept in 4-byte arrays; offsets and counts read back stay below 2**63.
+_LINE_LIMIT = 1 << 32
+_SIZE_LIMIT = 1 << 63
+
+
+def check_prefix(prefix: DonePrefix) -> DonePrefix:
+    """``prefix`` (as read back from its cache file) if its fields have their types and
+    ranges, else ValueError: a damaged file must not make a resume start at a wrong line."""
+    text = (prefix.source, prefix.salt, prefix.digest)
+    if not all(isinstance(value, str) for value in text):
+        raise ValueError("source, salt or digest is not text")
+    counts = (prefix.size, prefix.next_line, prefix.jobs)
+    if not all(type(value) is int for value in counts):
+        raise ValueError("size, next_line or jobs is not an integer")
+    # Each done job is a line of at least one byte, and the first line is line 1.
+    if not (0 < prefix.jobs < prefix.next_line < _LINE_LIMIT and prefix.jobs <= prefix.size):
+        raise ValueError("jobs, next_line or size out of range")
+    if prefix.size >= _SIZE_LIMIT or prefix.jobs > len(prefix.first):
+        raise ValueError("size or jobs out of range")
+    return prefix
+
+
 def _salt_digest(salt: str) -> str:
     return hashlib.blake2b(salt.encode(), digest_size=16).hexdigest()
 

@@ -35,6 +35,7 @@ import enum
 import hashlib
 import heapq
 import json
+import math
 import re
 from array import array
 from bisect import bisect_left
@@ -45,6 +46,7 @@ from typing import Any
 from wanbatch._errors import JournalError, is_throttle
 
 __all__ = [
+    "COUNT_LIMIT",
     "EXPIRY_MARGIN_S",
     "JOURNAL_VERSION",
     "MAX_REGENERATIONS",
@@ -59,9 +61,12 @@ __all__ = [
     "line_hash",
     "plan_job",
     "replay",
+    "well_formed",
 ]
 
 JOURNAL_VERSION = 1
+#: A record's ``"v"`` at or above this is damage, not a newer format: such a line is skipped.
+VERSION_LIMIT = 1000
 #: A result URL that expires within this many seconds counts as expired on resume.
 EXPIRY_MARGIN_S = 60.0
 #: A job whose result URLs expired before its images were saved is generated again at most this
@@ -71,6 +76,12 @@ MAX_REGENERATIONS = 2
 CLOCK_SKEW_S = 300.0
 #: Offsets beyond this (about 30 years) are damage, not a clock: ignored.
 _MAX_CLOCK_OFFSET_S = 1e9
+#: The most images one record may list: a call returns at most 5, and a packed done job
+#: (:class:`DoneJobs`) keeps its image count in 4 bits. A record listing more is damaged.
+MAX_RECORD_IMAGES = 15
+#: Counts and line numbers read back from a journal or a snapshot are below this: a damaged
+#: file may hold any number, and none may make a shift, an array or a float blow up.
+COUNT_LIMIT = 1 << 63
 
 
 class Status(enum.Enum):
@@ -118,17 +129,32 @@ class JobState:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> JobState:
-        """Rebuild from :meth:`to_json` output."""
+        """Rebuild from :meth:`to_json` output; ValueError when a field has the wrong type or
+        is out of range."""
+        if not isinstance(data, Mapping):
+            raise ValueError("a job is not an object")
         job = cls()
-        job.status = Status(data["status"]) if data["status"] else None
-        job.fp = str(data["fp"])
-        job.line = int(data.get("line", 0))
-        job.gen_line = int(data["gen_line"])
-        job.images = tuple((str(u), _float_or_none(e)) for u, e in data["images"])
-        job.saved = int(data["saved"])
+        job.status = Status(data["status"]) if data["status"] is not None else None
+        job.fp = _checked(data["fp"], str, "fp")
+        job.line = _count(data.get("line", 0), "line", 1 << 32)
+        job.gen_line = _count(data["gen_line"], "gen_line")
+        images = data["images"]
+        if not isinstance(images, list) or len(images) > MAX_RECORD_IMAGES:
+            raise ValueError("images: not a short list")
+        pairs = []
+        for pair in images:
+            if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)):
+                raise ValueError("images: not [url, expires] pairs")
+            pairs.append((pair[0], _expiry(pair[1])))
+        job.images = tuple(pairs)
+        job.saved = _count(data["saved"], "saved", 1 << len(job.images))
         failure = data["failure"]
-        job.failure = (str(failure[0]), str(failure[1]), int(failure[2])) if failure else None
-        job.expiries = int(data.get("expiries", 0))
+        if failure is not None:
+            if not (isinstance(failure, list) and len(failure) == 3):
+                raise ValueError("failure: not [code, message, line]")
+            code, message = _checked(failure[0], str, "code"), _checked(failure[1], str, "message")
+            job.failure = (code, message, _count(failure[2], "failure line"))
+        job.expiries = _count(data.get("expiries", 0), "expiries")
         return job
 
     def pending_images(self) -> list[tuple[int, str, float | None]]:
@@ -413,7 +439,13 @@ class RunState:
     source: str | None = None
 
     def apply(self, record: Mapping[str, Any], lineno: int) -> None:
-        """Fold one journal record into the state (the transition table of the module doc)."""
+        """Fold one journal record into the state (the transition table of the module doc).
+
+        A record that is not :func:`well_formed` is only listed in ``damaged``.
+        """
+        if not well_formed(record):
+            self.damaged.append(lineno)
+            return
         event = record.get("event")
         if event == "run":
             self.runs += 1
@@ -505,12 +537,41 @@ class RunState:
 
     @classmethod
     def from_snapshot(cls, header: Mapping[str, Any], done: DoneJobs) -> RunState:
-        """Rebuild what :meth:`snapshot` gave (raises KeyError/TypeError/ValueError if bad)."""
+        """Rebuild what :meth:`snapshot` gave.
+
+        Raises KeyError/ValueError when a field is missing, of the wrong type or out of range
+        (a snapshot is a cache: its reader then replays the journal instead).
+        """
+        if not isinstance(header, Mapping):
+            raise ValueError("the state is not an object")
         state = cls(done=done)
         for name in cls._TOTALS:
-            setattr(state, name, header[name])
-        state.damaged = list(state.damaged)
-        state.jobs = {str(k): JobState.from_json(v) for k, v in header["jobs"].items()}
+            value = header[name]
+            if name in ("jobs_file", "stop_reason"):
+                value = _checked(value, (str, type(None)), name)
+            elif name == "run_ended":
+                if type(value) is not bool:
+                    raise ValueError(f"{name}: wrong type")
+            elif name == "clock_offset":
+                offset = _float_or_none(value)
+                if offset is None or not abs(offset) <= _MAX_CLOCK_OFFSET_S:
+                    raise ValueError(f"{name}: not a plausible offset")
+                value = offset
+            elif name == "damaged":
+                value = [_count(n, name) for n in _checked(value, list, name)]
+            else:
+                value = _count(value, name)
+            setattr(state, name, value)
+        jobs = _checked(header["jobs"], dict, "jobs")
+        state.jobs = {_checked(k, str, "a job id"): JobState.from_json(v) for k, v in jobs.items()}
+        # Every job and damaged line is a line of the journal the snapshot folds.
+        lines = state.lines
+        if len(done) + len(state.jobs) > lines or any(n > lines for n in state.damaged):
+            raise ValueError("more jobs or damaged lines than journal lines")
+        if any(job.gen_line > lines for job in state.jobs.values()):
+            raise ValueError("a generation line past the journal's end")
+        if any(job.status in (None, Status.DONE) for job in state.jobs.values()):
+            raise ValueError("a job not done with no state, or done")  # done ones are packed
         return state
 
     def _finish(self, job_id: str, job: JobState) -> None:
@@ -559,6 +620,77 @@ def _float_or_none(value: object) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     return None
+
+
+def _checked(value: Any, kind: type | tuple[type, ...], name: str) -> Any:
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ValueError(f"{name}: wrong type")
+    return value
+
+
+def _count(value: object, name: str, limit: int = COUNT_LIMIT) -> int:
+    """``value`` if it is an int in ``[0, limit)`` (not a bool, not a float), else ValueError."""
+    if type(value) is not int or not 0 <= value < limit:
+        raise ValueError(f"{name}: not a count below {limit}")
+    return value
+
+
+def _is_count(value: object, limit: int = COUNT_LIMIT) -> bool:
+    return type(value) is int and 0 <= value < limit
+
+
+def _expiry(value: object) -> float | None:
+    """An image's ``expires``: None (unknown) or finite Unix seconds >= 0 (all that
+    :func:`wanbatch._urls.parse_expiry` gives), else ValueError."""
+    if value is None:
+        return None
+    if type(value) is int and 0 <= value < 1 << 1023:  # converts to a finite float
+        return float(value)
+    if type(value) is float and 0 <= value < math.inf:  # NaN fails the comparison
+        return value
+    raise ValueError("expires: not Unix seconds")
+
+
+def _expiry_ok(value: object) -> bool:
+    try:
+        _expiry(value)
+    except ValueError:
+        return False
+    return True
+
+
+def well_formed(record: Mapping[str, Any]) -> bool:
+    """Whether a journal record's fields that the fold reads have their types and ranges.
+
+    A record that fails is damaged (skipped, listed in :attr:`RunState.damaged`): a flipped bit
+    or a hand edit must never crash a resume or make it allocate by a number it read. Fields the
+    fold does not read are not looked at, so a ``generated`` record whose URLs are intact keeps
+    them (they were paid for) whatever its other fields hold.
+    """
+    event = record.get("event")
+    if event == "run":
+        return isinstance(record.get("jobs_file"), (str, type(None)))
+    if event == "end":
+        return isinstance(record.get("stopped"), (str, type(None)))
+    if not isinstance(record.get("id"), str):
+        return False
+    if event == "generated":
+        images, line = record.get("images"), record.get("line")
+        return (
+            isinstance(images, list)
+            and len(images) <= MAX_RECORD_IMAGES
+            and all(
+                isinstance(i, dict)
+                and isinstance(i.get("url"), str)
+                and _expiry_ok(i.get("expires"))
+                for i in images
+            )
+            and (line is None or _is_count(line, 1 << 32))
+            and isinstance(record.get("fp", ""), str)
+        )
+    if event == "saved" or (event == "expired" and "k" in record):
+        return _is_count(record.get("k"), MAX_RECORD_IMAGES)
+    return True
 
 
 #: How a job stood before a replay touched it: status, generation line, failure line (0: none).
@@ -625,13 +757,16 @@ def replay(
             continue
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
             state.damaged.append(lineno)
             continue
         if not isinstance(record, dict):
             state.damaged.append(lineno)
             continue
         version = record.get("v", JOURNAL_VERSION)
+        if isinstance(version, int) and version >= VERSION_LIMIT:
+            state.damaged.append(lineno)  # damage (a huge number), not a format to come
+            continue
         if isinstance(version, int) and version > JOURNAL_VERSION:
             raise JournalError(
                 f"journal line {lineno} is format v{version}, written by a newer wanbatch "
@@ -643,7 +778,7 @@ def replay(
                 touched.note(state, job_id)
         try:
             state.apply(record, lineno)
-        except (KeyError, TypeError, ValueError):
+        except (LookupError, TypeError, ValueError, ArithmeticError):
             state.damaged.append(lineno)
     return state
 

@@ -1,10 +1,12 @@
-"""Property tests: the job-line parser never crashes, a journal with garbage lines anywhere
-replays consistently. (The SSE decoder at every split offset and any chunking is covered in
-tests/unit/test_protocol_sse.py; clean journal prefixes in tests/unit/test_state.py.)"""
+"""Property tests: the job-line parser never crashes, a journal with garbage lines or wrong-typed
+fields anywhere replays consistently, a snapshot header with a wrong value is refused. (The SSE
+decoder at every split offset and any chunking is covered in tests/unit/test_protocol_sse.py;
+clean journal prefixes in tests/unit/test_state.py.)"""
 
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -14,10 +16,10 @@ from hypothesis import strategies as st
 
 from tests.unit.test_state import _consistent, journals
 from wanbatch._config import GenerationDefaults
-from wanbatch._errors import JobFileError
+from wanbatch._errors import JobFileError, JournalError
 from wanbatch._jobs import PlannedJob, parse_line
 from wanbatch._loader import iter_jobs
-from wanbatch._state import Status, replay
+from wanbatch._state import RunState, Status, plan_job, replay
 
 FIELDS = [
     "id", "prompt", "images", "negative_prompt", "size", "n", "seed", "prompt_extend",
@@ -95,3 +97,67 @@ def test_garbage_lines_anywhere_never_break_replay(base: list[str], data: st.Dat
         if job.status is Status.DONE:
             assert clean.job(job_id) is not None
     assert len(state.damaged) <= len(mixed)
+
+
+WRONG: list[Any] = ["x", [], {"a": 1}, None, True, 1.5, -1, 10**30, 10**400, 1e308, -1e308]
+WRONG += [float("inf"), float("nan"), 2**64]
+
+
+def _replace_somewhere(doc: Any, data: st.DataObject) -> Any:
+    """``doc`` with one value somewhere below its root replaced by a wrong or huge one."""
+    paths: list[tuple[Any, ...]] = []
+
+    def walk(value: Any, path: tuple[Any, ...]) -> None:
+        if isinstance(value, (dict, list)):
+            for key, child in value.items() if isinstance(value, dict) else enumerate(value):
+                paths.append((*path, key))
+                walk(child, (*path, key))
+
+    walk(doc, ())
+    if not paths:
+        return doc
+    path = data.draw(st.sampled_from(paths))
+    target = doc
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = data.draw(st.sampled_from(WRONG))
+    return doc
+
+
+@settings(max_examples=200, deadline=None)
+@given(journals(), st.data())
+def test_wrong_types_and_huge_numbers_in_any_field_never_break_replay(
+    base: list[str], data: st.DataObject
+) -> None:
+    mixed = list(base)
+    for _ in range(data.draw(st.integers(1, 3))):
+        i = data.draw(st.integers(0, len(mixed) - 1))
+        mixed[i] = json.dumps(_replace_somewhere(json.loads(mixed[i]), data), allow_nan=True)
+    try:
+        state = replay(mixed)
+    except JournalError as exc:  # only for a record claiming a newer format
+        assert "newer wanbatch" in str(exc)
+        return
+    for job_id in (f"job{j}" for j in range(5)):
+        job = state.job(job_id)
+        if job is not None:
+            _consistent(job)
+            plan_job(job, "f1", now=1_000.0, retry_failed=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(journals(), st.data())
+def test_a_snapshot_header_with_a_wrong_or_huge_value_is_refused_or_sane(
+    base: list[str], data: st.DataObject
+) -> None:
+    state = replay(base)
+    header = _replace_somewhere(json.loads(json.dumps(state.snapshot())), data)
+    try:
+        loaded = RunState.from_snapshot(header, state.done)
+    except (KeyError, ValueError):
+        return  # refused: the reader replays the journal instead
+    assert 0 <= loaded.lines < 2**63 and all(0 <= n <= loaded.lines for n in loaded.damaged)
+    for job in loaded.jobs.values():
+        assert job.status is not None and job.saved >> len(job.images) == 0
+        assert all(exp is None or 0 <= exp < math.inf for _, exp in job.images)
+        plan_job(job, "f1", now=1_000.0, retry_failed=False)

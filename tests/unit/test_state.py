@@ -160,6 +160,11 @@ def test_newer_format_is_a_clear_error() -> None:
         replay([rec("run"), json.dumps({"v": 99, "event": "run"})])
 
 
+def test_a_huge_format_version_is_damage_not_a_newer_format() -> None:
+    state = replay([rec("run"), json.dumps({"v": 10**30, "event": "run"}), generated("a")])
+    assert state.damaged == [2] and state.runs == 1 and state.job("a") is not None
+
+
 def test_attempt_records_count_throttles_and_possibly_billed() -> None:
     state = replay(
         [
@@ -272,3 +277,59 @@ def test_done_jobs_sorted_in_runs_when_large(monkeypatch: pytest.MonkeyPatch) ->
     assert len(done) == 100
     assert done.get("j42") == (0, 500, 2)
     assert all(done.get(f"j{i}") is not None for i in range(100))
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"event": "saved", "id": "a", "k": "x", "file": "f"},
+        {"event": "saved", "id": "a", "k": 10**30, "file": "f"},
+        {"event": "saved", "id": "a", "k": -1, "file": "f"},
+        {"event": "saved", "id": "a", "k": True, "file": "f"},
+        {"event": "saved", "id": "a", "k": 1e308, "file": "f"},
+        {"event": "expired", "id": "a", "k": "0"},
+        {"event": "generated", "id": "b", "images": 5},
+        {"event": "generated", "id": "b", "images": [{"url": 5, "expires": None}]},
+        {"event": "generated", "id": "b", "images": [{"url": "u", "expires": 10**400}]},
+        {"event": "generated", "id": "b", "images": [{"url": "u", "expires": "2000"}]},
+        {"event": "generated", "id": "b", "images": [{"url": "u", "expires": -1}]},
+        {"event": "generated", "id": "b", "images": [{"url": "u", "expires": float("inf")}]},
+        {"event": "generated", "id": "b", "images": [{"url": "u", "expires": float("nan")}]},
+        {"event": "generated", "id": "b", "images": [{"url": "u"}] * 16},
+        {"event": "generated", "id": "b", "images": [], "line": 2**40},
+        {"event": "generated", "id": "b", "images": [], "fp": 5},
+        {"event": "run", "jobs_file": ["x"]},
+        {"event": "failed", "id": 10**30},
+    ],
+)
+def test_a_record_with_a_wrong_type_or_a_number_out_of_range_is_damaged(
+    record: dict[str, object],
+) -> None:
+    lines = [generated("a", n=1), rec("run", jobs_file="j.jsonl"), json.dumps(record)]
+    state = replay(lines)
+    assert state.damaged == [3]
+    assert state.job("a").status is Status.GENERATED and state.job("b") is None
+    assert state.images_generated == 1 and state.runs == 1
+
+
+def test_a_field_the_fold_does_not_read_never_drops_a_paid_generation() -> None:
+    record = json.loads(generated("a", n=1))
+    record.update(attempt=1e308, usage="x", texts=5, request_id=[1], duration=10**400)
+    state = replay([json.dumps(record)])
+    assert state.damaged == [] and state.job("a").status is Status.GENERATED
+    plan = plan_job(state.job("a"), "f1", now=1_000.0, retry_failed=False)
+    assert plan.action is Action.DOWNLOAD
+
+
+def test_a_line_nested_past_the_parsers_depth_is_damaged() -> None:
+    state = replay([generated("a", n=1), "[" * 100_000 + "]" * 100_000, saved("a", 0)])
+    assert state.damaged == [2] and state.job("a").status is Status.DONE
+
+
+def test_every_expiry_a_url_can_give_is_folded() -> None:
+    from wanbatch._urls import parse_expiry
+
+    for url in ("http://h/a.png?Expires=0", "http://h/a.png?Expires=1e300", "http://h/a?x=1"):
+        images = [{"url": url, "expires": parse_expiry(url)}]
+        state = replay([rec("generated", id="a", images=images)])
+        assert state.damaged == [] and state.job("a").status is Status.GENERATED, url
