@@ -153,7 +153,7 @@ class ColumnKinds:
 
     :meth:`value` gives what a row holds for a column (coerced to the column's kind so far) and
     sets :attr:`rewrite` when a new value changes how the rows written before must read (the
-    caller then rewrites the file with :meth:`recoerce`).
+    caller then writes every row again, starting from the kinds now known).
     """
 
     __slots__ = ("kinds", "rewrite")
@@ -174,13 +174,6 @@ class ColumnKinds:
                 self.rewrite = True
             self.kinds[column] = new
         return value if _plain(new) else coerce(value, new)
-
-    def recoerce(self, row: dict[str, Any]) -> dict[str, Any]:
-        """A row written earlier, with every tracked column coerced to its kind now."""
-        for column, kind in self.kinds.items():
-            if column in row and not _plain(kind):
-                row[column] = coerce(row[column], kind)
-        return row
 
     @staticmethod
     def from_json(data: Any) -> ColumnKinds | None:

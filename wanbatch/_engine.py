@@ -60,6 +60,7 @@ from wanbatch._journal import Journal, read_journal, read_prefix, write_prefix, 
 from wanbatch._loader import (
     DonePrefix,
     ValidationReport,
+    first_problems,
     iter_jobs,
     scan_done_prefix,
     usable_prefix,
@@ -95,6 +96,8 @@ PLAN_KEYS = (
     "images_max",
     "regenerate",
 )
+#: Problems of the job file shown at the start of a run (validate lists them all).
+NOTES_SHOWN = 10
 #: Jobs read from the file per hop to the worker thread.
 CHUNK_JOBS = 256
 #: Downloads queued before the producer waits (bounds memory when resuming many).
@@ -126,7 +129,8 @@ class RunSummary:
     jobs_done: int = 0
     jobs_failed: int = 0
     jobs_pending: int = 0
-    skipped_invalid: int = 0
+    skipped_invalid: int = 0  #: invalid job lines skipped (``skip_invalid``)
+    validation_warnings: int = 0
     images_on_disk: int = 0
     images_generated_total: int = 0
     images_generated_this_run: int = 0
@@ -347,9 +351,12 @@ class BatchRun:
         counts["jobs"] += report.skipped_done
         counts["matched"] += report.skipped_done
         counts["done"] += report.skipped_done
-        if report.error_count and not self.config.skip_invalid:
+        if report.valid_jobs == 0 or (report.error_count and not self.config.skip_invalid):
+            # Nothing valid to run (no job at all, or every line invalid) is an error even
+            # with skip_invalid: a run that can buy nothing is a mistake.
             raise InvalidJobs(str(self.jobs_path), list(report.errors), report.error_count)
-        self.summary.skipped_invalid = report.error_count
+        self.summary.skipped_invalid = report.invalid_lines
+        self.summary.validation_warnings = report.warning_count
         return report
 
     def _prepare_out_dir(self) -> None:
@@ -385,6 +392,16 @@ class BatchRun:
         state = await anyio.to_thread.run_sync(read_journal, self.out_dir)
         counts = dict.fromkeys(PLAN_KEYS, 0)
         report = await anyio.to_thread.run_sync(self._validate, state, counts)
+        if report.error_count or report.warning_count:  # what was skipped, and the warnings
+            self._emit(
+                ev.ValidationNotes(
+                    str(self.jobs_path),
+                    report.warning_count,
+                    report.invalid_lines,
+                    report.error_count,
+                    tuple(first_problems(report, NOTES_SHOWN)),
+                )
+            )
         self.summary.jobs_total = report.valid_jobs
         self._work_starts_at = report.work_starts_at
         self.summary.plan = counts
@@ -526,6 +543,8 @@ class BatchRun:
                             except anyio.WouldBlock:
                                 with self._interruptible():
                                     await send.send(job)
+                        elif plan.action is Action.SKIP_DONE and not plan.changed:
+                            self._record_meta(state.job(job.id), job)
                         elif plan.action is Action.DOWNLOAD:
                             gen = self._new_generation(job.id, len(plan.downloads))
                             info = _saved_info_from_job(job, None, None)
@@ -552,6 +571,23 @@ class BatchRun:
             close = getattr(items, "close", None)
             if close is not None:
                 await anyio.to_thread.run_sync(close)
+
+    def _record_meta(self, job_state: JobState | None, job: PlannedJob) -> None:
+        """A done job whose line changed but not its request (its meta was edited, or only its
+        spelling): journal the line's meta and hash, so that metadata.jsonl shows the meta and
+        the next resume passes the line over unread. Nothing is bought."""
+        if job_state is None:
+            return
+        self._journal(
+            self._journal_file,
+            "meta",
+            id=job.id,
+            fp=job.fingerprint,
+            gen_line=job_state.gen_line,
+            images=job_state.saved.bit_count(),
+            line=line_hash(job.source, self._salt),
+            meta=job.meta,
+        )
 
     def _record_expired_on_resume(
         self, job_state: JobState | None, job: PlannedJob, now: float

@@ -730,13 +730,10 @@ class _Planner:
                 errors.append(JobFileError(self.path, lineno, field_name, str(exc)))
         if errors:
             return None, errors, warnings, job.id
-        if job.meta:
-            for i in self.meta_types.check(job.meta, lineno):
-                warnings.append(JobWarning(self.path, lineno, i.field, i.message))
         job_id, derived = job.id, False
         if job_id is None:
             job_id, derived = derive_job_id(job), True
-        checked = _Checked(job_id, derived, settings.interleave, settings.max_new_images)
+        checked = _Checked(job_id, derived, settings.interleave, settings.max_new_images, job.meta)
         return checked, [], warnings, None
 
 
@@ -762,6 +759,7 @@ class _Checked:
     id_derived: bool
     interleave: bool
     max_new_images: int
+    meta: dict[str, Any] | None
 
 
 # --------------------------------------------------------------------------- public API
@@ -917,6 +915,13 @@ def validate_file(
                 error(dup)
                 report.invalid_lines += 1
                 continue
+            if planned.meta:
+                for issue in planner.meta_types.check(planned.meta, lineno):
+                    report.warning_count += 1
+                    if len(report.warnings) < max_errors:
+                        report.warnings.append(
+                            JobWarning(spath, lineno, issue.field, issue.message)
+                        )
             report.valid_jobs += 1
             report.images += planned.max_new_images
             report.interleaved += planned.interleave

@@ -14,7 +14,7 @@ from tqdm import tqdm
 from wanbatch import _events as ev
 from wanbatch._engine import RunSummary
 
-__all__ = ["ProgressBar", "format_summary"]
+__all__ = ["ProgressBar", "format_summary", "format_validation_notes"]
 
 
 class ProgressBar:
@@ -32,6 +32,9 @@ class ProgressBar:
 
     def __call__(self, event: ev.Event) -> None:
         """Handle one engine event."""
+        if isinstance(event, ev.ValidationNotes):  # shown whether or not the bar is
+            self._stream.write(format_validation_notes(event) + "\n")
+            return
         if isinstance(event, ev.RunPlanned):
             if self._enabled:
                 self._bar = tqdm(
@@ -78,6 +81,26 @@ class ProgressBar:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def format_validation_notes(notes: ev.ValidationNotes) -> str:
+    """The job file's problems a run prints before it starts: the first few as ``wanbatch
+    validate`` prints them, then what was skipped and how many warnings there are."""
+    lines = list(notes.first)
+    more = notes.errors + notes.warnings - len(notes.first)
+    if more > 0:
+        lines.append(f"  ... and {more} more: `wanbatch validate {notes.path}` lists them all")
+    said = []
+    if notes.skipped_lines:
+        said.append(f"skipping {_count(notes.skipped_lines, 'invalid line')} (--skip-invalid)")
+    if notes.warnings:
+        said.append(_count(notes.warnings, "warning"))
+    lines.append(f"wanbatch: {notes.path}: {'; '.join(said)}")
+    return "\n".join(lines)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def format_summary(summary: RunSummary, out_dir: str) -> str:

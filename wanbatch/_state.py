@@ -20,6 +20,9 @@ Journal format v1 (one JSON object per line; ``v`` and ``ts`` on every record):
 - ``expired``: image ``k``'s URL expired before it was downloaded.
 - ``attempt``: one failed attempt that will be retried (``code``, ``status``, ``possibly_billed``).
 - ``failed``: the job failed for good (``code``, ``message``, ``status``, ``source``).
+- ``meta``: a done job's line changed but not its request (its ``meta`` was edited, or only its
+  spelling): ``fp``, ``gen_line``, ``images`` as its generation had them, the new line's
+  ``line`` hash and ``meta``. The job is done from this line now; ``metadata.jsonl`` shows it.
 """
 
 from __future__ import annotations
@@ -431,6 +434,15 @@ class RunState:
         elif event == "expired":
             if job is not None and job.status is Status.GENERATED:
                 job.status = Status.EXPIRED
+        elif event == "meta":
+            if job is None or job.status is Status.FAILED:  # done (a later generation wins)
+                self.done.add(
+                    job_id,
+                    str(record["fp"]),
+                    _count(record["gen_line"]),
+                    _count(record["images"]),
+                    _count(record["line"]),
+                )
         elif event == "failed":
             if job is None:
                 job = self.jobs[job_id] = JobState()
@@ -508,6 +520,13 @@ def _same_request(recorded: str, fingerprint: str) -> bool:
     if recorded.startswith("#"):  # a packed done job keeps 28 bits of it
         return int(recorded[1:], 16) == _short_fp(fingerprint)
     return recorded == fingerprint
+
+
+def _count(value: object) -> int:
+    """A non-negative integer field of a record (ValueError otherwise: a damaged record)."""
+    if type(value) is not int or value < 0:
+        raise ValueError(f"not a count: {value!r}")
+    return value
 
 
 def _float_or_none(value: object) -> float | None:
