@@ -299,7 +299,8 @@ def _lines(
         seen[0], seen[1] = lineno, offset  # this line's number and byte offset
         offset += len(raw)
         if len(raw) > MAX_LINE_BYTES and len(raw.rstrip(b"\r\n")) > MAX_LINE_BYTES:
-            size, whole = len(raw), raw.endswith(b"\n")
+            whole = raw.endswith(b"\n")
+            size = len(raw) - (len(raw) - len(raw.rstrip(b"\r\n")) if whole else 0)
             del raw
             yield lineno, _too_long(path, lineno, size, None if whole else fh)
             offset = fh.tell()
@@ -340,16 +341,20 @@ _READ_LIMIT = MAX_LINE_BYTES + 3
 def _too_long(path: str, lineno: int, size: int, rest: BinaryIO | None) -> JobFileError:
     """The error for a line over :data:`MAX_LINE_BYTES` whose first ``size`` bytes were read;
     reads the ``rest`` of it (if not None) to its end in 1 MiB blocks, keeping none."""
-    if rest is not None:
-        while block := rest.readline(1 << 20):
-            size += len(block)
-            if block.endswith(b"\n"):
+    if rest is not None:  # blocks and a search (readline() is slow on a line this long)
+        while block := rest.read(1 << 20):
+            end = block.find(b"\n")
+            if end >= 0:
+                size += end - (end > 0 and block[end - 1] == 13)  # the line break is not the line's
+                rest.seek(end + 1 - len(block), os.SEEK_CUR)  # the next line starts there
                 break
+            size += len(block)
+    human = f"{size / (1 << 30):.1f} GiB" if size >= 1000 << 20 else f"{size / (1 << 20):.1f} MiB"
     return JobFileError(
         path,
         lineno,
         "line",
-        f"is {size:,} bytes ({size / 1_048_576:,.0f} MiB); a job line may be at most "
+        f"is {size:,} bytes ({human}); a job line may be at most "
         f"{MAX_LINE_BYTES // 1_048_576} MiB (room for four 10 MB reference images inline)",
     )
 
@@ -544,8 +549,10 @@ class _Ids:
     def add_case(self, job_id: str, lineno: int) -> int:
         """After :meth:`add` found ``job_id`` new: 0, or the first line of an id that differs
         from it only in letter case."""
+        if job_id.islower():  # the common case: no capital letter
+            return self._folded.get(job_id) if len(self._folded) else 0
         folded = job_id.lower()
-        if folded == job_id:  # the common case: no capital letter
+        if folded == job_id:  # no letter at all
             return self._folded.get(folded) if len(self._folded) else 0
         first = self._folded.add(folded, lineno)
         if first:
@@ -617,6 +624,10 @@ def _given_id(text: str, job: Job | None) -> str | None:
     return job_id if isinstance(job_id, str) and check_id(job_id) is None else None
 
 
+#: Kinds of plain values, looked up by type: this runs for every meta key of every line.
+_SCALAR_KINDS: dict[type, Kind] = {str: "str", int: "int", float: "float", bool: "bool"}
+
+
 class _MetaTypes:
     """The type each ``meta`` key had so far (and on which line), to warn when it changes:
     a column of mixed types does not load as a dataset, so ``metadata.jsonl`` writes it as
@@ -632,13 +643,13 @@ class _MetaTypes:
         out: list[Issue] = []
         seen = self._seen
         for key, value in meta.items():
-            kind = kind_of(value)
+            kind = _SCALAR_KINDS.get(type(value)) or kind_of(value)
             old = seen.get(key)
             if old is None:
                 if kind != "null" and len(seen) < MAX_COLUMNS:
                     seen[key] = (kind, lineno)
                 continue
-            if old[0] == kind or old[0] == TEXT:
+            if old[0] is kind or old[0] == kind or old[0] == TEXT:  # `is`: the usual case
                 continue
             both = unify(old[0], kind)
             if both == TEXT:
