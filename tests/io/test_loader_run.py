@@ -206,3 +206,27 @@ async def test_an_id_in_other_case_than_a_done_job_is_refused(
         "only in case name the same image files on macOS and Windows"
     ]
     assert sum(mock.counters().calls_by_outcome.values()) == calls
+
+
+def test_meta_records_with_wrong_fields_are_skipped_not_fatal() -> None:
+    from wanbatch._state import replay
+
+    url = "http://127.0.0.1:9/a.png"
+    records: list[dict[str, Any]] = [
+        {"event": "generated", "id": "a", "fp": "ab12", "images": [{"url": url}]},
+        {"event": "saved", "id": "a", "k": 0},
+        {"event": "meta", "id": "a", "fp": "ab12", "gen_line": -1, "images": 1, "line": 5},
+        {"event": "meta", "id": "a", "fp": "ab12", "gen_line": "1", "images": 1, "line": 5},
+        {"event": "meta", "id": "a", "fp": "ab12", "gen_line": 1, "images": 1},
+        {
+            "event": "meta",
+            "id": "a",
+            "fp": "ab12",
+            "gen_line": 1,
+            "images": 1 << 90,
+            "line": 1 << 80,
+        },
+    ]
+    state = replay(json.dumps(r) for r in records)
+    assert state.damaged == [3, 4, 5]
+    assert state.done.get("a") is not None and len(state.done) == 1
