@@ -5,7 +5,6 @@ other case against done jobs. Real runs against the mock (in-process and through
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -152,7 +151,6 @@ async def test_an_edited_meta_reaches_metadata_without_buying_again(
 
 
 def load_dataset(out: Path) -> Any:
-    os.environ["HF_DATASETS_OFFLINE"] = "1"
     datasets = pytest.importorskip("datasets")
     datasets.disable_progress_bars()
     return datasets.load_dataset(
@@ -160,7 +158,10 @@ def load_dataset(out: Path) -> Any:
     )
 
 
-async def test_meta_of_mixed_types_loads_as_a_dataset(tmp_path: Path, mock: Any) -> None:
+async def test_meta_of_mixed_types_loads_as_a_dataset(
+    tmp_path: Path, mock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")  # imagefolder is built in: no network
     path = write_jobs(
         tmp_path / "jobs.jsonl",
         [
