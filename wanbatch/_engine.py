@@ -351,10 +351,6 @@ class BatchRun:
         counts["jobs"] += report.skipped_done
         counts["matched"] += report.skipped_done
         counts["done"] += report.skipped_done
-        if report.valid_jobs == 0 or (report.error_count and not self.config.skip_invalid):
-            # Nothing valid to run (no job at all, or every line invalid) is an error even
-            # with skip_invalid: a run that can buy nothing is a mistake.
-            raise InvalidJobs(str(self.jobs_path), list(report.errors), report.error_count)
         self.summary.skipped_invalid = report.invalid_lines
         self.summary.validation_warnings = report.warning_count
         return report
@@ -379,7 +375,8 @@ class BatchRun:
         """Run the batch to the end (or to a stop) and return its summary.
 
         Raises:
-            InvalidJobs: the job file has errors (and ``skip_invalid`` is off); nothing was sent.
+            InvalidJobs: the job file has errors (and ``skip_invalid`` is off), or no valid job;
+                nothing was sent.
             JournalError: the output folder holds a run of another job file.
             OutputError: the output folder cannot be used.
         """
@@ -392,16 +389,24 @@ class BatchRun:
         state = await anyio.to_thread.run_sync(read_journal, self.out_dir)
         counts = dict.fromkeys(PLAN_KEYS, 0)
         report = await anyio.to_thread.run_sync(self._validate, state, counts)
-        if report.error_count or report.warning_count:  # what was skipped, and the warnings
+        # Nothing valid to run (no job at all, or every line invalid) is an error even with
+        # skip_invalid: a run that can buy nothing is a mistake.
+        refused = report.valid_jobs == 0 or (
+            report.error_count > 0 and not self.config.skip_invalid
+        )
+        if report.warning_count or (report.error_count and not refused):
+            # The warnings, and what skip_invalid skips (InvalidJobs carries the errors).
             self._emit(
                 ev.ValidationNotes(
                     str(self.jobs_path),
                     report.warning_count,
-                    report.invalid_lines,
-                    report.error_count,
-                    tuple(first_problems(report, NOTES_SHOWN)),
+                    0 if refused else report.invalid_lines,
+                    0 if refused else report.error_count,
+                    tuple(first_problems(report, NOTES_SHOWN, errors=not refused)),
                 )
             )
+        if refused:
+            raise InvalidJobs(str(self.jobs_path), list(report.errors), report.error_count)
         self.summary.jobs_total = report.valid_jobs
         self._work_starts_at = report.work_starts_at
         self.summary.plan = counts

@@ -968,18 +968,19 @@ def format_report(report: ValidationReport) -> list[str]:
     return out
 
 
-def _problems(report: ValidationReport) -> Iterator[str]:
+def _problems(report: ValidationReport, errors: bool = True) -> Iterator[str]:
     """Each problem kept, formatted, in line order (at one line, errors first)."""
     problems = heapq.merge(
-        ((e.line, 0, str(e)) for e in report.errors),
+        ((e.line, 0, str(e)) for e in (report.errors if errors else ())),
         ((w.line, 1, str(w)) for w in report.warnings),
     )
     return (text for _line, _kind, text in problems)
 
 
-def first_problems(report: ValidationReport, limit: int) -> list[str]:
-    """The first ``limit`` problems as ``wanbatch validate`` prints them, in line order."""
-    return list(itertools.islice(_problems(report), limit))
+def first_problems(report: ValidationReport, limit: int, *, errors: bool = True) -> list[str]:
+    """The first ``limit`` problems (only warnings with ``errors=False``) as ``wanbatch
+    validate`` prints them, in line order."""
+    return list(itertools.islice(_problems(report, errors), limit))
 
 
 def validate_command(path: str, defaults: GenerationDefaults, out: TextIO) -> int:

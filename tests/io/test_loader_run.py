@@ -90,6 +90,17 @@ def test_the_cli_prints_skipped_lines_and_warnings(tmp_path: Path, mode: str) ->
     ]
 
 
+def test_a_refused_run_shows_its_warnings_with_its_errors(tmp_path: Path) -> None:
+    jobs = write_mixed(tmp_path / "jobs.jsonl")
+    proc = run_cli("run", str(jobs), "--out", str(tmp_path / "out"), "--mock")
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.splitlines()
+    warning = f"{jobs}:3: negative_prompt: warning: negative_prompt is 600 characters"
+    assert len([line for line in lines if line.startswith(warning)]) == 1
+    assert len([line for line in lines if line.startswith(f"{jobs}:2: n: ")]) == 1
+    assert f"wanbatch: {jobs}: 2 warnings" in lines
+
+
 def test_warnings_alone_are_shown_by_a_run(tmp_path: Path) -> None:
     jobs = write_jobs(tmp_path / "jobs.jsonl", [{"id": "a", "prompt": "p" * 2001}])
     proc = run_cli("run", str(jobs), "--out", str(tmp_path / "out"), "--mock", "--no-progress")
