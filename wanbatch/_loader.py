@@ -788,7 +788,8 @@ def iter_jobs(
 ) -> Generator[PlannedJob | JobFileError, None, None]:
     """Stream the job file as planned jobs, in line order, in constant memory.
 
-    Invalid lines (and the second and later lines of a duplicate id) come out as
+    Invalid lines (and the second and later lines of a duplicate id, also of an invalid line's
+    id or of an id in other letter case, as :func:`validate_file` finds them) come out as
     :class:`~wanbatch._errors.JobFileError` values, never raised. With ``skip_invalid=False``
     iteration ends right after the first error (a broken file must not be half run: the
     engine validates first); with ``skip_invalid=True`` it goes on past them. Warnings are
