@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from wanbatch._events import RunPlanned as RunPlanned
     from wanbatch._events import RunStopping as RunStopping
     from wanbatch._events import UrlExpiredEvent as UrlExpiredEvent
+    from wanbatch._events import ValidationNotes as ValidationNotes
     from wanbatch._jobs import Job as Job
     from wanbatch._jobs import PlannedJob as PlannedJob
 
@@ -83,6 +84,7 @@ _LAZY: dict[str, str] = {
     "RunPlanned": "wanbatch._events",
     "RunStopping": "wanbatch._events",
     "UrlExpiredEvent": "wanbatch._events",
+    "ValidationNotes": "wanbatch._events",
     "Job": "wanbatch._jobs",
     "PlannedJob": "wanbatch._jobs",
 }
@@ -124,6 +126,7 @@ __all__ = [
     "TransportError",
     "UrlExpired",
     "UrlExpiredEvent",
+    "ValidationNotes",
     "WanbatchError",
     "run_batch",
 ]

@@ -63,6 +63,7 @@ from wanbatch._journal import Journal, read_journal, read_prefix, write_prefix, 
 from wanbatch._loader import (
     DonePrefix,
     ValidationReport,
+    first_problems,
     iter_jobs,
     scan_done_prefix,
     usable_prefix,
@@ -100,6 +101,8 @@ PLAN_KEYS = (
     "images_max",
     "regenerate",
 )
+#: Problems of the job file shown at the start of a run (validate lists them all).
+NOTES_SHOWN = 10
 #: Jobs read from the file per hop to the worker thread.
 CHUNK_JOBS = 256
 #: Downloads queued before the producer waits (bounds memory when resuming many).
@@ -143,7 +146,8 @@ class RunSummary:
     jobs_done: int = 0
     jobs_failed: int = 0
     jobs_pending: int = 0
-    skipped_invalid: int = 0
+    skipped_invalid: int = 0  #: invalid job lines skipped (``skip_invalid``)
+    validation_warnings: int = 0
     images_on_disk: int = 0
     images_generated_total: int = 0
     images_generated_this_run: int = 0
@@ -418,9 +422,8 @@ class BatchRun:
         counts["jobs"] += report.skipped_done
         counts["matched"] += report.skipped_done
         counts["done"] += report.skipped_done
-        if report.error_count and not self.config.skip_invalid:
-            raise InvalidJobs(str(self.jobs_path), list(report.errors), report.error_count)
-        self.summary.skipped_invalid = report.error_count
+        self.summary.skipped_invalid = report.invalid_lines
+        self.summary.validation_warnings = report.warning_count
         return report
 
     def _prepare_out_dir(self) -> None:
@@ -443,7 +446,8 @@ class BatchRun:
         """Run the batch to the end (or to a stop) and return its summary.
 
         Raises:
-            InvalidJobs: the job file has errors (and ``skip_invalid`` is off); nothing was sent.
+            InvalidJobs: the job file has errors (and ``skip_invalid`` is off), or no valid job;
+                nothing was sent.
             JournalError: the output folder holds a run of another job file.
             OutputError: the output folder cannot be used.
         """
@@ -456,6 +460,24 @@ class BatchRun:
         state = await anyio.to_thread.run_sync(read_journal, self.out_dir)
         counts = dict.fromkeys(PLAN_KEYS, 0)
         report = await anyio.to_thread.run_sync(self._validate, state, counts)
+        # Nothing valid to run (no job at all, or every line invalid) is an error even with
+        # skip_invalid: a run that can buy nothing is a mistake.
+        refused = report.valid_jobs == 0 or (
+            report.error_count > 0 and not self.config.skip_invalid
+        )
+        if report.warning_count or (report.error_count and not refused):
+            # The warnings, and what skip_invalid skips (InvalidJobs carries the errors).
+            self._emit(
+                ev.ValidationNotes(
+                    str(self.jobs_path),
+                    report.warning_count,
+                    0 if refused else report.invalid_lines,
+                    0 if refused else report.error_count,
+                    tuple(first_problems(report, NOTES_SHOWN, errors=not refused)),
+                )
+            )
+        if refused:
+            raise InvalidJobs(str(self.jobs_path), list(report.errors), report.error_count)
         self.summary.jobs_total = report.valid_jobs
         self._work_starts_at = report.work_starts_at
         self.summary.plan = counts
@@ -613,6 +635,8 @@ class BatchRun:
                             except anyio.WouldBlock:
                                 with self._interruptible():
                                     await send.send(job)
+                        elif plan.action is Action.SKIP_DONE and not plan.changed:
+                            self._record_meta(state.job(job.id), job)
                         elif plan.action is Action.DOWNLOAD:
                             gen = self._new_generation(job.id, len(plan.downloads))
                             info = _saved_info_from_job(job, None, None)
@@ -643,6 +667,23 @@ class BatchRun:
     def _service_now(self) -> float:
         """The service's time, by our clock and the offset its answers showed."""
         return time.time() + self._clock_offset
+
+    def _record_meta(self, job_state: JobState | None, job: PlannedJob) -> None:
+        """A done job whose line changed but not its request (its meta was edited, or only its
+        spelling): journal the line's meta and hash, so that metadata.jsonl shows the meta and
+        the next resume passes the line over unread. Nothing is bought."""
+        if job_state is None:
+            return
+        self._journal(
+            self._journal_file,
+            "meta",
+            id=job.id,
+            fp=job.fingerprint,
+            gen_line=job_state.gen_line,
+            images=job_state.saved.bit_count(),
+            line=line_hash(job.source, self._salt),
+            meta=job.meta,
+        )
 
     def _record_expired_on_resume(
         self, job_state: JobState | None, job: PlannedJob, now: float

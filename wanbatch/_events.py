@@ -21,7 +21,22 @@ __all__ = [
     "RunStopping",
     "Throttled",
     "UrlExpiredEvent",
+    "ValidationNotes",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationNotes:
+    """The job file passed validation with notes: warnings, or invalid lines ``skip_invalid``
+    skips. ``first`` holds the first few problems as ``wanbatch validate`` prints them
+    (``FILE:LINE: field: message``, warnings as ``... field: warning: message``), in line order.
+    """
+
+    path: str
+    warnings: int  #: warnings in the whole file
+    skipped_lines: int  #: invalid lines skipped (0 unless skip_invalid)
+    errors: int  #: errors on those lines
+    first: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +155,8 @@ class RunAborted:
 
 
 Event = (
-    RunPlanned
+    ValidationNotes
+    | RunPlanned
     | CallStarted
     | Throttled
     | CallFailed

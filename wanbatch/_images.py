@@ -2,7 +2,7 @@
 
 Owns: telling a URL from a ``data:`` URI from a local path (:func:`classify_ref`), reading the
 format, size and alpha channel of an image from its first bytes (:func:`sniff`), and the API's
-input-image rules (:func:`check_image`, API notes §2.1):
+input-image rules (:func:`check_image`):
 
 - formats JPEG/JPG, PNG, BMP, WEBP, recognised by their magic bytes, never by a file extension;
 - at most 10 MB per image;
@@ -38,9 +38,9 @@ __all__ = [
     "sniff",
 ]
 
-#: API notes §2.1: "image file size max 10 MB".
+#: The service takes reference images of at most 10 MB.
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
-#: API notes §2.1: "width and height each 240-8000 px" [DOC B, 2026].
+#: ... and 240-8000 px a side.
 MIN_SIDE_PX = 240
 MAX_SIDE_PX = 8000
 
@@ -148,8 +148,7 @@ def parse_data_uri(uri: str) -> tuple[str, bytes]:
     fmt = _DATA_URI_TYPES.get(subtype)
     if fmt is None:
         raise ImageError(
-            f"data URI type image/{subtype} is not accepted; the API takes JPEG, PNG, BMP "
-            "or WEBP (API notes §2.1)"
+            f"data URI type image/{subtype} is not accepted; the API takes JPEG, PNG, BMP or WEBP"
         )
     payload = uri[m.end() :]
     if len(payload) > _MAX_B64_CHARS:
@@ -162,12 +161,12 @@ def parse_data_uri(uri: str) -> tuple[str, bytes]:
 
 
 def data_uri(info: ImageInfo, data: bytes) -> str:
-    """Encode checked image bytes as the data URI sent to the API (API notes §2.1)."""
+    """Encode checked image bytes as the data URI sent to the API."""
     return f"data:{info.mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def check_image(data: bytes, *, declared: str | None = None) -> ImageInfo:
-    """Apply the API's input-image rules (API notes §2.1) to an image's bytes.
+    """Apply the API's input-image rules to an image's bytes.
 
     Args:
         data: the whole file.
@@ -185,12 +184,12 @@ def check_image(data: bytes, *, declared: str | None = None) -> ImageInfo:
     if not (MIN_SIDE_PX <= info.width <= MAX_SIDE_PX and MIN_SIDE_PX <= info.height <= MAX_SIDE_PX):
         raise ImageError(
             f"image is {info.width}x{info.height} px; width and height must each be "
-            f"{MIN_SIDE_PX}-{MAX_SIDE_PX} px (API notes §2.1)"
+            f"{MIN_SIDE_PX}-{MAX_SIDE_PX} px"
         )
     if info.has_alpha:
         raise ImageError(
-            "PNG has an alpha channel; the API accepts PNG without alpha only "
-            "(API notes §2.1): flatten it onto a background or save it as JPEG"
+            "PNG has an alpha channel; the API accepts PNG without alpha only: "
+            "flatten it onto a background or save it as JPEG"
         )
     return info
 
@@ -291,7 +290,7 @@ def _sniff_webp(data: bytes) -> ImageInfo:
 def _too_big(nbytes: int) -> str:
     return (
         f"image is {nbytes / 1_048_576:.1f} MB; the API accepts at most "
-        f"{MAX_IMAGE_BYTES // 1_048_576} MB (API notes §2.1)"
+        f"{MAX_IMAGE_BYTES // 1_048_576} MB"
     )
 
 

@@ -6,7 +6,7 @@ Owns the job file *format* (one JSON object per line, see ``docs/job-format.md``
   JSON types: ``1.0`` is not an int, ``0`` and ``"true"`` are not booleans);
 - :func:`parse_line`, JSON text -> :class:`Job`, raising :class:`~wanbatch._errors.JobFileError`
   with the offending field spelt as in the file (``images[2]``, ``parameters.seed``);
-- :func:`check_job`, the rules that mirror the service (API notes §2.1, §2.2) so that nothing it
+- :func:`check_job`, the rules that mirror the service's documented limits so that nothing it
   would reject is paid for, plus warnings for what it would silently change;
 - :func:`build_body`, the exact request body, run defaults applied (cost-safe: ``n`` and
   ``max_images`` come from :class:`~wanbatch._config.GenerationDefaults`, both 1);
@@ -43,6 +43,7 @@ __all__ = [
     "FIELDS",
     "MAX_NEGATIVE_PROMPT_CHARS",
     "MAX_PROMPT_CHARS",
+    "REFUSED_TEXT_CHARS",
     "IdSet",
     "Issue",
     "Job",
@@ -57,22 +58,26 @@ __all__ = [
     "check_job",
     "derive_job_id",
     "fingerprint",
+    "inline_image_chars",
     "parse_line",
     "parse_line_issues",
     "plan_job",
 ]
 
-#: API notes §2.1: the prompt counts at most 2000 characters; the excess is cut silently.
+#: The service reads at most 2000 characters of a prompt and cuts the rest silently (a warning).
 MAX_PROMPT_CHARS = 2000
-#: API notes §2.2: negative_prompt at most 500 characters; the excess is cut silently.
+#: The same for negative_prompt, at 500 characters.
 MAX_NEGATIVE_PROMPT_CHARS = 500
-#: API notes §2.2: seed range.
+#: A prompt or negative_prompt longer than this is an error, not a warning: ten times what the
+#: service reads is a mistake (a pasted file, a broken generator), not a prompt.
+REFUSED_TEXT_CHARS = 20_000
+#: The service's seed range.
 MAX_SEED = 2_147_483_647
-#: API notes §2.2 size bounds: total pixels and aspect ratio of "W*H".
+#: The service's size bounds: total pixels of "W*H" (its aspect ratio must be 1:4 to 4:1).
 MIN_PIXELS = 768 * 768
 MAX_PIXELS_EDIT = 2048 * 2048
 MAX_PIXELS_INTERLEAVE = 1280 * 1280
-#: API notes §2.1 image counts per mode.
+#: Reference images per mode (editing, interleaved), as the service takes them.
 EDIT_IMAGES = (1, 4)
 INTERLEAVE_IMAGES = (0, 1)
 
@@ -315,7 +320,7 @@ def check_job(job: Job, defaults: GenerationDefaults) -> list[Issue]:
 
 
 def analyse_job(job: Job, defaults: GenerationDefaults) -> tuple[JobSettings | None, list[Issue]]:
-    """Apply the rules (API notes §2.1, §2.2) to ``job`` under the run ``defaults``.
+    """Apply the service's rules to ``job`` under the run ``defaults``.
 
     Returns:
         ``(settings, issues)``: ``settings`` is None when any issue is an error; ``issues``
@@ -325,11 +330,11 @@ def analyse_job(job: Job, defaults: GenerationDefaults) -> tuple[JobSettings | N
     issues: list[Issue] = []
     add = issues.append
 
-    # API notes §2.1: model must be "wan2.6-image"; only its rules are known here.
+    # The model must be "wan2.6-image": only its rules are known here.
     if job.model != DEFAULT_MODEL:
         add(Issue("model", f"only '{DEFAULT_MODEL}' is supported, got {_show(job.model)}"))
 
-    # --- prompt and images, or raw messages (API notes §2.1 input.messages) -------------------
+    # --- prompt and images, or raw messages (the API's input.messages) ----------------------
     prompt: str | None = None
     refs: list[tuple[str, str]] = []
     if job.messages is not None:
@@ -347,12 +352,11 @@ def analyse_job(job: Job, defaults: GenerationDefaults) -> tuple[JobSettings | N
             refs.extend((f"images[{i}]", ref) for i, ref in enumerate(job.images))
     if prompt is not None and len(prompt) > MAX_PROMPT_CHARS:
         add(
-            _truncation(
+            _length_issue(
                 "prompt" if job.messages is None else "messages",
                 "prompt",
                 len(prompt),
                 MAX_PROMPT_CHARS,
-                "§2.1",
             )
         )
     for field, ref in refs:
@@ -362,7 +366,7 @@ def analyse_job(job: Job, defaults: GenerationDefaults) -> tuple[JobSettings | N
             except ImageError as exc:
                 add(Issue(field, str(exc)))
 
-    # --- mode (DESIGN "Both modes of the model work"; API notes §2.2 enable_interleave) ------
+    # --- mode (enable_interleave, or whether the job has reference images) -------------------
     count = len(refs)
     interleave = job.enable_interleave if job.enable_interleave is not None else count == 0
     images_field = "messages" if job.messages is not None else "images"
@@ -370,8 +374,7 @@ def analyse_job(job: Job, defaults: GenerationDefaults) -> tuple[JobSettings | N
         add(
             Issue(
                 images_field,
-                f"{count} reference images: interleaved mode "
-                "(enable_interleave true) takes 0 or 1 (API notes §2.1)",
+                f"{count} reference images: interleaved mode (enable_interleave true) takes 0 or 1",
             )
         )
     elif not interleave and count == 0:
@@ -380,17 +383,13 @@ def analyse_job(job: Job, defaults: GenerationDefaults) -> tuple[JobSettings | N
                 "enable_interleave",
                 "editing mode (enable_interleave false) needs 1-4 "
                 "reference images and this job has none; drop the flag to generate from "
-                "text in interleaved mode (API notes §2.1)",
+                "text in interleaved mode",
             )
         )
     elif not interleave and count > EDIT_IMAGES[1]:
-        add(
-            Issue(
-                images_field, f"{count} reference images: editing mode takes 1-4 (API notes §2.1)"
-            )
-        )
+        add(Issue(images_field, f"{count} reference images: editing mode takes 1-4"))
 
-    # --- parameters (API notes §2.2); the job's own value overrides the run default ---------
+    # --- parameters; the job's own value overrides the run default -------------------------
     # (Written out rather than through helpers: this runs once per line of a million-line file.)
     params: dict[str, Any] = {}
     pe = job.prompt_extend if job.prompt_extend is not None else defaults.prompt_extend
@@ -402,13 +401,13 @@ def analyse_job(job: Job, defaults: GenerationDefaults) -> tuple[JobSettings | N
 
     max_new = 0
     if interleave:
-        # API notes §2.2: n must be 1 in interleaved mode ("num_images_per_prompt must be 1").
+        # The service refuses any other n in interleaved mode ("num_images_per_prompt must be 1").
         if job.n is not None and job.n != 1:
             add(
                 Issue(
                     "n",
-                    f"must be 1 in interleaved mode, got {job.n} (the service rejects "
-                    "it: API notes §2.2); use max_images for more images",
+                    f"must be 1 in interleaved mode (the service refuses any other value); "
+                    f"got {job.n}; use max_images for more images",
                 )
             )
         mi, src = job.max_images, ""
@@ -418,7 +417,7 @@ def analyse_job(job: Job, defaults: GenerationDefaults) -> tuple[JobSettings | N
             params["max_images"] = mi
             max_new = mi
         else:
-            add(_range_issue("max_images", mi, 1, 5, src))
+            add(_range_issue("max_images", mi, 1, 5, src, " in interleaved mode"))
     else:
         n, src = job.n, ""
         if n is None:
@@ -427,12 +426,12 @@ def analyse_job(job: Job, defaults: GenerationDefaults) -> tuple[JobSettings | N
             params["n"] = n
             max_new = n
         else:
-            add(_range_issue("n", n, 1, 4, src))
+            add(_range_issue("n", n, 1, 4, src, " in editing mode"))
         if job.max_images is not None:
             add(
                 Issue(
                     "max_images",
-                    "ignored in editing mode (n sets the image count; API notes §2.2)",
+                    "ignored in editing mode (n sets the image count there)",
                     warning=True,
                 )
             )
@@ -463,12 +462,8 @@ def analyse_job(job: Job, defaults: GenerationDefaults) -> tuple[JobSettings | N
         params["negative_prompt"] = neg
         if len(neg) > MAX_NEGATIVE_PROMPT_CHARS:
             add(
-                _truncation(
-                    "negative_prompt",
-                    "negative_prompt",
-                    len(neg),
-                    MAX_NEGATIVE_PROMPT_CHARS,
-                    "§2.2",
+                _length_issue(
+                    "negative_prompt", "negative_prompt", len(neg), MAX_NEGATIVE_PROMPT_CHARS
                 )
             )
 
@@ -487,8 +482,7 @@ def analyse_job(job: Job, defaults: GenerationDefaults) -> tuple[JobSettings | N
             add(
                 Issue(
                     field,
-                    "set by wanbatch from the mode (true in interleaved mode, "
-                    "API notes §2.2); remove it",
+                    "set by wanbatch from the mode (true in interleaved mode); remove it",
                 )
             )
         else:
@@ -511,13 +505,13 @@ def analyse_job(job: Job, defaults: GenerationDefaults) -> tuple[JobSettings | N
 def _check_messages(
     messages: list[Any], refs: list[tuple[str, str]], add: Callable[[Issue], None]
 ) -> str | None:
-    """Check raw ``input.messages`` as the service does (API notes §2.1); return the text."""
+    """Check raw ``input.messages`` as the service does; return the text."""
     if len(messages) != 1:
         add(
             Issue(
                 "messages",
                 f"must hold exactly 1 message, got {len(messages)} "
-                "(single turn only, API notes §2.1)",
+                "(the service takes a single turn)",
             )
         )
         return None
@@ -562,7 +556,7 @@ def _check_messages(
         add(
             Issue(
                 "messages[0].content",
-                f"must hold exactly one text item, got {len(texts)} (API notes §2.1)",
+                f"must hold exactly one text item, got {len(texts)}",
             )
         )
         return None
@@ -574,13 +568,13 @@ def _check_messages(
 
 @lru_cache(maxsize=256)
 def _size_problem(size: str, interleave: bool) -> str | None:
-    """Why ``size`` is refused in this mode (API notes §2.2), or None."""
+    """Why ``size`` is refused in this mode, or None."""
     if size in ("1K", "2K"):
         if interleave:
             # Team decision: the doc lists only "W*H" for interleaved mode; the mock agrees.
             return (
                 f"'{size}' is for editing mode only; interleaved mode takes \"W*H\" "
-                '(e.g. "1280*1280"), API notes §2.2'
+                '(e.g. "1280*1280")'
             )
         return None
     m = _SIZE.fullmatch(size)
@@ -592,12 +586,9 @@ def _size_problem(size: str, interleave: bool) -> str | None:
     top_txt = "1280*1280" if interleave else "2048*2048"
     mode = "interleaved" if interleave else "editing"
     if not MIN_PIXELS <= w * h <= top:
-        return (
-            f"{size} is {w * h} pixels; {mode} mode takes 768*768 to {top_txt} in "
-            "total (API notes §2.2)"
-        )
+        return f"{size} is {w * h} pixels; {mode} mode takes 768*768 to {top_txt} in total"
     if 4 * w < h or 4 * h < w:
-        return f"{size} has aspect ratio outside 1:4 to 4:1 (API notes §2.2)"
+        return f"{size} has an aspect ratio outside 1:4 to 4:1 (the service's limit)"
     return None
 
 
@@ -605,15 +596,21 @@ def _size_problem(size: str, interleave: bool) -> str | None:
 _RUN_DEFAULT = " (run default)"
 
 
-def _range_issue(field: str, value: int, low: int, high: int, src: str) -> Issue:
-    return Issue(field, f"must be {low}-{high}, got {value}{src} (API notes §2.2)")
+def _range_issue(field: str, value: int, low: int, high: int, src: str, where: str = "") -> Issue:
+    return Issue(field, f"must be {low}-{high}{where}; got {value}{src}")
 
 
-def _truncation(field: str, what: str, length: int, limit: int, section: str) -> Issue:
+def _length_issue(field: str, what: str, length: int, limit: int) -> Issue:
+    """A text the service cuts: a warning, or an error when it is far too long to be meant."""
+    if length > REFUSED_TEXT_CHARS:
+        return Issue(
+            field,
+            f"{what} is {length:,} characters; the service would silently truncate it to "
+            f"{limit}, and over {REFUSED_TEXT_CHARS:,} wanbatch takes it for a mistake",
+        )
     return Issue(
         field,
-        f"{what} is {length} characters; the service silently truncates it to {limit} "
-        f"(API notes {section})",
+        f"{what} is {length} characters; the service silently truncates it to {limit}",
         warning=True,
     )
 
@@ -629,12 +626,12 @@ def build_body(
     path: str = "<job>",
     line: int = 0,
 ) -> dict[str, Any]:
-    """The exact API request body for ``job`` (API notes §2), run ``defaults`` applied.
+    """The exact API request body for ``job``, run ``defaults`` applied.
 
     ``{"model", "input": {"messages": [{"role": "user", "content": [{"text"}, {"image"}...]}]},
     "parameters": {...}}``. Editing mode sends ``n``; interleaved mode sends ``max_images``,
     ``enable_interleave: true`` and ``stream: true`` (the doc asks for the body flag as well as
-    the SSE header, API notes §2.2). Defaults that are None are not sent.
+    the SSE header). Defaults that are None are not sent.
 
     Raises:
         JobFileError: the first rule the job breaks (``path``/``line`` label the error).
@@ -727,6 +724,17 @@ def plan_job(
         id_derived=job.id is None,
     )
     return planned, errors, warnings
+
+
+def inline_image_chars(job: Job) -> int:
+    """Characters of the line's inline images (``data:`` URIs), wherever the job gives them."""
+    refs: list[Any] = list(job.images or ())
+    for message in job.messages or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        for item in content if isinstance(content, list) else ():
+            if isinstance(item, dict):
+                refs.append(item.get("image"))
+    return sum(len(ref) for ref in refs if isinstance(ref, str) and ref.startswith("data:"))
 
 
 # --------------------------------------------------------------------------- ids & hashes
@@ -830,17 +838,19 @@ class IdSet:
 
     def __contains__(self, job_id: object) -> bool:
         """True if ``job_id``'s hash was added."""
-        if not isinstance(job_id, str):
-            return False
+        return isinstance(job_id, str) and self.get(job_id) > 0
+
+    def get(self, job_id: str) -> int:
+        """The line ``job_id`` was first added with (>= 1), or 0 when it was not added."""
         h = self.key(job_id)
         keys, mask = self._keys, self._mask
         i = h & mask
         while True:
             k = keys[i]
             if k == 0:
-                return False
+                return 0
             if k == h:
-                return True
+                return self._lines[i] or 1
             i = (i + 1) & mask
 
     def _grow(self) -> None:

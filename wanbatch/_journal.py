@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from wanbatch._cachefile import ignore, read_verified, write_verified
+from wanbatch._columns import ColumnKinds
 from wanbatch._errors import OutputError
 from wanbatch._loader import DonePrefix, check_prefix
 from wanbatch._state import (
@@ -228,7 +229,9 @@ def _write_atomic(path: Path, lines: Iterator[str]) -> int:
     return count
 
 
-def _metadata_row(rec: dict[str, Any], k: int) -> str:
+def _metadata_row(rec: dict[str, Any], k: int, columns: ColumnKinds, meta: Any) -> str:
+    """The row of image ``k`` of a ``saved`` record, with the job's ``meta`` as columns, each
+    written in its column's one type (``columns``)."""
     row: dict[str, Any] = {
         "file_name": rec["file"],
         "id": rec["id"],
@@ -239,11 +242,50 @@ def _metadata_row(rec: dict[str, Any], k: int) -> str:
         "request_id": rec.get("request_id"),
         "sha256": rec.get("sha256"),
     }
-    meta = rec.get("meta")
     if isinstance(meta, dict):
         for key, value in meta.items():
-            row.setdefault(key if key not in row else f"meta_{key}", value)
+            column = key if key not in row else f"meta_{key}"
+            if column not in row:
+                row[column] = columns.value(column, value)
     return json.dumps(row, ensure_ascii=False)
+
+
+#: How a ``meta`` record starts its event field (records are written with no spaces).
+_META_MARK = b'"event":"meta"'
+
+
+def _meta_edits(path: Path, offset: int = 0, lines: int = 0) -> dict[str, tuple[int, int]]:
+    """Job id -> (journal line, byte offset) of its latest ``meta`` record, from ``offset`` on.
+
+    A ``meta`` record says a done job's line now has other ``meta`` (its request unchanged):
+    its rows take that meta, unless the job was generated again after it. Offsets, not the
+    meta themselves, so that an edit of every job of a big run stays small in memory.
+    """
+    edits: dict[str, tuple[int, int]] = {}
+    with path.open("rb") as fh:
+        fh.seek(offset)
+        for lineno, raw in enumerate(fh, start=lines + 1):
+            if _META_MARK in raw:
+                try:
+                    rec = json.loads(raw)
+                except ValueError:
+                    rec = None
+                if isinstance(rec, dict) and rec.get("event") == "meta":
+                    job_id = rec.get("id")
+                    if isinstance(job_id, str):
+                        edits[job_id] = (lineno, offset)
+            offset += len(raw)
+    return edits
+
+
+def _meta_at(fh: IO[bytes], offset: int) -> Any:
+    """The ``meta`` of the record at ``offset`` (see :func:`_meta_edits`)."""
+    fh.seek(offset)
+    try:
+        rec = json.loads(fh.readline())
+    except ValueError:
+        return None
+    return rec.get("meta") if isinstance(rec, dict) else None
 
 
 def _failed_row(rec: dict[str, Any]) -> str:
@@ -284,12 +326,22 @@ def _records(path: Path, event: str, offset: int = 0, lines: int = 0) -> Iterato
 
 
 def _metadata_rows(
-    path: Path, state: RunState, offset: int = 0, lines: int = 0, listed: TouchLog | None = None
+    path: Path,
+    state: RunState,
+    offset: int = 0,
+    lines: int = 0,
+    listed: TouchLog | None = None,
+    columns: ColumnKinds | None = None,
+    edits: dict[str, tuple[int, int]] | None = None,
 ) -> Iterator[str]:
     """One row per image of every DONE job's current generation, from byte ``offset`` on.
 
     With ``listed``, jobs that were DONE before the replay it logged are already in the file.
+    ``columns``: the meta columns' types so far (updated as rows are made); ``edits``: from
+    :func:`_meta_edits`, the jobs whose meta changed after they were saved.
     """
+    columns = columns if columns is not None else ColumnKinds()
+    meta_of = _EditedMeta(path, edits or {})
     # Images written per job, for jobs still being read; a job leaves once complete and is
     # remembered in a short recent list, so memory stays flat over a million jobs.
     written: dict[str, int] = {}
@@ -317,7 +369,32 @@ def _metadata_rows(
                 recent.popitem(last=False)
         else:
             written[job_id] = mask
-        yield _metadata_row(rec, k)
+        yield _metadata_row(rec, k, columns, meta_of(job_id, job.gen_line, rec))
+    meta_of.close()
+
+
+class _EditedMeta:
+    """The meta a job's rows show: its ``saved`` record's, or that of a ``meta`` record written
+    after its generation (see :func:`_meta_edits`)."""
+
+    def __init__(self, path: Path, edits: dict[str, tuple[int, int]]) -> None:
+        self._path, self._edits = path, edits
+        self._fh: IO[bytes] | None = None
+        self._last: tuple[str, Any] = ("", None)  # rows of one job come one after another
+
+    def __call__(self, job_id: str, gen_line: int, rec: dict[str, Any]) -> Any:
+        edit = self._edits.get(job_id) if self._edits else None
+        if edit is None or edit[0] < gen_line:
+            return rec.get("meta")
+        if self._last[0] != job_id:
+            if self._fh is None:
+                self._fh = self._path.open("rb")
+            self._last = (job_id, _meta_at(self._fh, edit[1]))
+        return self._last[1]
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
 
 
 def _failed_rows(path: Path, state: RunState, offset: int = 0, lines: int = 0) -> Iterator[str]:
@@ -425,11 +502,18 @@ def write_views(out_dir: Path, state: RunState, touched: TouchLog | None = None)
     ):
         appendable = _appendable(state, touched)
     start = (touched.start_offset, touched.start_lines) if touched is not None else (0, 0)
-    if appendable[0] and info is not None:
-        rows = _metadata_rows(path, state, *start, listed=touched)
+    columns = ColumnKinds.from_json(info.get("columns")) if info is not None else None
+    if appendable[0] and info is not None and columns is not None and not _meta_edits(path, *start):
+        rows = _metadata_rows(path, state, *start, listed=touched, columns=columns)
         meta_count = int(info["metadata_rows"]) + _append(meta_path, rows)
-    else:
-        meta_count = _write_atomic(meta_path, _metadata_rows(path, state))
+    else:  # also when a job's meta was edited, or the columns' types are not known
+        columns = ColumnKinds()
+        rows = _metadata_rows(path, state, columns=columns, edits=_meta_edits(path))
+        meta_count = _write_atomic(meta_path, rows)
+    if columns.rewrite:  # a column's type changed: every row again, in the types now known
+        columns = ColumnKinds(columns.kinds)
+        rows = _metadata_rows(path, state, columns=columns, edits=_meta_edits(path))
+        meta_count = _write_atomic(meta_path, rows)
     if appendable[1] and info is not None:
         failed_count = int(info["failed_rows"]) + _append(
             failed_path, _failed_rows(path, state, *start)
@@ -437,11 +521,13 @@ def write_views(out_dir: Path, state: RunState, touched: TouchLog | None = None)
     else:
         failed_count = _write_atomic(failed_path, _failed_rows(path, state))
     if state.source is not None:
-        _write_views_state(out_dir, state.source, meta_count, failed_count)
+        _write_views_state(out_dir, state.source, meta_count, failed_count, columns)
     return meta_count, failed_count
 
 
-def _write_views_state(out_dir: Path, source: str, meta_rows: int, failed_rows: int) -> None:
+def _write_views_state(
+    out_dir: Path, source: str, meta_rows: int, failed_rows: int, columns: ColumnKinds
+) -> None:
     info = {
         "format": VIEWS_FORMAT,
         "source": source,
@@ -449,6 +535,7 @@ def _write_views_state(out_dir: Path, source: str, meta_rows: int, failed_rows: 
         "metadata_bytes": _file_size(out_dir / "metadata.jsonl"),
         "failed_rows": failed_rows,
         "failed_bytes": _file_size(out_dir / "failed.jsonl"),
+        "columns": columns.kinds,  # metadata.jsonl's meta columns' types
     }
     write_verified(out_dir / VIEWS_NAME, info)  # not written: the next run rebuilds the views
 

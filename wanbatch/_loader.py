@@ -7,7 +7,10 @@ Owns the I/O of the job file format (the format itself and its rules live in
   than ten): UTF-8 with or without BOM, LF or CRLF, blank lines ignored;
 - reading local reference images, each once per run, through :class:`ImageResolver`'s bounded
   LRU cache (relative paths are resolved against the job file's folder);
-- duplicate ids, kept as 8-byte hashes (:class:`~wanbatch._jobs.IdSet`), not as strings;
+- duplicate ids, kept as 8-byte hashes (:class:`~wanbatch._jobs.IdSet`), not as strings; ids
+  that differ only in letter case count as duplicates (they name the same files on macOS and
+  Windows);
+- lines past :data:`MAX_LINE_BYTES` are refused with their size, never read whole;
 - :func:`iter_jobs` for the engine, :func:`validate_file` + :func:`format_report` +
   :func:`validate_command` for ``wanbatch validate`` and the pre-run check.
 
@@ -19,6 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import itertools
+import json
 import os
 import stat
 from array import array
@@ -27,6 +32,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, TextIO
 
+from ._columns import MAX_COLUMNS, TEXT, Kind, describe, kind_of, unify
 from ._config import GenerationDefaults
 from ._errors import JobFileError
 from ._images import (
@@ -42,10 +48,13 @@ from ._images import (
 from ._jobs import (
     IdSet,
     Issue,
+    Job,
     JobWarning,
     PlannedJob,
     analyse_job,
+    check_id,
     derive_job_id,
+    inline_image_chars,
     parse_line_issues,
     plan_job,
 )
@@ -53,9 +62,12 @@ from ._state import DoneLines, RunState
 
 __all__ = [
     "DEFAULT_IMAGE_CACHE_BYTES",
+    "MAX_LINE_BYTES",
+    "MAX_PLAIN_LINE_CHARS",
     "ImageCacheStats",
     "ImageResolver",
     "ValidationReport",
+    "first_problems",
     "format_report",
     "iter_jobs",
     "validate_command",
@@ -67,6 +79,12 @@ DEFAULT_IMAGE_CACHE_BYTES = 64 * 1024 * 1024
 #: Entries kept when images are only checked (validation keeps no bytes, just the verdict).
 _CHECK_CACHE_ENTRIES = 16_384
 _BOM = b"\xef\xbb\xbf"
+#: The longest job line read: four reference images of 10 MB inline (as base64, 56 MB) fit in
+#: it. A longer line is refused with its size, and never held in memory whole.
+MAX_LINE_BYTES = 64 * 1024 * 1024
+#: The longest job line without its inline images (``data:`` URIs): prompts, meta, parameters
+#: of a real job are a few kilobytes; a megabyte is a mistake.
+MAX_PLAIN_LINE_CHARS = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +101,7 @@ class ImageResolver:
     """Turns an ``images`` entry into what is sent, reading each local file once.
 
     - ``http(s)://`` URL: returned as-is (the service fetches it).
-    - ``data:image/...;base64,`` URI: decoded and checked (API notes §2.1), returned as-is.
+    - ``data:image/...;base64,`` URI: decoded and checked, returned as-is.
     - anything else is a local path (``file:`` URIs included): relative paths are resolved
       against ``base_dir`` (the job file's folder), absolute paths are used as written. The
       file must be a regular file; its format is sniffed from its bytes. It is sent as a data
@@ -172,7 +190,7 @@ class ImageResolver:
         if st.st_size > MAX_IMAGE_BYTES:
             raise ImageError(
                 f"{where} is {st.st_size / 1_048_576:.1f} MB; the API accepts at most "
-                f"{MAX_IMAGE_BYTES // 1_048_576} MB (API notes §2.1)"
+                f"{MAX_IMAGE_BYTES // 1_048_576} MB"
             )
         try:
             with open(full, "rb") as fh:
@@ -207,6 +225,7 @@ class ValidationReport:
     warnings: list[JobWarning] = field(default_factory=list)  #: the first ``max_errors``
     error_count: int = 0  #: all errors, including those past the cap
     warning_count: int = 0
+    invalid_lines: int = 0  #: lines with at least one error (what ``skip_invalid`` skips)
     lines: int = 0  #: physical lines read
     jobs: int = 0  #: non-blank lines, valid or not
     valid_jobs: int = 0
@@ -257,23 +276,35 @@ def _lines(
 ) -> Iterator[tuple[int, str | JobFileError | int]]:
     """Yield ``(lineno, text)`` for each non-blank line, or a decoding error for that line.
 
-    Iterates the binary file (one buffered line at a time: constant memory), strips a UTF-8
-    BOM on line 1 and a trailing LF or CRLF. ``seen[0]`` is kept at the last line number read
-    (blank lines included), ``seen[1]`` at that line's byte offset, ``seen[2]`` at the bytes of
-    the last line passed over as done. ``start`` (line number,
-    byte offset) begins the reading at a line found by an earlier pass. A line ``done`` matches
-    (done and unchanged) comes out as its done index (an ``int``), undecoded.
+    Reads the binary file one buffered line at a time (constant memory: a line longer than
+    :data:`MAX_LINE_BYTES` comes out as an error with its size, and is passed over in blocks
+    without being held whole), strips a UTF-8 BOM on line 1 and a trailing LF or CRLF.
+    ``seen[0]`` is kept at the last line number read (blank lines included), ``seen[1]`` at
+    that line's byte offset, ``seen[2]`` at the bytes of the last line passed over as done.
+    ``start`` (line number, byte offset) begins the reading at a line found by an earlier pass.
+    A line ``done`` matches (done and unchanged) comes out as its done index (an ``int``),
+    undecoded.
     """
     seen = seen if seen is not None else [0, 0, b""]
     while len(seen) < 3:
         seen.append(b"" if len(seen) == 2 else 0)
     match = done.match if done is not None and len(done) else None
-    first, offset = start
+    lineno, offset = start
+    lineno -= 1
     if offset:
         fh.seek(offset)
-    for lineno, raw in enumerate(fh, first):
+    readline = fh.readline
+    while raw := readline(_READ_LIMIT):
+        lineno += 1
         seen[0], seen[1] = lineno, offset  # this line's number and byte offset
         offset += len(raw)
+        if len(raw) > MAX_LINE_BYTES and len(raw.rstrip(b"\r\n")) > MAX_LINE_BYTES:
+            whole = raw.endswith(b"\n")
+            size = len(raw) - (len(raw) - len(raw.rstrip(b"\r\n")) if whole else 0)
+            del raw
+            yield lineno, _too_long(path, lineno, size, None if whole else fh)
+            offset = fh.tell()
+            continue
         if lineno == 1 and raw.startswith(_BOM):
             raw = raw[3:]
         if match is not None:
@@ -301,6 +332,31 @@ def _lines(
         text = text.rstrip("\r\n")
         if text and not text.isspace():
             yield lineno, text
+
+
+#: Bytes one read of a line may return: the longest line, its CRLF, and one byte to tell.
+_READ_LIMIT = MAX_LINE_BYTES + 3
+
+
+def _too_long(path: str, lineno: int, size: int, rest: BinaryIO | None) -> JobFileError:
+    """The error for a line over :data:`MAX_LINE_BYTES` whose first ``size`` bytes were read;
+    reads the ``rest`` of it (if not None) to its end in 1 MiB blocks, keeping none."""
+    if rest is not None:  # blocks and a search (readline() is slow on a line this long)
+        while block := rest.read(1 << 20):
+            end = block.find(b"\n")
+            if end >= 0:
+                size += end - (end > 0 and block[end - 1] == 13)  # the line break is not the line's
+                rest.seek(end + 1 - len(block), os.SEEK_CUR)  # the next line starts there
+                break
+            size += len(block)
+    human = f"{size / (1 << 30):.1f} GiB" if size >= 1000 << 20 else f"{size / (1 << 20):.1f} MiB"
+    return JobFileError(
+        path,
+        lineno,
+        "line",
+        f"is {size:,} bytes ({human}); a job line may be at most "
+        f"{MAX_LINE_BYTES // 1_048_576} MiB (room for four 10 MB reference images inline)",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,7 +404,9 @@ def check_prefix(prefix: DonePrefix) -> DonePrefix:
 
 
 def _salt_digest(salt: str) -> str:
-    return hashlib.blake2b(salt.encode(), digest_size=16).hexdigest()
+    # "ids-nocase": a prefix holds no id with a capital letter (see scan_done_prefix); one
+    # written before that rule has another digest, so it is not used.
+    return hashlib.blake2b(b"ids-nocase\0" + salt.encode(), digest_size=16).hexdigest()
 
 
 def _digest_prefix(fh: BinaryIO, size: int) -> str:
@@ -383,7 +441,8 @@ def scan_done_prefix(
     """Find the job file's leading run of done, unchanged lines (see :class:`DonePrefix`).
 
     Returns ``None`` when the state's journal source is unknown, nothing is done, or the file
-    cannot be read. Stops at the first line with work, a bad line or a duplicate id.
+    cannot be read. Stops at the first line with work, a bad line, a duplicate id or an id
+    with a capital letter.
 
     ``start``: the prefix the run began with (:func:`usable_prefix` accepted it) and
     ``start_keys`` the done jobs' keys then. Its lines are still done (a done job stays done),
@@ -415,7 +474,9 @@ def scan_done_prefix(
         fh.seek(begin[1])  # _lines seeks only to a non-zero offset
         last: tuple[int, int] = (0, -1)  # line number and done index of the last done line
         for lineno, item in _lines(fh, spath, seen, start=begin, done=done):
-            if not isinstance(item, int) or ids.add_done(item, lineno):
+            # An id with a capital letter ends the prefix too: a later line may hold it in
+            # other case, which only a reading of this line can tell (see _Ids.add_case).
+            if not isinstance(item, int) or _has_capital(seen[2]) or ids.add_done(item, lineno):
                 end = (lineno, seen[1])
                 break
             jobs += 1
@@ -473,9 +534,14 @@ def usable_prefix(
 
 
 class _Ids:
-    """Duplicate-id detection: done ids by their done index (4 bytes each), the rest hashed."""
+    """Duplicate-id detection: done ids by their done index (4 bytes each), the rest hashed.
 
-    __slots__ = ("_done", "_other", "first")
+    Ids that differ only in letter case (``Fox``, ``fox``) are duplicates too: they name the
+    same image files on macOS and Windows. Those are found through :meth:`add_case`: only ids
+    with a capital letter are kept a second time, lowercased.
+    """
+
+    __slots__ = ("_done", "_folded", "_other", "first")
 
     def __init__(self, done: DoneLines | None, first: array[int] | None = None) -> None:
         self._done = done if done is not None and len(done) else None
@@ -484,6 +550,7 @@ class _Ids:
         else:
             self.first = array("I", bytes(4 * len(self._done))) if self._done else array("I")
         self._other = IdSet()
+        self._folded = IdSet(16)  # lowercased ids that had a capital letter
 
     def add_done(self, index: int, lineno: int) -> int:
         """Count done index ``index`` seen on ``lineno``: 0 if new, else its first line."""
@@ -501,6 +568,30 @@ class _Ids:
                 return self.add_done(index, lineno)
         return self._other.add(job_id, lineno)
 
+    def add_case(self, job_id: str, lineno: int) -> int:
+        """After :meth:`add` found ``job_id`` new: 0, or the first line of an id that differs
+        from it only in letter case."""
+        if job_id.islower():  # the common case: no capital letter
+            return self._folded.get(job_id) if len(self._folded) else 0
+        folded = job_id.lower()
+        if folded == job_id:  # no letter at all
+            return self._folded.get(folded) if len(self._folded) else 0
+        first = self._folded.add(folded, lineno)
+        if first:
+            return first
+        # The all-lowercase spelling, on a line before (counted as written, done or not).
+        if self._done is not None:
+            index = self._done.index(folded)
+            if index >= 0:
+                return self.first[index]
+        return self._other.get(folded)
+
+
+def _has_capital(raw_line: bytes) -> bool:
+    """True when the id of a done line (its raw bytes) has a capital letter."""
+    job_id = DoneLines.job_id(raw_line)
+    return job_id != job_id.lower()
+
 
 def _errors_of(issues: list[Issue], path: str, lineno: int) -> list[JobFileError]:
     return [JobFileError(path, lineno, i.field, i.message) for i in issues]
@@ -510,6 +601,96 @@ def _dup_error(path: str, lineno: int, first: int, job_id: str, derived: bool) -
     hint = " (derived from the request: the two lines ask the same)" if derived else ""
     message = f"duplicate id '{job_id}' (first on line {first}){hint}"
     return JobFileError(path, lineno, "id", message)
+
+
+def _case_error(path: str, lineno: int, first: int, job_id: str) -> JobFileError:
+    message = (
+        f"duplicate id '{job_id}' in other letter case (first on line {first}): ids that "
+        "differ only in case name the same image files on macOS and Windows"
+    )
+    return JobFileError(path, lineno, "id", message)
+
+
+def _check_id(
+    ids: _Ids, path: str, lineno: int, job_id: str, derived: bool = False
+) -> JobFileError | None:
+    """Count ``job_id`` on ``lineno``; the duplicate error if an earlier line has it."""
+    first = ids.add(job_id, lineno)
+    if first:
+        return _dup_error(path, lineno, first, job_id, derived)
+    first = ids.add_case(job_id, lineno)
+    return _case_error(path, lineno, first, job_id) if first else None
+
+
+def _check_done_id(
+    ids: _Ids, path: str, lineno: int, index: int, raw: bytes
+) -> JobFileError | None:
+    """:func:`_check_id` for a done line passed over undecoded (``raw``: its bytes)."""
+    first = ids.add_done(index, lineno)
+    job_id = DoneLines.job_id(raw)
+    if first:
+        return _dup_error(path, lineno, first, job_id, False)
+    first = ids.add_case(job_id, lineno)
+    return _case_error(path, lineno, first, job_id) if first else None
+
+
+def _given_id(text: str, job: Job | None) -> str | None:
+    """The id a line that has errors gives, if it gives a valid one (for duplicate checks)."""
+    if job is not None:
+        return job.id
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    job_id = data.get("id") if isinstance(data, dict) else None
+    return job_id if isinstance(job_id, str) and check_id(job_id) is None else None
+
+
+#: Kinds of plain values, looked up by type: this runs for every meta key of every line.
+_SCALAR_KINDS: dict[type, Kind] = {str: "str", int: "int", float: "float", bool: "bool"}
+
+
+class _MetaTypes:
+    """The type each ``meta`` key had so far (and on which line), to warn when it changes:
+    a column of mixed types does not load as a dataset, so ``metadata.jsonl`` writes it as
+    text (see :mod:`wanbatch._columns`)."""
+
+    __slots__ = ("_seen",)
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[Kind, int]] = {}
+
+    def check(self, meta: dict[str, Any], lineno: int) -> list[Issue]:
+        """Note the line's meta; a warning for each key whose values no longer share a type."""
+        out: list[Issue] = []
+        seen = self._seen
+        for key, value in meta.items():
+            kind = _SCALAR_KINDS.get(type(value)) or kind_of(value)
+            old = seen.get(key)
+            if old is None:
+                if kind != "null" and len(seen) < MAX_COLUMNS:
+                    seen[key] = (kind, lineno)
+                continue
+            if old[0] is kind or old[0] == kind or old[0] == TEXT:  # `is`: the usual case
+                continue
+            both = unify(old[0], kind)
+            if both == TEXT:
+                here, there = describe(kind), describe(old[0])
+                what = (
+                    f"{here} here, {there} on line {old[1]}"
+                    if here != there
+                    else f"{here} whose values differ in type from line {old[1]}'s"
+                )
+                out.append(
+                    Issue(
+                        f"meta.{key}",
+                        f"{what}: a column of mixed types does not load as a dataset, so "
+                        "metadata.jsonl writes this one as text (JSON)",
+                        warning=True,
+                    )
+                )
+            seen[key] = (both, old[1])
+        return out
 
 
 class _Planner:
@@ -531,26 +712,42 @@ class _Planner:
             os.path.dirname(os.path.abspath(path)), embed=embed, max_bytes=cache_bytes
         )
         self.ids = _Ids(done, first)
+        self.meta_types = _MetaTypes()
 
     def plan(
         self, lineno: int, text: str
-    ) -> tuple[PlannedJob | None, list[JobFileError], list[JobWarning]]:
-        """Plan one line for sending (body built, images read and inlined, fingerprinted)."""
+    ) -> tuple[PlannedJob | None, list[JobFileError], str | None]:
+        """Plan one line for sending (body built, images read and inlined, fingerprinted).
+
+        Returns ``(planned, errors, id)``: ``id`` is the id a line with errors gives, if any.
+        """
         job = parse_line_issues(text)
         if isinstance(job, list):
-            return None, _errors_of(job, self.path, lineno), []
-        return plan_job(job, self.defaults, self.resolver, path=self.path, line=lineno, source=text)
+            return None, _errors_of(job, self.path, lineno), _given_id(text, None)
+        oversize = _oversize(job, text)
+        planned, errors, _warnings = plan_job(
+            job, self.defaults, self.resolver, path=self.path, line=lineno, source=text
+        )
+        if oversize is not None:
+            planned, errors = None, [*errors, JobFileError(self.path, lineno, "line", oversize)]
+        return planned, errors, _given_id(text, job) if planned is None else None
 
     def check(
         self, lineno: int, text: str
-    ) -> tuple[_Checked | None, list[JobFileError], list[JobWarning]]:
-        """Check one line as :meth:`plan` would, without building a body (validation)."""
+    ) -> tuple[_Checked | None, list[JobFileError], list[JobWarning], str | None]:
+        """Check one line as :meth:`plan` would, without building a body (validation).
+
+        Returns ``(checked, errors, warnings, id)`` (``id`` as :meth:`plan` gives it).
+        """
         job = parse_line_issues(text)
         if isinstance(job, list):
-            return None, _errors_of(job, self.path, lineno), []
+            return None, _errors_of(job, self.path, lineno), [], _given_id(text, None)
         settings, issues = analyse_job(job, self.defaults)
         warnings: list[JobWarning] = []
         errors: list[JobFileError] = []
+        oversize = _oversize(job, text)
+        if oversize is not None:
+            issues = [*issues, Issue("line", oversize)]
         if issues:
             for i in issues:
                 if i.warning:
@@ -558,18 +755,33 @@ class _Planner:
                 else:
                     errors.append(JobFileError(self.path, lineno, i.field, i.message))
         if settings is None:
-            return None, errors, warnings
+            return None, errors, warnings, job.id
         for field_name, ref in settings.refs:
             try:
                 self.resolver(ref)
             except ValueError as exc:
                 errors.append(JobFileError(self.path, lineno, field_name, str(exc)))
         if errors:
-            return None, errors, warnings
+            return None, errors, warnings, job.id
         job_id, derived = job.id, False
         if job_id is None:
             job_id, derived = derive_job_id(job), True
-        return _Checked(job_id, derived, settings.interleave, settings.max_new_images), [], warnings
+        checked = _Checked(job_id, derived, settings.interleave, settings.max_new_images, job.meta)
+        return checked, [], warnings, None
+
+
+def _oversize(job: Job, text: str) -> str | None:
+    """Why a line is too long once its inline images are left out, or None."""
+    if len(text) <= MAX_PLAIN_LINE_CHARS:
+        return None
+    plain = len(text) - inline_image_chars(job)
+    if plain <= MAX_PLAIN_LINE_CHARS:
+        return None
+    return (
+        f"is {plain:,} characters without its inline images; a job line may be at most "
+        f"{MAX_PLAIN_LINE_CHARS // 1_048_576} MiB besides them (prompt, meta and parameters "
+        "of a real job take a few KB)"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -580,6 +792,7 @@ class _Checked:
     id_derived: bool
     interleave: bool
     max_new_images: int
+    meta: dict[str, Any] | None
 
 
 # --------------------------------------------------------------------------- public API
@@ -597,7 +810,8 @@ def iter_jobs(
 ) -> Generator[PlannedJob | JobFileError, None, None]:
     """Stream the job file as planned jobs, in line order, in constant memory.
 
-    Invalid lines (and the second and later lines of a duplicate id) come out as
+    Invalid lines (and the second and later lines of a duplicate id, also of an invalid line's
+    id or of an id in other letter case, as :func:`validate_file` finds them) come out as
     :class:`~wanbatch._errors.JobFileError` values, never raised. With ``skip_invalid=False``
     iteration ends right after the first error (a broken file must not be half run: the
     engine validates first); with ``skip_invalid=True`` it goes on past them. Warnings are
@@ -621,14 +835,15 @@ def iter_jobs(
         cache_bytes=cache_bytes,
         done=done if check_duplicates else None,
     )
+    ids = planner.ids
     seen: list[Any] = [0, 0, b""]
     with opened as fh:
         for lineno, text in _lines(fh, spath, seen, start=start, done=done):
             if isinstance(text, int):  # done and unchanged
                 if check_duplicates:
-                    first = planner.ids.add_done(text, lineno)
-                    if first:
-                        yield _dup_error(spath, lineno, first, DoneLines.job_id(seen[2]), False)
+                    dup = _check_done_id(ids, spath, lineno, text, seen[2])
+                    if dup is not None:
+                        yield dup
                         if not skip_invalid:
                             return
                 continue
@@ -637,16 +852,19 @@ def iter_jobs(
                 if not skip_invalid:
                     return
                 continue
-            planned, errors, _warnings = planner.plan(lineno, text)
+            planned, errors, given_id = planner.plan(lineno, text)
             if planned is not None:
-                first = planner.ids.add(planned.id, lineno) if check_duplicates else 0
-                if first:
-                    yield _dup_error(spath, lineno, first, planned.id, planned.id_derived)
-                    if not skip_invalid:
-                        return
-                    continue
+                if check_duplicates:
+                    dup = _check_id(ids, spath, lineno, planned.id, planned.id_derived)
+                    if dup is not None:
+                        yield dup
+                        if not skip_invalid:
+                            return
+                        continue
                 yield planned
             elif errors:
+                if check_duplicates and given_id is not None:  # later lines may repeat it
+                    _check_id(ids, spath, lineno, given_id)
                 yield from errors
                 if not skip_invalid:
                     return
@@ -664,7 +882,9 @@ def validate_file(
     """Check the whole file in one streaming pass and report every problem.
 
     Reads each local image once (checking it, keeping no bytes). Duplicate ids are errors on
-    the later line, naming the first ("duplicate id 'x' (first on line 3)"). Memory stays flat:
+    the later line, naming the first ("duplicate id 'x' (first on line 3)"), also when the first
+    line is invalid and when the two differ only in letter case. A file with no job line is an
+    error. Memory stays flat:
     ids are kept as 8-byte hashes, and only the first ``max_errors`` errors and warnings are
     kept (all are counted). Lines ``done`` matches (done and unchanged) count as valid without
     a second look (``skipped_done``); ``on_job(id, max_new_images)`` is called for every other
@@ -696,9 +916,10 @@ def validate_file(
         for lineno, text in _lines(fh, spath, seen, start=start, done=done):
             report.jobs += 1
             if isinstance(text, int):  # done and unchanged: nothing will be sent for it
-                first = ids.add_done(text, lineno)
-                if first:
-                    error(_dup_error(spath, lineno, first, DoneLines.job_id(seen[2]), False))
+                dup = _check_done_id(ids, spath, lineno, text, seen[2])
+                if dup is not None:
+                    error(dup)
+                    report.invalid_lines += 1
                     continue
                 report.valid_jobs += 1
                 report.skipped_done += 1
@@ -707,8 +928,9 @@ def validate_file(
                 report.work_starts_at = (lineno, seen[1])
             if isinstance(text, JobFileError):
                 error(text)
+                report.invalid_lines += 1
                 continue
-            planned, errors, warnings = planner.check(lineno, text)
+            planned, errors, warnings, given_id = planner.check(lineno, text)
             for w in warnings:
                 report.warning_count += 1
                 if len(report.warnings) < max_errors:
@@ -716,11 +938,24 @@ def validate_file(
             if planned is None:
                 for err in errors:
                     error(err)
+                report.invalid_lines += 1
+                if given_id is not None:  # a duplicate of it is reported all the same
+                    dup = _check_id(ids, spath, lineno, given_id)
+                    if dup is not None:
+                        error(dup)
                 continue
-            first = planner.ids.add(planned.id, lineno)
-            if first:
-                error(_dup_error(spath, lineno, first, planned.id, planned.id_derived))
+            dup = _check_id(ids, spath, lineno, planned.id, planned.id_derived)
+            if dup is not None:
+                error(dup)
+                report.invalid_lines += 1
                 continue
+            if planned.meta:
+                for issue in planner.meta_types.check(planned.meta, lineno):
+                    report.warning_count += 1
+                    if len(report.warnings) < max_errors:
+                        report.warnings.append(
+                            JobWarning(spath, lineno, issue.field, issue.message)
+                        )
             report.valid_jobs += 1
             report.images += planned.max_new_images
             report.interleaved += planned.interleave
@@ -728,9 +963,10 @@ def validate_file(
                 on_job(planned.id, planned.max_new_images)
     report.lines = seen[0]
     report.image_reads = planner.resolver.stats().reads
-    if report.jobs == 0 and report.ok:
-        report.warning_count += 1
-        report.warnings.append(JobWarning(spath, 0, "file", "no jobs in the file"))
+    if report.jobs == 0:
+        error(
+            JobFileError(spath, 0, "file", "no jobs: the file is empty or holds only blank lines")
+        )
     return report
 
 
@@ -738,11 +974,7 @@ def format_report(report: ValidationReport) -> list[str]:
     """The lines ``wanbatch validate`` prints: ``FILE:LINE: field: message`` per problem in
     line order (warnings as ``FILE:LINE: field: warning: message``), then a count line like
     ``jobs.jsonl: 3 errors, 1 warning in 120 jobs``."""
-    problems = heapq.merge(
-        ((e.line, 0, str(e)) for e in report.errors),
-        ((w.line, 1, str(w)) for w in report.warnings),
-    )
-    out = [text for _line, _kind, text in problems]
+    out = list(_problems(report))
     summary = (
         f"{report.path}: {_plural(report.error_count, 'error')}, "
         f"{_plural(report.warning_count, 'warning')} in {_plural(report.jobs, 'job')}"
@@ -757,6 +989,21 @@ def format_report(report: ValidationReport) -> list[str]:
         )
     out.append(summary)
     return out
+
+
+def _problems(report: ValidationReport, errors: bool = True) -> Iterator[str]:
+    """Each problem kept, formatted, in line order (at one line, errors first)."""
+    problems = heapq.merge(
+        ((e.line, 0, str(e)) for e in (report.errors if errors else ())),
+        ((w.line, 1, str(w)) for w in report.warnings),
+    )
+    return (text for _line, _kind, text in problems)
+
+
+def first_problems(report: ValidationReport, limit: int, *, errors: bool = True) -> list[str]:
+    """The first ``limit`` problems (only warnings with ``errors=False``) as ``wanbatch
+    validate`` prints them, in line order."""
+    return list(itertools.islice(_problems(report, errors), limit))
 
 
 def validate_command(path: str, defaults: GenerationDefaults, out: TextIO) -> int:

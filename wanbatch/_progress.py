@@ -15,7 +15,7 @@ from tqdm import tqdm
 from wanbatch import _events as ev
 from wanbatch._engine import RunSummary
 
-__all__ = ["ProgressBar", "format_cost", "format_summary", "plural"]
+__all__ = ["ProgressBar", "format_cost", "format_summary", "format_validation_notes", "plural"]
 
 #: The currency of the service's prices and of ``--price``.
 CURRENCY = "CNY"
@@ -77,6 +77,9 @@ class ProgressBar:
             self._bar, self._enabled = None, False
 
     def _handle(self, event: ev.Event) -> None:
+        if isinstance(event, ev.ValidationNotes):  # shown whether or not the bar is
+            self._stream.write(format_validation_notes(event) + "\n")
+            return
         if isinstance(event, ev.RunPlanned):
             self.price = event.price
             print(plan_line(event), file=self._stream, flush=True)
@@ -151,6 +154,22 @@ class ProgressBar:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def format_validation_notes(notes: ev.ValidationNotes) -> str:
+    """The job file's problems a run prints before it starts: the first few as ``wanbatch
+    validate`` prints them, then what was skipped and how many warnings there are."""
+    lines = list(notes.first)
+    more = notes.errors + notes.warnings - len(notes.first)
+    if more > 0:
+        lines.append(f"  ... and {more} more: `wanbatch validate {notes.path}` lists them all")
+    said = []
+    if notes.skipped_lines:
+        said.append(f"skipping {plural(notes.skipped_lines, 'invalid line')} (--skip-invalid)")
+    if notes.warnings:
+        said.append(plural(notes.warnings, "warning"))
+    lines.append(f"wanbatch: {notes.path}: {'; '.join(said)}")
+    return "\n".join(lines)
 
 
 def _stopping_text(event: ev.RunStopping) -> str:

@@ -27,6 +27,9 @@ Journal format v1 (one JSON object per line; ``v`` and ``ts`` on every record):
   resume, its ``Expires=`` on the service's clock; then ``judged: "client"``).
 - ``attempt``: one failed attempt that will be retried (``code``, ``status``, ``possibly_billed``).
 - ``failed``: the job failed for good (``code``, ``message``, ``status``, ``source``).
+- ``meta``: a done job's line changed but not its request (its ``meta`` was edited, or only its
+  spelling): ``fp``, ``gen_line``, ``images`` as its generation had them, the new line's
+  ``line`` hash and ``meta``. The job is done from this line now; ``metadata.jsonl`` shows it.
 """
 
 from __future__ import annotations
@@ -503,6 +506,15 @@ class RunState:
             if job is not None and job.status is Status.GENERATED:
                 job.status = Status.EXPIRED
                 job.expiries += 1  # once per generation: its sibling images' records add none
+        elif event == "meta":
+            if job is None or job.status is Status.FAILED:  # done (a later generation wins)
+                self.done.add(
+                    job_id,
+                    str(record["fp"]),
+                    _count(record["gen_line"], "gen_line"),
+                    _count(record["images"], "images", MAX_RECORD_IMAGES + 1),
+                    _count(record["line"], "line", 1 << 32),
+                )
         elif event == "failed":
             if job is None:
                 job = self.jobs[job_id] = JobState()
@@ -687,6 +699,13 @@ def well_formed(record: Mapping[str, Any]) -> bool:
             )
             and (line is None or _is_count(line, 1 << 32))
             and isinstance(record.get("fp", ""), str)
+        )
+    if event == "meta":
+        return (
+            isinstance(record.get("fp"), str)
+            and _is_count(record.get("gen_line"))
+            and _is_count(record.get("images"), MAX_RECORD_IMAGES + 1)
+            and _is_count(record.get("line"), 1 << 32)
         )
     if event == "saved" or (event == "expired" and "k" in record):
         return _is_count(record.get("k"), MAX_RECORD_IMAGES)

@@ -114,7 +114,7 @@ def test_missing_file_directory_and_empty_file(tmp_path: Path) -> None:
     assert not validate_file(tmp_path, D).ok
     (tmp_path / "empty.jsonl").write_text("\n\n", encoding="utf-8")
     empty = validate_file(tmp_path / "empty.jsonl", D)
-    assert empty.ok and empty.jobs == 0 and "no jobs" in empty.warnings[0].message
+    assert not empty.ok and empty.jobs == 0 and "no jobs" in empty.errors[0].message
 
 
 def test_invalid_utf8_and_non_object_lines(tmp_path: Path) -> None:
@@ -139,7 +139,7 @@ def test_format_report_lines(tmp_path: Path) -> None:
     )
     assert format_report(validate_file(path, D)) == [
         f"{path}:1: negative_prompt: warning: negative_prompt is 600 characters; the service "
-        "silently truncates it to 500 (API notes §2.2)",
+        "silently truncates it to 500",
         f"{path}:2: promt: unknown field 'promt' (did you mean 'prompt'?)",
         f"{path}:3: images[0]: unsupported scheme 'ftp:' in 'ftp://h/x.png'; use an http(s):// "
         "URL, a data:image/...;base64, URI or a local file path",

@@ -75,12 +75,10 @@ async def test_a_file_of_unsafe_ids_writes_nothing_anywhere(tmp_path: Path) -> N
         await run_batch(jobs, work / "out", config)
     assert info.value.total == len(BAD_IDS)
     assert sorted(p for p in tmp_path.rglob("*")) == before  # not even the out folder
-    # --skip-invalid: nothing valid to run; whatever is written stays inside the out folder.
-    summary = await run_batch(jobs, work / "out", config.replace(skip_invalid=True))
-    assert summary.skipped_invalid == len(BAD_IDS) and summary.calls == 0
-    new = [p for p in tmp_path.rglob("*") if p not in before]
-    assert new and all(p == work / "out" or work / "out" in p.parents for p in new)
-    assert not list((work / "out" / "images").iterdir())
+    # --skip-invalid: with nothing valid to run it is the same error; still nothing written.
+    with pytest.raises(InvalidJobs):
+        await run_batch(jobs, work / "out", config.replace(skip_invalid=True))
+    assert sorted(p for p in tmp_path.rglob("*")) == before
 
 
 async def test_tmp_symlink_is_refused_and_an_image_symlink_is_replaced_not_followed(

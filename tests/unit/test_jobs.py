@@ -1,4 +1,4 @@
-"""wanbatch._jobs: the job model, its rules (API notes §2.1, §2.2), bodies, ids, fingerprints.
+"""wanbatch._jobs: the job model, its rules, bodies, ids, fingerprints.
 
 Pure: no files, no event loop. Images are resolved by a stand-in callable.
 """
@@ -365,7 +365,7 @@ def test_run_default_error_says_so() -> None:
         ({"prompt": "x", "messages": []}, "prompt", "either messages or prompt"),
         ({"images": [URL], "messages": []}, "images", "either messages or prompt"),
         ({"prompt": "x", "model": "wan2.5-i2i"}, "model", "only 'wan2.6-image'"),
-        # image counts per mode (API notes §2.1)
+        # image counts per mode
         ({"prompt": "x", "images": [URL] * 5}, "images", "editing mode takes 1-4"),
         ({"prompt": "x", "images": [URL] * 2, "enable_interleave": True}, "images", "0 or 1"),
         ({"prompt": "x", "enable_interleave": False}, "enable_interleave", "needs 1-4"),
@@ -379,7 +379,7 @@ def test_run_default_error_says_so() -> None:
         ({"prompt": "x", "images": [URL, "oss://b/k.png"]}, "images[1]", "scheme 'oss:'"),
         ({"prompt": "x", "images": ["javascript:alert(1)"]}, "images[0]", "unsupported scheme"),
         ({"prompt": "x", "images": [""]}, "images[0]", "empty image reference"),
-        # n / max_images (API notes §2.2)
+        # n / max_images
         ({"prompt": "x", "images": [URL], "n": 0}, "n", "must be 1-4"),
         ({"prompt": "x", "images": [URL], "n": 5}, "n", "must be 1-4"),
         ({"prompt": "x", "n": 2}, "n", "must be 1 in interleaved mode"),

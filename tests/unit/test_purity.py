@@ -23,6 +23,7 @@ PURE_MODULES = [
     "wanbatch._jobs",
     "wanbatch._state",
     "wanbatch._events",
+    "wanbatch._columns",
 ]
 FORBIDDEN = ("aiohttp", "anyio", "aiofiles", "tqdm")
 
