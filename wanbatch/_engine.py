@@ -53,6 +53,7 @@ from wanbatch._errors import (
     TransportError,
     UrlExpired,
 )
+from wanbatch._folder import orphan_images, service_conflict
 from wanbatch._fsync import GroupSync
 from wanbatch._hasher import FileHasher
 from wanbatch._jobs import PlannedJob
@@ -65,6 +66,7 @@ from wanbatch._loader import (
     usable_prefix,
     validate_file,
 )
+from wanbatch._lock import FolderLock
 from wanbatch._pacing import Pacer
 from wanbatch._policy import Backoff
 from wanbatch._state import (
@@ -78,7 +80,7 @@ from wanbatch._state import (
     line_hash,
     plan_job,
 )
-from wanbatch._urls import image_filename, parse_expiry
+from wanbatch._urls import endpoint_of, image_filename, is_loopback_url, parse_expiry
 
 __all__ = ["BatchRun", "ExitCode", "RunSummary", "run_batch"]
 
@@ -373,16 +375,49 @@ class BatchRun:
 
         Raises:
             InvalidJobs: the job file has errors (and ``skip_invalid`` is off); nothing was sent.
-            JournalError: the output folder holds a run of another job file.
+            JournalError: the output folder holds a run of another job file, images its
+                journal does not account for, or images from the other kind of service (the
+                mock or the real one); :class:`FolderInUse` when another run holds it.
             OutputError: the output folder cannot be used.
         """
         if self._used:
             raise RuntimeError("a BatchRun runs once; create a new one to run again")
         self._used = True
         self._started = time.monotonic()
+        # A real run holds the folder from its first read to its last write; a dry run only
+        # reads, so it needs no lock (and leaves no folder behind).
+        lock = None if self.dry_run else await anyio.to_thread.run_sync(self._lock_folder)
+        try:
+            return await self._run()
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _lock_folder(self) -> FolderLock:
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot prepare the output folder {self.out_dir}: {exc.strerror or exc}"
+            ) from exc
+        lock = FolderLock(self.out_dir)
+        lock.acquire()
+        return lock
+
+    def _check_folder(self, state: RunState) -> None:
+        """Refuse a folder whose images the journal cannot account for, or made by the other
+        kind of service (mock or real)."""
+        problem = orphan_images(self.out_dir, state) or service_conflict(
+            state, self.config.base_url
+        )
+        if problem is not None:
+            raise JournalError(f"{self.out_dir}: {problem}")
+
+    async def _run(self) -> RunSummary:
         # The journal first (from its snapshot when it has one), so that validation can pass
         # over done lines and plan the rest in the same single pass over the job file.
         state = await anyio.to_thread.run_sync(read_journal, self.out_dir)
+        self._check_folder(state)
         counts = dict.fromkeys(PLAN_KEYS, 0)
         report = await anyio.to_thread.run_sync(self._validate, state, counts)
         self.summary.jobs_total = report.valid_jobs
@@ -421,6 +456,8 @@ class BatchRun:
                 jobs_file=str(self.jobs_path.absolute()),
                 version=_version(),
                 jobs=counts["jobs"],
+                endpoint=endpoint_of(self.config.base_url),
+                mock=is_loopback_url(self.config.base_url),
             )
             await self._dispatch(state, journal)
         finally:

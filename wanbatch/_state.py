@@ -11,7 +11,8 @@ Lifecycle of a job, driven by journal records (``event`` field)::
 
 Journal format v1 (one JSON object per line; ``v`` and ``ts`` on every record):
 
-- ``run``: a run started (``jobs_file``, ``version``).
+- ``run``: a run started (``jobs_file``, ``version``, ``endpoint``: the API base URL without
+  credentials, ``mock``: true when it was the built-in mock, i.e. a loopback address).
 - ``generated``: a call succeeded (``id``, ``fp``, ``attempt``, ``request_id``,
   ``images: [{"url", "expires"}]``, ``texts``, ``usage``, ``prompt``, ``seed``, ``size``, ``meta``).
   Written *before* any download, so a crash never costs a second generation while URLs are valid.
@@ -376,6 +377,10 @@ class RunState:
     possibly_billed: int = 0
     runs: int = 0
     jobs_file: str | None = None
+    #: The service of the last run that named one (``run`` records of older journals do not):
+    #: its base URL, and whether it was the mock.
+    endpoint: str | None = None
+    mock: bool | None = None
     #: Line numbers of records that could not be read (a torn last line is the usual one).
     damaged: list[int] = field(default_factory=list)
     #: Names the exact journal content this state folds (``"<bytes>:<tail digest>"``), when
@@ -389,6 +394,11 @@ class RunState:
         if event == "run":
             self.runs += 1
             self.jobs_file = record.get("jobs_file")
+            mock = record.get("mock")
+            if isinstance(mock, bool):
+                self.mock = mock
+                endpoint = record.get("endpoint")
+                self.endpoint = endpoint if isinstance(endpoint, str) else None
             return
         job_id = record.get("id")
         if not isinstance(job_id, str):
@@ -449,6 +459,8 @@ class RunState:
         "possibly_billed",
         "runs",
         "jobs_file",
+        "endpoint",
+        "mock",
         "damaged",
     )
 
