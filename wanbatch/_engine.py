@@ -53,7 +53,7 @@ from wanbatch._errors import (
     TransportError,
     UrlExpired,
 )
-from wanbatch._folder import orphan_images, service_conflict
+from wanbatch._folder import Refetch, check_saved_images, orphan_images, service_conflict
 from wanbatch._fsync import GroupSync
 from wanbatch._hasher import FileHasher
 from wanbatch._jobs import PlannedJob
@@ -130,6 +130,9 @@ class RunSummary:
     jobs_pending: int = 0
     skipped_invalid: int = 0
     images_on_disk: int = 0
+    #: Images of done jobs the journal records as saved whose file is missing or damaged
+    #: (another size) and could not be fetched again (their URL expired): never bought again.
+    images_missing: int = 0
     images_generated_total: int = 0
     images_generated_this_run: int = 0
     images_saved_this_run: int = 0
@@ -258,6 +261,9 @@ class BatchRun:
         self._remaining: dict[str, int] = {}
         self._rand = random.Random()
         self._started = 0.0
+        #: Missing images of done jobs found at the start, and those to fetch again.
+        self._missing_at_start = 0
+        self._refetch: list[Refetch] = []
 
     # ----------------------------------------------------------------- control
     def subscribe(self, callback: EventCallback) -> None:
@@ -438,6 +444,7 @@ class BatchRun:
         if self.config.api_key is None:
             raise ValueError("BatchConfig.api_key is required for a real run")
         self._prepare_out_dir()
+        await anyio.to_thread.run_sync(self._check_images, state)
         self._images_bought = state.images_generated
         self._emit(
             ev.RunPlanned(
@@ -467,6 +474,85 @@ class BatchRun:
                 await self._close_hasher()
                 await anyio.to_thread.run_sync(self._finish)
         return self.summary
+
+    def _check_images(self, state: RunState) -> None:
+        """Stat the images the journal records as saved; plan to fetch missing ones again."""
+        check = check_saved_images(self.out_dir, state, now=time.time())
+        self._missing_at_start = self.summary.images_missing = check.missing
+        self._refetch = check.refetch
+        if check.missing:
+            logging.getLogger("wanbatch").warning(
+                "%d image(s) recorded as saved are missing or damaged in %s (e.g. %s); %d will "
+                "be downloaded again while their URLs are valid, the others are not bought "
+                "again and are left out of metadata.jsonl",
+                check.missing,
+                self._images_dir,
+                ", ".join(check.sample),
+                len(check.refetch),
+            )
+
+    async def _restore_images(self, session: aiohttp.ClientSession, journal: Journal) -> None:
+        """Download missing images of done jobs again from their still-valid URLs (free).
+
+        An expired one stays missing: a done job is never generated again on its own.
+        """
+        pending = iter(self._refetch)
+
+        async def worker() -> None:
+            for item in pending:
+                if self.stopping:
+                    return
+                with contextlib.suppress(OutputError):  # the journal failed: stopping
+                    await self._restore_one(session, item, journal)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(self.config.download_concurrency, len(self._refetch))):
+                tg.start_soon(worker)
+
+    async def _restore_one(
+        self, session: aiohttp.ClientSession, item: Refetch, journal: Journal
+    ) -> None:
+        name = image_filename(item.job_id, item.k)
+        for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+            try:
+                saved = await download_image(
+                    session,
+                    item.url,
+                    self._images_dir / name,
+                    self._tmp_dir,
+                    timeout=self.config.download_timeout,
+                    max_bytes=self.config.max_download_bytes,
+                    expires=item.expires,
+                    label=f"job {item.job_id} image {item.k} (missing)",
+                    syncer=self._syncer,
+                    hasher=self._hasher,
+                    keep=lambda: True,
+                )
+            except UrlExpired:
+                return
+            except OutputError as exc:
+                self.request_stop(str(exc), ExitCode.FATAL)
+                return
+            except DownloadError:
+                if attempt < DOWNLOAD_ATTEMPTS:
+                    await anyio.sleep(self._backoff.delay(attempt, rand=self._rand.random()) / 4)
+                continue
+            self._journal(
+                journal,
+                "saved",
+                id=item.job_id,
+                k=item.k,
+                file=f"images/{name}",
+                bytes=saved.size,
+                sha256=saved.sha256,
+                width=saved.width,
+                height=saved.height,
+                **item.info,
+            )
+            self.summary.images_missing -= 1
+            self.summary.images_saved_this_run += 1
+            self._emit(ev.ImageSaved(item.job_id, item.k, f"images/{name}", saved.size))
+            return
 
     async def _close_hasher(self) -> None:
         try:
@@ -507,6 +593,8 @@ class BatchRun:
                     receive.close()
                     for _ in range(config.download_concurrency):
                         tg.start_soon(self._download_worker, session, downloads, journal, backoff)
+                    if self._refetch:
+                        tg.start_soon(self._restore_images, session, journal)
             self._abort_scope = None
         self.summary.concurrency_limit = pacer.statistics().limit
 
@@ -994,7 +1082,8 @@ class BatchRun:
         )
         write_prefix(self.out_dir, prefix)
         try:
-            write_views(self.out_dir, state, touched)
+            # Missing images at the start: rebuild, so the view lists exactly those on disk.
+            write_views(self.out_dir, state, None if self._missing_at_start else touched)
         except OSError as exc:
             self.request_stop(
                 f"cannot write the views of {self.out_dir}: {exc.strerror or exc}", ExitCode.FATAL
@@ -1005,7 +1094,7 @@ class BatchRun:
         summary.jobs_done = done
         summary.jobs_failed = failed
         summary.jobs_pending = max(0, summary.jobs_total - done - failed)
-        summary.images_on_disk = images
+        summary.images_on_disk = max(0, images - summary.images_missing)
         summary.images_generated_total = state.images_generated
         summary.duration_s = round(time.monotonic() - self._started, 3)
         if summary.duration_s > 0:

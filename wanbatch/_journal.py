@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 import time
 from array import array
 from collections import OrderedDict
@@ -24,7 +25,15 @@ from wanbatch._errors import OutputError
 from wanbatch._loader import DonePrefix
 from wanbatch._state import JOURNAL_VERSION, DoneJobs, JobState, RunState, Status, TouchLog, replay
 
-__all__ = ["Journal", "read_journal", "read_prefix", "write_prefix", "write_views"]
+__all__ = [
+    "Journal",
+    "current_saved",
+    "image_on_disk",
+    "read_journal",
+    "read_prefix",
+    "write_prefix",
+    "write_views",
+]
 
 JOURNAL_NAME = "journal.jsonl"
 SNAPSHOT_NAME = ".state-snapshot"
@@ -282,12 +291,13 @@ def _records(path: Path, event: str, offset: int = 0, lines: int = 0) -> Iterato
                 yield lineno, rec
 
 
-def _metadata_rows(
+def current_saved(
     path: Path, state: RunState, offset: int = 0, lines: int = 0, listed: TouchLog | None = None
-) -> Iterator[str]:
-    """One row per image of every DONE job's current generation, from byte ``offset`` on.
+) -> Iterator[tuple[dict[str, Any], int, int]]:
+    """(``saved`` record, k, generation line) of every image of every DONE job's current
+    generation, each once, from byte ``offset`` of the journal ``path`` on.
 
-    With ``listed``, jobs that were DONE before the replay it logged are already in the file.
+    With ``listed``, jobs that were DONE before the replay it logged are passed over.
     """
     # Images written per job, for jobs still being read; a job leaves once complete and is
     # remembered in a short recent list, so memory stays flat over a million jobs.
@@ -314,6 +324,48 @@ def _metadata_rows(
                 recent.popitem(last=False)
         else:
             written[job_id] = mask
+        yield rec, k, job.gen_line
+
+
+def image_on_disk(out_dir: Path, rec: dict[str, Any]) -> bool:
+    """Whether the file a ``saved`` record names is there, a regular file of its size."""
+    name = rec.get("file")
+    if not isinstance(name, str):
+        return False
+    try:
+        info = os.stat(out_dir / name)
+    except (OSError, ValueError):
+        return False
+    size = rec.get("bytes")
+    return stat.S_ISREG(info.st_mode) and (type(size) is not int or info.st_size == size)
+
+
+class _Tally:
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+def _metadata_rows(
+    path: Path,
+    state: RunState,
+    offset: int = 0,
+    lines: int = 0,
+    listed: TouchLog | None = None,
+    left_out: _Tally | None = None,
+) -> Iterator[str]:
+    """One row per image of every DONE job's current generation, from byte ``offset`` on.
+
+    With ``listed``, jobs that were DONE before the replay it logged are already in the file.
+    With ``left_out``, only images on disk (whole: of their recorded size) get a row, so that
+    the view loads as a dataset; the others are counted in ``left_out``.
+    """
+    out_dir = path.parent
+    for rec, k, _ in current_saved(path, state, offset, lines, listed):
+        if left_out is not None and not image_on_disk(out_dir, rec):
+            left_out.count += 1
+            continue
         yield _metadata_row(rec, k)
 
 
@@ -396,7 +448,7 @@ def write_views(out_dir: Path, state: RunState, touched: TouchLog | None = None)
     """Write ``metadata.jsonl`` and ``failed.jsonl`` from the journal; return their line counts.
 
     ``metadata.jsonl`` follows the Hugging Face ``imagefolder`` layout (``file_name`` relative to
-    the folder), one line per image of every DONE job's current generation.
+    the folder), one line per image of every DONE job's current generation that is on disk.
 
     Both are rebuilt from the whole journal, unless ``touched`` (from :func:`read_journal`)
     shows the views were last written at the journal state its replay started from and the new
@@ -421,18 +473,19 @@ def write_views(out_dir: Path, state: RunState, touched: TouchLog | None = None)
     ):
         appendable = _appendable(state, touched)
     start = (touched.start_offset, touched.start_lines) if touched is not None else (0, 0)
+    left_out = _Tally()  # images missing from disk: not listed
     if appendable[0] and info is not None:
-        rows = _metadata_rows(path, state, *start, listed=touched)
+        rows = _metadata_rows(path, state, *start, listed=touched, left_out=left_out)
         meta_count = int(info["metadata_rows"]) + _append(meta_path, rows)
     else:
-        meta_count = _write_atomic(meta_path, _metadata_rows(path, state))
+        meta_count = _write_atomic(meta_path, _metadata_rows(path, state, left_out=left_out))
     if appendable[1] and info is not None:
         failed_count = int(info["failed_rows"]) + _append(
             failed_path, _failed_rows(path, state, *start)
         )
     else:
         failed_count = _write_atomic(failed_path, _failed_rows(path, state))
-    if state.source is not None:
+    if state.source is not None and not left_out.count:  # else the next run looks again
         _write_views_state(out_dir, state.source, meta_count, failed_count)
     return meta_count, failed_count
 

@@ -114,6 +114,11 @@ def format_summary(summary: RunSummary, out_dir: str) -> str:
         )
     if s.jobs_failed:
         lines.append(f"  failed jobs are listed in {out_dir}/failed.jsonl")
+    if s.images_missing:
+        lines.append(
+            f"  {s.images_missing} image(s) recorded as saved are missing or damaged in "
+            f"{out_dir}/images and their URLs expired; they are not bought again"
+        )
     if s.stop_reason:
         lines.append(f"  stopped: {s.stop_reason}")
     return "\n".join(lines)
