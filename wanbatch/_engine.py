@@ -264,6 +264,7 @@ class BatchRun:
         #: Missing images of done jobs found at the start, and those to fetch again.
         self._missing_at_start = 0
         self._refetch: list[Refetch] = []
+        self._lock: FolderLock | None = None
 
     # ----------------------------------------------------------------- control
     def subscribe(self, callback: EventCallback) -> None:
@@ -391,13 +392,15 @@ class BatchRun:
         self._used = True
         self._started = time.monotonic()
         # A real run holds the folder from its first read to its last write; a dry run only
-        # reads, so it needs no lock (and leaves no folder behind).
-        lock = None if self.dry_run else await anyio.to_thread.run_sync(self._lock_folder)
+        # reads, so it needs no lock. A folder that does not exist yet is created (and locked)
+        # only once the job file proved valid: bad input leaves nothing behind.
+        if not self.dry_run and self.out_dir.is_dir():
+            self._lock = await anyio.to_thread.run_sync(self._lock_folder)
         try:
             return await self._run()
         finally:
-            if lock is not None:
-                lock.release()
+            if self._lock is not None:
+                self._lock.release()
 
     def _lock_folder(self) -> FolderLock:
         try:
@@ -443,6 +446,13 @@ class BatchRun:
             return self.summary
         if self.config.api_key is None:
             raise ValueError("BatchConfig.api_key is required for a real run")
+        if self._lock is None:
+            self._lock = await anyio.to_thread.run_sync(self._lock_folder)
+            if (self.out_dir / "journal.jsonl").exists():
+                raise JournalError(
+                    f"{self.out_dir} was started by another run while this one read its job "
+                    f"file; run again to resume it"
+                )
         self._prepare_out_dir()
         await anyio.to_thread.run_sync(self._check_images, state)
         self._images_bought = state.images_generated

@@ -67,9 +67,10 @@ def check_saved_images(
     if not path.exists() or not len(state.done):
         return check
     wanted: dict[int, list[int]] = {}  # generation line -> missing k
-    for rec, k, gen_line in current_saved(path, state):
+    base = str(out_dir)
+    for rec, k, gen_line in current_saved(path, state, heads=True):
         check.checked += 1
-        if image_on_disk(out_dir, rec):
+        if image_on_disk(base, rec):
             continue
         check.missing += 1
         if len(check.sample) < SAMPLE:
@@ -110,13 +111,15 @@ def _still_valid(path: Path, wanted: dict[int, list[int]], now: float) -> list[R
 
 
 def _count_files(folder: Path) -> tuple[int, str | None]:
-    """Entries of a folder and the first name seen (0 when it is missing or unreadable)."""
+    """Regular files in a folder (what runs write there) and the first name seen (0 when it is
+    missing or unreadable)."""
     count, first = 0, None
     try:
         with os.scandir(folder) as entries:
             for entry in entries:
-                count += 1
-                first = first or entry.name
+                if entry.is_file(follow_symlinks=False):
+                    count += 1
+                    first = first or entry.name
     except OSError:
         return 0, None
     return count, first

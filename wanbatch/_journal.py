@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import stat
 import time
 from array import array
@@ -291,49 +292,89 @@ def _records(path: Path, event: str, offset: int = 0, lines: int = 0) -> Iterato
                 yield lineno, rec
 
 
+#: The start of a ``saved`` record as :class:`Journal` writes it (compact JSON, these keys
+#: first): read without a JSON parse where only the file matters. Any other form is parsed.
+_SAVED_HEAD = re.compile(
+    rb'"event":"saved","id":"([A-Za-z0-9._-]{1,128})","k":(\d{1,3}),'
+    rb'"file":"([^"\\]{1,1024})","bytes":(\d{1,15})[,}]'
+)
+
+
+def _saved_heads(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, record) of the journal's ``saved`` records, with only ``id``, ``k``,
+    ``file`` and ``bytes`` when the record has the usual form (~4x faster than a parse)."""
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if b'"saved"' not in raw:
+                continue
+            m = _SAVED_HEAD.search(raw)
+            if m is not None and raw.endswith(b"\n"):  # a whole line
+                head = {"id": m[1].decode(), "k": int(m[2]), "file": m[3].decode(), "bytes": 0}
+                head["bytes"] = int(m[4])
+                yield lineno, head
+                continue
+            try:
+                rec = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and rec.get("event") == "saved":
+                yield lineno, rec
+
+
 def current_saved(
-    path: Path, state: RunState, offset: int = 0, lines: int = 0, listed: TouchLog | None = None
+    path: Path,
+    state: RunState,
+    offset: int = 0,
+    lines: int = 0,
+    listed: TouchLog | None = None,
+    *,
+    heads: bool = False,
 ) -> Iterator[tuple[dict[str, Any], int, int]]:
     """(``saved`` record, k, generation line) of every image of every DONE job's current
     generation, each once, from byte ``offset`` of the journal ``path`` on.
 
-    With ``listed``, jobs that were DONE before the replay it logged are passed over.
+    With ``listed``, jobs that were DONE before the replay it logged are passed over. With
+    ``heads`` (from the start only), records may hold only ``id``, ``k``, ``file``, ``bytes``.
     """
     # Images written per job, for jobs still being read; a job leaves once complete and is
     # remembered in a short recent list, so memory stays flat over a million jobs.
     written: dict[str, int] = {}
     recent: OrderedDict[str, None] = OrderedDict()
-    for lineno, rec in _records(path, "saved", offset, lines):
+    records = _saved_heads(path) if heads else _records(path, "saved", offset, lines)
+    for lineno, rec in records:
         job_id = rec.get("id", "")
-        if job_id in recent:
+        if job_id in recent or not isinstance(job_id, str):
             continue  # a duplicate record of an image already listed
-        job = state.job(job_id) if isinstance(job_id, str) else None
-        if job is None or job.status is not Status.DONE or lineno < job.gen_line:
-            continue
+        # As state.job(job_id), without building a JobState: a run may check a million.
+        newer = state.jobs.get(job_id)
+        done = state.done.get(job_id) if newer is None or newer.status is Status.FAILED else None
+        if done is None or lineno < done[1]:
+            continue  # not done, or a record of an earlier generation
         if listed is not None and listed.before.get(job_id, (None,))[0] is Status.DONE:
             continue
+        gen_line, all_saved = done[1], (1 << done[2]) - 1
         k = int(rec["k"])
         mask = written.get(job_id, 0)
-        if mask >> k & 1 or not job.saved >> k & 1:
+        if mask >> k & 1 or not all_saved >> k & 1:
             continue  # listed already, or not an image of the job's current generation
         mask |= 1 << k
-        if mask == job.saved:
+        if mask == all_saved:
             written.pop(job_id, None)
             recent[job_id] = None
             if len(recent) > RECENT_JOBS:
                 recent.popitem(last=False)
         else:
             written[job_id] = mask
-        yield rec, k, job.gen_line
+        yield rec, k, gen_line
 
 
-def image_on_disk(out_dir: Path, rec: dict[str, Any]) -> bool:
+def image_on_disk(out_dir: str, rec: dict[str, Any]) -> bool:
     """Whether the file a ``saved`` record names is there, a regular file of its size."""
     name = rec.get("file")
     if not isinstance(name, str):
         return False
     try:
-        info = os.stat(out_dir / name)
+        info = os.stat(os.path.join(out_dir, name))
     except (OSError, ValueError):
         return False
     size = rec.get("bytes")
@@ -361,7 +402,7 @@ def _metadata_rows(
     With ``left_out``, only images on disk (whole: of their recorded size) get a row, so that
     the view loads as a dataset; the others are counted in ``left_out``.
     """
-    out_dir = path.parent
+    out_dir = str(path.parent)
     for rec, k, _ in current_saved(path, state, offset, lines, listed):
         if left_out is not None and not image_on_disk(out_dir, rec):
             left_out.count += 1
