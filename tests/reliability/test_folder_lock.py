@@ -15,7 +15,7 @@ import anyio
 import pytest
 
 from tests.conftest import CANARY_KEY, REPO, run_args, write_jobs
-from wanbatch import BatchConfig, FolderInUse, Secret, run_batch
+from wanbatch import BatchConfig, Secret, run_batch
 from wanbatch.mock import MockConfig, MockServer, serve_in_thread
 
 
@@ -116,6 +116,8 @@ def test_second_run_is_refused_naming_the_holder_and_a_killed_holder_does_not_bl
 @pytest.mark.anyio
 async def test_two_runs_in_one_process_cannot_share_a_folder(tmp_path: Path) -> None:
     """POSIX locks belong to the process, so the same process is refused by its registry."""
+    from wanbatch import FolderInUse
+
     jobs = write_jobs(tmp_path / "jobs.jsonl", [{"id": "a", "prompt": "in-process lock"}])
     out = tmp_path / "out"
     async with MockServer(MockConfig(image_size=(24, 24), latency=0.5)) as mock:

@@ -11,7 +11,6 @@ import pytest
 
 from tests.conftest import CANARY_KEY, journal_records, run_cli, write_jobs
 from wanbatch import BatchConfig, JournalError, Secret, run_batch
-from wanbatch._urls import endpoint_of, is_loopback_url
 from wanbatch.mock import ThreadedMock
 
 REAL = "https://dashscope-intl.aliyuncs.com/api/v1"
@@ -133,6 +132,8 @@ async def test_the_api_refuses_the_same_way(tmp_path: Path) -> None:
 
 
 def test_endpoint_recorded_without_secrets_and_loopback_is_the_mock() -> None:
+    from wanbatch._urls import endpoint_of, is_loopback_url
+
     assert endpoint_of("https://u:pw@DashScope-Intl.aliyuncs.com/api/v1/?key=sk-1#x") == REAL
     assert endpoint_of(WORKSPACE + "/") == WORKSPACE
     for url in ("http://127.0.0.1:8089/api/v1", "http://localhost:1/x", "http://[::1]:2/api/v1"):
