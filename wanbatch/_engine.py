@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import heapq
 import itertools
 import json
@@ -105,6 +106,10 @@ MAX_QUEUED_DOWNLOADS = 10_000
 DOWNLOAD_BACKLOG_PER_WORKER = 8
 #: Attempts at one image download before the job is given up to regeneration.
 DOWNLOAD_ATTEMPTS = 5
+#: Attempts at downloading a missing image of a done job again, and failures in a row (not
+#: expiries) after which a run stops trying (the store is out of reach; the next run tries).
+RESTORE_ATTEMPTS = 2
+RESTORE_FAILURES = 20
 
 
 class ExitCode(enum.IntEnum):
@@ -265,6 +270,7 @@ class BatchRun:
         self._missing_at_start = 0
         self._refetch: list[Refetch] = []
         self._lock: FolderLock | None = None
+        self._restore_failures = 0
 
     # ----------------------------------------------------------------- control
     def subscribe(self, callback: EventCallback) -> None:
@@ -454,7 +460,6 @@ class BatchRun:
                     f"file; run again to resume it"
                 )
         self._prepare_out_dir()
-        await anyio.to_thread.run_sync(self._check_images, state)
         self._images_bought = state.images_generated
         self._emit(
             ev.RunPlanned(
@@ -485,9 +490,15 @@ class BatchRun:
                 await anyio.to_thread.run_sync(self._finish)
         return self.summary
 
-    def _check_images(self, state: RunState) -> None:
-        """Stat the images the journal records as saved; plan to fetch missing ones again."""
-        check = check_saved_images(self.out_dir, state, now=time.time())
+    async def _check_images(
+        self, state: RunState, session: aiohttp.ClientSession, journal: Journal
+    ) -> None:
+        """Stat the images the journal records as saved, in a worker thread beside the first
+        calls (a million take seconds); fetch missing ones again while their URL is valid."""
+        check = await anyio.to_thread.run_sync(
+            functools.partial(check_saved_images, self.out_dir, state, now=time.time()),
+            abandon_on_cancel=True,  # an abort does not wait for it
+        )
         self._missing_at_start = self.summary.images_missing = check.missing
         self._refetch = check.refetch
         if check.missing:
@@ -500,17 +511,20 @@ class BatchRun:
                 ", ".join(check.sample),
                 len(check.refetch),
             )
+        if self._refetch:
+            await self._restore_images(session, journal)
 
     async def _restore_images(self, session: aiohttp.ClientSession, journal: Journal) -> None:
         """Download missing images of done jobs again from their still-valid URLs (free).
 
-        An expired one stays missing: a done job is never generated again on its own.
+        An expired one stays missing: a done job is never generated again on its own. After
+        RESTORE_FAILURES failures in a row the store is taken as out of reach: the rest wait.
         """
         pending = iter(self._refetch)
 
         async def worker() -> None:
             for item in pending:
-                if self.stopping:
+                if self.stopping or self._restore_failures >= RESTORE_FAILURES:
                     return
                 with contextlib.suppress(OutputError):  # the journal failed: stopping
                     await self._restore_one(session, item, journal)
@@ -523,7 +537,7 @@ class BatchRun:
         self, session: aiohttp.ClientSession, item: Refetch, journal: Journal
     ) -> None:
         name = image_filename(item.job_id, item.k)
-        for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+        for attempt in range(1, RESTORE_ATTEMPTS + 1):
             try:
                 saved = await download_image(
                     session,
@@ -544,9 +558,12 @@ class BatchRun:
                 self.request_stop(str(exc), ExitCode.FATAL)
                 return
             except DownloadError:
-                if attempt < DOWNLOAD_ATTEMPTS:
+                if attempt < RESTORE_ATTEMPTS:
                     await anyio.sleep(self._backoff.delay(attempt, rand=self._rand.random()) / 4)
+                else:
+                    self._restore_failures += 1
                 continue
+            self._restore_failures = 0
             self._journal(
                 journal,
                 "saved",
@@ -603,8 +620,7 @@ class BatchRun:
                     receive.close()
                     for _ in range(config.download_concurrency):
                         tg.start_soon(self._download_worker, session, downloads, journal, backoff)
-                    if self._refetch:
-                        tg.start_soon(self._restore_images, session, journal)
+                    tg.start_soon(self._check_images, state, session, journal)
             self._abort_scope = None
         self.summary.concurrency_limit = pacer.statistics().limit
 
