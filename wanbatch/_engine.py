@@ -136,7 +136,7 @@ class RunSummary:
     skipped_invalid: int = 0
     images_on_disk: int = 0
     #: Images of done jobs the journal records as saved whose file is missing or damaged
-    #: (another size) and could not be fetched again (their URL expired): never bought again.
+    #: (another size) and could not be fetched again (URL expired): never bought again.
     images_missing: int = 0
     images_generated_total: int = 0
     images_generated_this_run: int = 0

@@ -17,6 +17,7 @@ import errno
 import logging
 import os
 import socket
+import stat
 import sys
 import threading
 from pathlib import Path
@@ -26,6 +27,7 @@ from wanbatch._errors import FolderInUse, OutputError
 __all__ = ["LOCK_NAME", "FolderLock"]
 
 LOCK_NAME = ".lock"
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 #: Errors meaning "another process holds the lock".
 _BUSY = (errno.EACCES, errno.EAGAIN)
 
@@ -76,12 +78,15 @@ class FolderLock:
 
     def _lock_file(self) -> None:
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            # Never through a symbolic link: nothing is written outside the folder.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o644)
         except OSError as exc:
             raise OutputError(
                 f"cannot create the lock file {self.path}: {exc.strerror or exc}"
             ) from exc
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OutputError(f"{self.path} is not a regular file; remove it")
             if not _try_lock(fd, self.path):
                 pid, host = _holder(self.path)
                 raise FolderInUse(str(self.out_dir), pid, host, False)

@@ -117,7 +117,8 @@ def format_summary(summary: RunSummary, out_dir: str) -> str:
     if s.images_missing:
         lines.append(
             f"  {s.images_missing} image(s) recorded as saved are missing or damaged in "
-            f"{out_dir}/images and their URLs expired; they are not bought again"
+            f"{out_dir}/images and could not be downloaded again (URL expired); they are not "
+            f"bought again"
         )
     if s.stop_reason:
         lines.append(f"  stopped: {s.stop_reason}")

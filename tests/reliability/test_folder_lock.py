@@ -137,3 +137,19 @@ async def test_two_runs_in_one_process_cannot_share_a_folder(tmp_path: Path) -> 
         # The refused run did not drop the first one's lock, and the lock is free afterwards.
         summary = await run_batch(jobs, out, config)
         assert summary.exit_code == 0 and summary.jobs_done == 1
+
+
+@pytest.mark.anyio
+async def test_a_lock_file_that_is_a_symlink_is_refused_not_followed(tmp_path: Path) -> None:
+    from wanbatch import OutputError
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("do not touch")
+    jobs = write_jobs(tmp_path / "jobs.jsonl", [{"id": "a", "prompt": "symlink lock"}])
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".lock").symlink_to(victim)
+    config = BatchConfig(base_url="http://127.0.0.1:9/api/v1", api_key=Secret("k"))
+    with pytest.raises(OutputError, match="lock file"):
+        await run_batch(jobs, out, config)
+    assert victim.read_text() == "do not touch"
