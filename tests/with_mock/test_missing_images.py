@@ -87,3 +87,32 @@ async def test_images_past_their_url_are_reported_missing_never_bought_and_not_l
     assert summary.images_missing == 0 and summary.images_on_disk == 3
     assert _listed(out) == [f"images/e{i}-0.png" for i in range(3)]
     assert dashscope_mock.counters().images_generated == bought
+
+
+async def test_restoring_stops_when_the_store_keeps_failing(
+    tmp_path: Path, dashscope_mock: ThreadedMock
+) -> None:
+    from wanbatch._engine import RESTORE_ATTEMPTS, RESTORE_FAILURES
+
+    count = RESTORE_FAILURES + 10
+    jobs = write_jobs(
+        tmp_path / "jobs.jsonl", [{"id": f"s{i}", "prompt": f"store {i}"} for i in range(count)]
+    )
+    out = tmp_path / "out"
+    assert (await run_batch(jobs, out, _config(dashscope_mock))).exit_code == 0
+    for image in (out / "images").glob("*.png"):
+        image.unlink()
+    dashscope_mock.configure(truncate_rate=1.0)  # every download is cut short
+    before = dashscope_mock.counters()
+
+    summary = await run_batch(jobs, out, _config(dashscope_mock))
+    after = dashscope_mock.counters()
+    assert summary.images_missing == count and summary.images_on_disk == 0
+    assert after.images_generated == before.images_generated
+    tries = after.downloads_by_outcome.get("truncated", 0) - before.downloads_by_outcome.get(
+        "truncated", 0
+    )
+    # Bounded: the failures in a row that end it, plus the images in flight then.
+    bound = RESTORE_ATTEMPTS * (RESTORE_FAILURES + _config(dashscope_mock).download_concurrency)
+    assert RESTORE_ATTEMPTS * RESTORE_FAILURES <= tries <= bound
+    assert _listed(out) == []
