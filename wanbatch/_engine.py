@@ -495,10 +495,14 @@ class BatchRun:
     ) -> None:
         """Stat the images the journal records as saved, in a worker thread beside the first
         calls (a million take seconds); fetch missing ones again while their URL is valid."""
-        check = await anyio.to_thread.run_sync(
-            functools.partial(check_saved_images, self.out_dir, state, now=time.time()),
-            abandon_on_cancel=True,  # an abort does not wait for it
-        )
+        try:
+            check = await anyio.to_thread.run_sync(
+                functools.partial(check_saved_images, self.out_dir, state, now=time.time()),
+                abandon_on_cancel=True,  # an abort does not wait for it
+            )
+        except (OSError, ValueError) as exc:  # the run goes on; the next one checks again
+            logging.getLogger("wanbatch").warning("could not check the saved images: %s", exc)
+            return
         self._missing_at_start = self.summary.images_missing = check.missing
         self._refetch = check.refetch
         if check.missing:

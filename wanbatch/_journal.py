@@ -309,9 +309,11 @@ def _saved_heads(path: Path) -> Iterator[tuple[int, Any]]:
                 continue
             m = _SAVED_HEAD.search(raw)
             if m is not None and raw.endswith(b"\n"):  # a whole line
-                head = {"id": m[1].decode(), "k": int(m[2]), "file": m[3].decode(), "bytes": 0}
-                head["bytes"] = int(m[4])
-                yield lineno, head
+                file = m[3].decode("utf-8", "replace")
+                yield (
+                    lineno,
+                    {"id": m[1].decode(), "k": int(m[2]), "file": file, "bytes": int(m[4])},
+                )
                 continue
             try:
                 rec = json.loads(raw)
@@ -353,7 +355,12 @@ def current_saved(
         if listed is not None and listed.before.get(job_id, (None,))[0] is Status.DONE:
             continue
         gen_line, all_saved = done[1], (1 << done[2]) - 1
-        k = int(rec["k"])
+        try:
+            k = int(rec["k"])
+        except (KeyError, TypeError, ValueError):
+            continue  # a damaged record
+        if k < 0:
+            continue
         mask = written.get(job_id, 0)
         if mask >> k & 1 or not all_saved >> k & 1:
             continue  # listed already, or not an image of the job's current generation
