@@ -7,8 +7,8 @@ Run by hand (not part of pytest)::
 Synthesizes, in a temp folder: a job file of ``--done`` text-to-image jobs (``id`` + ``prompt``)
 plus ``--new`` jobs at its end, and an output folder whose ``journal.jsonl`` holds a ``run``
 record and, per done job, a ``generated`` and a ``saved`` record in the format of
-``wanbatch/_state.py`` (with the ``line`` hash a real run records; no ``fp``; the image files
-themselves are not created: planning never looks at them), plus the state snapshot and the
+``wanbatch/_state.py`` (with the ``line`` hash a real run records; no ``fp``; the image files are
+created empty, as their records say: a run stats each of them), plus the state snapshot and the
 job file's done prefix a real run's end writes (timed). Then starts ``run_batch`` in a
 subprocess against the mock (own process, no latency) and polls the mock's counters every 10 ms:
 the figure is seconds from spawning the client until the mock has seen its first call.
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -108,6 +109,8 @@ def synthesize(folder: Path, done: int, new: int) -> tuple[Path, Path]:
                 f'"request_id":"req-{i}","meta":null}}\n'
             )
     (out / "images").mkdir()
+    for i in range(done):  # empty, as the records say (bytes 0): a run stats every image
+        os.close(os.open(out / "images" / f"r{i:07d}-0.png", os.O_CREAT | os.O_WRONLY, 0o644))
     # What the previous run's end left besides the journal: its state snapshot, the job file's
     # done prefix and the views (the same calls as BatchRun._finish; timed: a cost of that end).
     t = time.perf_counter()

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from wanbatch._errors import BatchFatal as BatchFatal
     from wanbatch._errors import ConnectFailed as ConnectFailed
     from wanbatch._errors import DownloadError as DownloadError
+    from wanbatch._errors import FolderInUse as FolderInUse
     from wanbatch._errors import IntegrityError as IntegrityError
     from wanbatch._errors import InvalidJobs as InvalidJobs
     from wanbatch._errors import JobFileError as JobFileError
@@ -61,6 +62,7 @@ _LAZY: dict[str, str] = {
     "BatchFatal": "wanbatch._errors",
     "ConnectFailed": "wanbatch._errors",
     "DownloadError": "wanbatch._errors",
+    "FolderInUse": "wanbatch._errors",
     "IntegrityError": "wanbatch._errors",
     "InvalidJobs": "wanbatch._errors",
     "JobFileError": "wanbatch._errors",
@@ -102,6 +104,7 @@ __all__ = [
     "DownloadError",
     "Event",
     "ExitCode",
+    "FolderInUse",
     "Generated",
     "GenerationDefaults",
     "ImageSaved",

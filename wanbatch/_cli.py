@@ -254,6 +254,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from wanbatch._folder import check_saved_images
     from wanbatch._journal import read_journal
     from wanbatch._state import Status
 
@@ -297,6 +298,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
         "failure_reasons": dict(reasons.most_common()),
         "images_generated": state.images_generated,
         "images_on_disk": images,
+        # Recorded as saved, but the file is gone or of another size (one stat per image).
+        "images_missing": check_saved_images(out, state, limit=0).missing,
         "failed_attempts": state.failed_attempts,
         "throttled": state.throttled,
         "possibly_billed": state.possibly_billed,

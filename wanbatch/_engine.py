@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import heapq
 import itertools
 import json
@@ -56,6 +57,7 @@ from wanbatch._errors import (
     TransportError,
     UrlExpired,
 )
+from wanbatch._folder import Refetch, check_saved_images, orphan_images, service_conflict
 from wanbatch._fsync import GroupSync
 from wanbatch._hasher import FileHasher
 from wanbatch._jobs import PlannedJob
@@ -69,6 +71,7 @@ from wanbatch._loader import (
     usable_prefix,
     validate_file,
 )
+from wanbatch._lock import FolderLock
 from wanbatch._pacing import Pacer
 from wanbatch._policy import Backoff
 from wanbatch._state import (
@@ -84,7 +87,7 @@ from wanbatch._state import (
     line_hash,
     plan_job,
 )
-from wanbatch._urls import image_filename, parse_expiry
+from wanbatch._urls import endpoint_of, image_filename, is_loopback_url, parse_expiry
 
 __all__ = ["BatchRun", "ExitCode", "RunSummary", "run_batch"]
 
@@ -123,6 +126,10 @@ UNREACHABLE_AFTER = 3
 #: Calls whose answer was lost (each possibly billed) since the run's last successful call,
 #: after which the batch stops buying; twice the concurrency instead when that is more.
 LOST_ANSWERS_TO_STOP = 10
+#: Attempts at downloading a missing image of a done job again, and failures in a row (not
+#: expiries) after which a run stops trying (the store is out of reach; the next run tries).
+RESTORE_ATTEMPTS = 2
+RESTORE_FAILURES = 20
 
 
 class ExitCode(enum.IntEnum):
@@ -149,6 +156,9 @@ class RunSummary:
     skipped_invalid: int = 0  #: invalid job lines skipped (``skip_invalid``)
     validation_warnings: int = 0
     images_on_disk: int = 0
+    #: Images of done jobs the journal records as saved whose file is missing or damaged
+    #: (another size) and could not be fetched again (URL expired): never bought again.
+    images_missing: int = 0
     images_generated_total: int = 0
     images_generated_this_run: int = 0
     images_saved_this_run: int = 0
@@ -295,6 +305,11 @@ class BatchRun:
         self._reached = False
         self._connect_failures = 0
         self._lost_since_success = 0
+        #: Missing images of done jobs found at the start, and those to fetch again.
+        self._missing_at_start = 0
+        self._refetch: list[Refetch] = []
+        self._lock: FolderLock | None = None
+        self._restore_failures = 0
 
     # ----------------------------------------------------------------- control
     def subscribe(self, callback: EventCallback) -> None:
@@ -448,16 +463,51 @@ class BatchRun:
         Raises:
             InvalidJobs: the job file has errors (and ``skip_invalid`` is off), or no valid job;
                 nothing was sent.
-            JournalError: the output folder holds a run of another job file.
+            JournalError: the output folder holds a run of another job file, images its
+                journal does not account for, or images from the other kind of service (the
+                mock or the real one); :class:`FolderInUse` when another run holds it.
             OutputError: the output folder cannot be used.
         """
         if self._used:
             raise RuntimeError("a BatchRun runs once; create a new one to run again")
         self._used = True
         self._started = time.monotonic()
+        # A real run holds the folder from its first read to its last write; a dry run only
+        # reads, so it needs no lock. A folder that does not exist yet is created (and locked)
+        # only once the job file proved valid: bad input leaves nothing behind.
+        if not self.dry_run and self.out_dir.is_dir():
+            self._lock = await anyio.to_thread.run_sync(self._lock_folder)
+        try:
+            return await self._run()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+
+    def _lock_folder(self) -> FolderLock:
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot prepare the output folder {self.out_dir}: {exc.strerror or exc}"
+            ) from exc
+        lock = FolderLock(self.out_dir)
+        lock.acquire()
+        return lock
+
+    def _check_folder(self, state: RunState) -> None:
+        """Refuse a folder whose images the journal cannot account for, or made by the other
+        kind of service (mock or real)."""
+        problem = orphan_images(self.out_dir, state) or service_conflict(
+            state, self.config.base_url
+        )
+        if problem is not None:
+            raise JournalError(f"{self.out_dir}: {problem}")
+
+    async def _run(self) -> RunSummary:
         # The journal first (from its snapshot when it has one), so that validation can pass
         # over done lines and plan the rest in the same single pass over the job file.
         state = await anyio.to_thread.run_sync(read_journal, self.out_dir)
+        self._check_folder(state)
         counts = dict.fromkeys(PLAN_KEYS, 0)
         report = await anyio.to_thread.run_sync(self._validate, state, counts)
         # Nothing valid to run (no job at all, or every line invalid) is an error even with
@@ -495,6 +545,13 @@ class BatchRun:
             return self.summary
         if self.config.api_key is None:
             raise ValueError("BatchConfig.api_key is required for a real run")
+        if self._lock is None:
+            self._lock = await anyio.to_thread.run_sync(self._lock_folder)
+            if (self.out_dir / "journal.jsonl").exists():
+                raise JournalError(
+                    f"{self.out_dir} was started by another run while this one read its job "
+                    f"file; run again to resume it"
+                )
         self._prepare_out_dir()
         self._images_bought = state.images_generated
         self._emit(
@@ -516,6 +573,8 @@ class BatchRun:
                 jobs_file=str(self.jobs_path.absolute()),
                 version=_version(),
                 jobs=counts["jobs"],
+                endpoint=endpoint_of(self.config.base_url),
+                mock=is_loopback_url(self.config.base_url),
             )
             await self._dispatch(state, journal)
         finally:
@@ -531,6 +590,100 @@ class BatchRun:
         """The ``end`` record: the run was not killed (``status`` tells a finished folder)."""
         with contextlib.suppress(OutputError):  # a broken journal: the run says why already
             journal.append("end", stopped=self._stop_reason)
+
+    async def _check_images(
+        self, state: RunState, session: aiohttp.ClientSession, journal: Journal
+    ) -> None:
+        """Stat the images the journal records as saved, in a worker thread beside the first
+        calls (a million take seconds); fetch missing ones again while their URL is valid."""
+        try:
+            check = await anyio.to_thread.run_sync(
+                functools.partial(check_saved_images, self.out_dir, state, now=self._service_now()),
+                abandon_on_cancel=True,  # an abort does not wait for it
+            )
+        except (OSError, ValueError) as exc:  # the run goes on; the next one checks again
+            logging.getLogger("wanbatch").warning("could not check the saved images: %s", exc)
+            return
+        self._missing_at_start = self.summary.images_missing = check.missing
+        self._refetch = check.refetch
+        if check.missing:
+            logging.getLogger("wanbatch").warning(
+                "%d image(s) recorded as saved are missing or damaged in %s (e.g. %s); %d will "
+                "be downloaded again while their URLs are valid, the others are not bought "
+                "again and are left out of metadata.jsonl",
+                check.missing,
+                self._images_dir,
+                ", ".join(check.sample),
+                len(check.refetch),
+            )
+        if self._refetch:
+            await self._restore_images(session, journal)
+
+    async def _restore_images(self, session: aiohttp.ClientSession, journal: Journal) -> None:
+        """Download missing images of done jobs again from their still-valid URLs (free).
+
+        An expired one stays missing: a done job is never generated again on its own. After
+        RESTORE_FAILURES failures in a row the store is taken as out of reach: the rest wait.
+        """
+        pending = iter(self._refetch)
+
+        async def worker() -> None:
+            for item in pending:
+                if self.stopping or self._restore_failures >= RESTORE_FAILURES:
+                    return
+                with contextlib.suppress(OutputError):  # the journal failed: stopping
+                    await self._restore_one(session, item, journal)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(self.config.download_concurrency, len(self._refetch))):
+                tg.start_soon(worker)
+
+    async def _restore_one(
+        self, session: aiohttp.ClientSession, item: Refetch, journal: Journal
+    ) -> None:
+        name = image_filename(item.job_id, item.k)
+        for attempt in range(1, RESTORE_ATTEMPTS + 1):
+            try:
+                saved = await download_image(
+                    session,
+                    item.url,
+                    self._images_dir / name,
+                    self._tmp_dir,
+                    timeout=self.config.download_timeout,
+                    max_bytes=self.config.max_download_bytes,
+                    label=f"job {item.job_id} image {item.k} (missing)",
+                    syncer=self._syncer,
+                    hasher=self._hasher,
+                    keep=lambda: True,
+                )
+            except UrlExpired:
+                return
+            except OutputError as exc:
+                self.request_stop(str(exc), ExitCode.FATAL)
+                return
+            except DownloadError:
+                if attempt < RESTORE_ATTEMPTS:
+                    await anyio.sleep(self._backoff.delay(attempt, rand=self._rand.random()) / 4)
+                else:
+                    self._restore_failures += 1
+                continue
+            self._restore_failures = 0
+            self._journal(
+                journal,
+                "saved",
+                id=item.job_id,
+                k=item.k,
+                file=f"images/{name}",
+                bytes=saved.size,
+                sha256=saved.sha256,
+                width=saved.width,
+                height=saved.height,
+                **item.info,
+            )
+            self.summary.images_missing -= 1
+            self.summary.images_saved_this_run += 1
+            self._emit(ev.ImageSaved(item.job_id, item.k, f"images/{name}", saved.size))
+            return
 
     async def _close_hasher(self) -> None:
         try:
@@ -571,6 +724,7 @@ class BatchRun:
                     receive.close()
                     for _ in range(config.download_concurrency):
                         tg.start_soon(self._download_worker, session, downloads, journal, backoff)
+                    tg.start_soon(self._check_images, state, session, journal)
             self._abort_scope = None
         self.summary.concurrency_limit = pacer.statistics().limit
 
@@ -1239,7 +1393,8 @@ class BatchRun:
         )
         write_prefix(self.out_dir, prefix)
         try:
-            write_views(self.out_dir, state, touched)
+            # Missing images at the start: rebuild, so the view lists exactly those on disk.
+            write_views(self.out_dir, state, None if self._missing_at_start else touched)
         except OSError as exc:
             self.request_stop(
                 f"cannot write the views of {self.out_dir}: {exc.strerror or exc}", ExitCode.FATAL
@@ -1250,7 +1405,7 @@ class BatchRun:
         summary.jobs_done = done
         summary.jobs_failed = failed
         summary.jobs_pending = max(0, summary.jobs_total - done - failed)
-        summary.images_on_disk = images
+        summary.images_on_disk = max(0, images - summary.images_missing)
         summary.images_generated_total = state.images_generated
         summary.duration_s = round(time.monotonic() - self._started, 3)
         if summary.duration_s > 0:

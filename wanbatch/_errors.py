@@ -16,6 +16,7 @@ Pure: stdlib only. Every error wanbatch raises is a :class:`WanbatchError`::
      |    +-- UrlExpired            the signed URL's Expires= passed (or OSS said so)
      |    +-- IntegrityError        the bytes are not a whole PNG, or over the size cap
      +-- JournalError               the journal cannot be used (unreadable, another job file)
+     |    +-- FolderInUse           another run holds the output folder: pid, host
      +-- OutputError                the output folder cannot be written (disk full, permissions)
 """
 
@@ -30,6 +31,7 @@ __all__ = [
     "ConnectFailed",
     "Disposition",
     "DownloadError",
+    "FolderInUse",
     "IntegrityError",
     "InvalidJobs",
     "JobFileError",
@@ -168,6 +170,25 @@ class IntegrityError(DownloadError):
 
 class JournalError(WanbatchError):
     """The journal cannot be used: unreadable, or written for another job file."""
+
+
+class FolderInUse(JournalError):
+    """Another run holds the output folder's lock (``pid``/``host`` of the holder, if known)."""
+
+    def __init__(self, folder: str, pid: int | None, host: str | None, same_process: bool) -> None:
+        self.folder, self.pid, self.host, self.same_process = folder, pid, host, same_process
+        if same_process:
+            holder = f"another run in this process (pid {pid})"
+        elif pid is None:
+            holder = "another wanbatch run (its pid is not written yet)"
+        else:
+            holder = f"another wanbatch run (pid {pid} on host {host or '?'})"
+        super().__init__(
+            f"{folder} is in use by {holder}; wait for it to end, or use another --out folder"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.folder, self.pid, self.host, self.same_process))
 
 
 class OutputError(WanbatchError):

@@ -236,6 +236,12 @@ def format_summary(summary: RunSummary, out_dir: str, *, price: float | None = N
         )
     if s.jobs_failed:
         lines.append(f"  failed jobs are listed in {out_dir}/failed.jsonl")
+    if s.images_missing:
+        lines.append(
+            f"  {s.images_missing} image(s) recorded as saved are missing or damaged in "
+            f"{out_dir}/images and could not be downloaded again (URL expired); they are not "
+            f"bought again"
+        )
     if s.stop_reason:
         lines.append(f"  stopped: {s.stop_reason}")
     return "\n".join(lines)

@@ -14,7 +14,9 @@ by ``failed``): past :data:`MAX_REGENERATIONS` the job is failed instead of boug
 
 Journal format v1 (one JSON object per line; ``v`` and ``ts`` on every record):
 
-- ``run``: a run started (``jobs_file``, ``version``, ``jobs``: valid jobs in the file).
+- ``run``: a run started (``jobs_file``, ``version``, ``jobs``: valid jobs in the file,
+  ``endpoint``: the API base URL without credentials, ``mock``: true when it was the built-in
+  mock, i.e. a loopback address).
 - ``end``: that run reached its end (``stopped``: why it stopped early, or ``null``). A run
   with no ``end`` after its ``run`` was killed or crashed (or is still running).
 - ``generated``: a call succeeded (``id``, ``fp``, ``attempt``, ``request_id``,
@@ -434,6 +436,10 @@ class RunState:
     #: why it stopped early, if it did (``None``: it ran out of work).
     run_ended: bool = False
     stop_reason: str | None = None
+    #: The service of the last run that named one (``run`` records of older journals do not):
+    #: its base URL, and whether it was the mock.
+    endpoint: str | None = None
+    mock: bool | None = None
     #: Line numbers of records that could not be read (a torn last line is the usual one).
     damaged: list[int] = field(default_factory=list)
     #: Names the exact journal content this state folds (``"<bytes>:<tail digest>"``), when
@@ -456,6 +462,11 @@ class RunState:
             jobs = record.get("jobs")
             self.jobs_in_file = jobs if type(jobs) is int and 0 <= jobs < 2**63 else 0
             self.run_ended, self.stop_reason = False, None
+            mock = record.get("mock")
+            if isinstance(mock, bool):
+                self.mock = mock
+                endpoint = record.get("endpoint")
+                self.endpoint = endpoint if isinstance(endpoint, str) else None
             return
         if event == "end":
             stopped = record.get("stopped")
@@ -537,6 +548,8 @@ class RunState:
         "jobs_in_file",
         "run_ended",
         "stop_reason",
+        "endpoint",
+        "mock",
         "damaged",
         "clock_offset",
     )
@@ -559,10 +572,10 @@ class RunState:
         state = cls(done=done)
         for name in cls._TOTALS:
             value = header[name]
-            if name in ("jobs_file", "stop_reason"):
+            if name in ("jobs_file", "stop_reason", "endpoint"):
                 value = _checked(value, (str, type(None)), name)
-            elif name == "run_ended":
-                if type(value) is not bool:
+            elif name in ("run_ended", "mock"):
+                if type(value) is not bool and not (name == "mock" and value is None):
                     raise ValueError(f"{name}: wrong type")
             elif name == "clock_offset":
                 offset = _float_or_none(value)

@@ -14,11 +14,20 @@ credential, so a full URL must never reach a log line, an error message or ``sum
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-__all__ = ["SECRET_QUERY_KEYS", "image_filename", "is_safe_id", "parse_expiry", "redact"]
+__all__ = [
+    "SECRET_QUERY_KEYS",
+    "endpoint_of",
+    "image_filename",
+    "is_loopback_url",
+    "is_safe_id",
+    "parse_expiry",
+    "redact",
+]
 
 #: Query keys whose values are credentials (lower-cased). OSS V1 signing uses ``Signature`` and
 #: ``OSSAccessKeyId``; STS URLs add ``security-token``; V4 signing uses the ``x-oss-*`` pair.
@@ -125,3 +134,33 @@ def image_filename(job_id: str, k: int) -> str:
     if k < 0:
         raise ValueError(f"image index must be >= 0, got {k}")
     return f"{job_id}-{k}.png"
+
+
+def endpoint_of(base_url: str) -> str:
+    """The API base URL as the journal records it: no user info, query or fragment (where a
+    credential could hide), no trailing slash."""
+    parts = urlsplit(base_url.strip())
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:
+        port = ""
+    return urlunsplit((parts.scheme.lower(), host + port, parts.path.rstrip("/"), "", ""))
+
+
+def is_loopback_url(base_url: str) -> bool:
+    """Whether a base URL points at this machine (``localhost``, 127.0.0.0/8, ``::1``): the
+    built-in mock (``run --mock``, ``MockServer``, the pytest fixtures) always listens there,
+    and the service never does, so such a run is treated as a mock run."""
+    host = (urlsplit(base_url.strip()).hostname or "").lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback

@@ -68,6 +68,8 @@ def test_views_keep_only_current_generation_and_last_failure(tmp_path: Path) -> 
     journal.append("failed", id="b", code="X", message="first", source='{"id":"b","prompt":"p"}')
     journal.append("failed", id="b", code="Y", message="second", source='{"id":"b","prompt":"p"}')
     journal.close()
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "a-0.png").write_bytes(b"png")  # the views list images on disk
     state = read_journal(tmp_path)
     assert state.job("a").status is Status.DONE
     meta_count, failed_count = write_views(tmp_path, state)

@@ -18,6 +18,12 @@ from wanbatch._journal import JOURNAL_NAME, VIEWS_NAME, Journal, read_journal, w
 from wanbatch._state import TouchLog
 
 
+def _image(out: Path, name: str, size: int) -> None:
+    """The file a ``saved`` record names (the views list only images on disk)."""
+    (out / "images").mkdir(exist_ok=True)
+    (out / "images" / name).write_bytes(b"i" * size)
+
+
 def _inode(path: Path) -> int:
     return path.stat().st_ino if path.exists() else 0
 
@@ -35,6 +41,8 @@ def _rebuilt(out: Path, scratch: Path) -> tuple[tuple[int, int], str, str]:
         shutil.rmtree(scratch)
     scratch.mkdir()
     shutil.copy(out / JOURNAL_NAME, scratch / JOURNAL_NAME)
+    if (out / "images").exists():
+        shutil.copytree(out / "images", scratch / "images")
     counts = write_views(scratch, read_journal(scratch))
     return (
         counts,
@@ -75,6 +83,7 @@ class _Service:
             k = rng.choice(self.pending[job])
             if rng.random() < 0.8:
                 self.pending[job].remove(k)  # else: a duplicate record of the same image
+            _image(journal.path.parent, f"{job}-{k}.png", 100 + k)
             journal.append(
                 "saved",
                 id=job,
@@ -147,6 +156,7 @@ def test_an_edited_view_is_rebuilt(tmp_path: Path) -> None:
     )
     journal.append("saved", id="a", k=0, file="images/a-0.png", bytes=1, sha256="0" * 64)
     journal.close()
+    _image(tmp_path, "a-0.png", 1)
     assert _finish(tmp_path) == (1, 0)
     assert (tmp_path / VIEWS_NAME).exists()
     (tmp_path / "metadata.jsonl").write_text("", encoding="utf-8")  # a user emptied it
@@ -167,6 +177,7 @@ def test_a_resume_that_adds_jobs_appends_their_rows(tmp_path: Path) -> None:
             journal.append(
                 "saved", id=job_id, k=0, file=f"images/{job_id}-0.png", bytes=1, sha256="0" * 64
             )
+            _image(tmp_path, f"{job_id}-0.png", 1)
         journal.close()
 
     run([f"a{i}" for i in range(50)])
