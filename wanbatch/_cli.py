@@ -212,12 +212,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         progress.close()
         for error in exc.errors:
             print(error, file=sys.stderr)
-        lines = "1 invalid job line" if exc.total == 1 else f"{exc.total} invalid job lines"
-        print(
-            f"wanbatch: {exc.path}: {lines}; nothing was sent; fix the lines above, "
-            "or run with --skip-invalid",
-            file=sys.stderr,
-        )
+        print(f"wanbatch: {_invalid_jobs_advice(exc, args.skip_invalid)}", file=sys.stderr)
         return ExitCode.USAGE
     except JournalError as exc:
         progress.close()
@@ -237,10 +232,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print("wanbatch: interrupted; run the same command again to resume", file=sys.stderr)
         return ExitCode.INTERRUPTED
     progress.close()
-    print(format_summary(summary, args.out, price=config.price), file=sys.stderr)
-    if summary.exit_code == ExitCode.INTERRUPTED:
-        print("wanbatch: interrupted; run the same command again to resume", file=sys.stderr)
+    try:
+        print(format_summary(summary, args.out, price=config.price), file=sys.stderr)
+        if summary.exit_code == ExitCode.INTERRUPTED:
+            aborted = (summary.stop_reason or "").startswith("aborted")
+            what = "aborted" if aborted else "interrupted"
+            print(f"wanbatch: {what}; run the same command again to resume", file=sys.stderr)
+    except OSError:  # the terminal is gone (a closed ssh session): the folder says it all
+        pass
     return int(summary.exit_code)
+
+
+def _invalid_jobs_advice(exc: InvalidJobs, skip_invalid: bool) -> str:
+    """The last line after a refused job file: what was wrong, and what to do."""
+    if exc.errors and all(error.line == 0 for error in exc.errors):  # the file as a whole
+        return f"{exc.path}: no job to run; nothing was sent"
+    lines = "1 invalid job line" if exc.total == 1 else f"{exc.total} invalid job lines"
+    if skip_invalid:  # every line was invalid: nothing is left to run
+        return f"{exc.path}: {lines} and no valid one; nothing was sent; fix the lines above"
+    return (
+        f"{exc.path}: {lines}; nothing was sent; fix the lines above, "
+        "or run with --skip-invalid to run the valid ones"
+    )
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:

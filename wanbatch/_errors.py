@@ -202,7 +202,8 @@ class InvalidJobs(WanbatchError):
         self.path = path
         self.errors = errors
         self.total = total
-        super().__init__(f"{path}: {total} invalid job line(s); nothing was sent")
+        lines = "1 invalid job line" if total == 1 else f"{total} invalid job lines"
+        super().__init__(f"{path}: {lines}; nothing was sent")
 
 
 # --------------------------------------------------------------------------------------------

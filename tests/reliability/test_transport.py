@@ -317,6 +317,8 @@ def test_second_ctrl_c_abandons_calls_in_flight_and_counts_them(tmp_path: Path) 
         stderr = lines.rest()
         assert proc.returncode == ExitCode.INTERRUPTED, stderr
         assert "wanbatch: aborted; 2 calls in flight abandoned" in stderr, stderr
+        assert "wanbatch: aborted; run the same command again to resume" in stderr, stderr
+        assert "wanbatch: interrupted" not in stderr, stderr
         assert "Traceback" not in stderr
         summary = _summary(out)
         assert summary["stop_reason"].startswith("aborted"), summary

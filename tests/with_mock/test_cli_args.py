@@ -431,3 +431,24 @@ def test_mock_help_shows_every_knob_with_its_default() -> None:
         if action.option_strings != ["-h", "--help"]:
             assert action.help and "default" in action.help, action.option_strings
     assert "exit codes" in _parser().format_help()
+
+
+def test_a_refused_job_file_gets_advice_that_fits_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n\n")
+    bad = write_jobs(tmp_path / "bad.jsonl", [{"id": "a", "prompt": ""}])
+    out = str(tmp_path / "out")
+    outcome = run_main(["run", str(empty), "--out", out, "--mock"], capsys)
+    assert outcome.code == ExitCode.USAGE
+    assert f"wanbatch: {empty}: no job to run; nothing was sent" in outcome.err
+    assert "--skip-invalid" not in outcome.err and "line(s)" not in outcome.err
+    outcome = run_main(["run", str(bad), "--out", out, "--mock", "--skip-invalid"], capsys)
+    assert outcome.code == ExitCode.USAGE
+    assert "1 invalid job line and no valid one; nothing was sent" in outcome.err
+    assert "run with --skip-invalid" not in outcome.err
+    outcome = run_main(["run", str(bad), "--out", out, "--mock"], capsys)
+    assert "1 invalid job line; nothing was sent" in outcome.err
+    assert "or run with --skip-invalid to run the valid ones" in outcome.err
+    assert not (tmp_path / "out").exists()
