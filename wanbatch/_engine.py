@@ -75,13 +75,11 @@ from wanbatch._lock import FolderLock
 from wanbatch._pacing import Pacer
 from wanbatch._policy import Backoff
 from wanbatch._state import (
-    EXPIRY_MARGIN_S,
     MAX_REGENERATIONS,
     Action,
     DoneLines,
     JobState,
     RunState,
-    Status,
     TouchLog,
     expiry_cause,
     line_hash,
@@ -295,6 +293,8 @@ class BatchRun:
         self._expiries: dict[str, int] = {}
         #: Jobs whose fresh URLs expired on arrival since the last fresh image was saved.
         self._expired_on_arrival: set[str] = set()
+        #: Jobs being generated again after an expiry (summary.regenerated counts answers).
+        self._regenerating: set[str] = set()
         # Calls in flight (call number -> monotonic start), answered calls' total time and
         # count, and the streaks that stop a batch that cannot reach the service or keeps
         # losing (possibly paid) answers.
@@ -396,7 +396,6 @@ class BatchRun:
     def _validate(self, state: RunState, counts: dict[str, int]) -> ValidationReport:
         """Validate every line and plan in the same pass (counts by action)."""
         self._clock_offset = state.clock_offset
-        now = self._service_now()
 
         def on_job(job_id: str, max_new_images: int) -> None:
             job_state = state.job(job_id)
@@ -406,7 +405,6 @@ class BatchRun:
             plan = plan_job(
                 job_state,
                 "",
-                now=now,
                 retry_failed=self.config.retry_failed,
                 regenerate_expired=self.config.regenerate_expired,
             )
@@ -762,12 +760,10 @@ class BatchRun:
                     chunk = await anyio.to_thread.run_sync(next_chunk)
                     if not chunk:
                         break
-                    now = self._service_now()
                     for job in chunk:
                         plan = plan_job(
                             state.job(job.id),
                             job.fingerprint,
-                            now=now,
                             retry_failed=self.config.retry_failed,
                             regenerate_expired=self.config.regenerate_expired,
                         )
@@ -775,15 +771,13 @@ class BatchRun:
                         if plan.expiries:
                             self._expiries[job.id] = plan.expiries
                         if plan.action is Action.FAIL:
-                            self._record_expired_on_resume(state.job(job.id), job, now)
                             cause = expiry_cause(
                                 lifetime=None, waited=None, clock_offset=self._clock_offset
                             )
                             self._fail_expired(self._journal_file, job, plan.expiries, cause)
                         elif plan.action is Action.CALL:
                             if plan.regenerate:
-                                self.summary.regenerated += 1
-                                self._record_expired_on_resume(state.job(job.id), job, now)
+                                self._regenerating.add(job.id)
                             try:
                                 send.send_nowait(job)  # the usual case: room in the buffer
                             except anyio.WouldBlock:
@@ -838,19 +832,6 @@ class BatchRun:
             line=line_hash(job.source, self._salt),
             meta=job.meta,
         )
-
-    def _record_expired_on_resume(
-        self, job_state: JobState | None, job: PlannedJob, now: float
-    ) -> None:
-        """Journal the URLs the plan judged expired from ``Expires=`` on the service's clock
-        ``now`` (never requested)."""
-        if job_state is None or job_state.status is not Status.GENERATED:
-            return  # already recorded as expired by an earlier run
-        for k, _, exp in job_state.pending_images():
-            if exp is not None and exp - EXPIRY_MARGIN_S <= now:
-                self._journal(self._journal_file, "expired", id=job.id, k=k, judged="client")
-                self.summary.urls_expired += 1
-                self._emit(ev.UrlExpiredEvent(job.id, k))
 
     # ----------------------------------------------------------------- calls
     async def _call_worker(
@@ -1188,6 +1169,9 @@ class BatchRun:
             self._emit(ev.CallFailed(job.id, attempt, "JournalWriteFailed", str(exc), False, True))
             raise
         self._images_bought += len(urls)
+        if job.id in self._regenerating:
+            self._regenerating.discard(job.id)
+            self.summary.regenerated += 1
         self.summary.calls_succeeded += 1
         self.summary.images_generated_this_run += len(urls)
         self._emit(ev.Generated(job.id, len(urls), result.request_id))
@@ -1351,7 +1335,7 @@ class BatchRun:
         if not self.config.regenerate_expired or expiries > MAX_REGENERATIONS:
             self._fail_expired(journal, job, expiries, cause)
         elif not self.stopping:
-            self.summary.regenerated += 1
+            self._regenerating.add(job.id)  # counted once its new generation is answered
             self._downloads.add_producer()  # before this worker can see an empty queue
             self._tg.start_soon(self._regenerate, job)
 

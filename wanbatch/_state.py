@@ -25,8 +25,8 @@ Journal format v1 (one JSON object per line; ``v`` and ``ts`` on every record):
   Written *before* any download, so a crash never costs a second generation while URLs are valid.
 - ``saved``: image ``k`` of the current generation is on disk (``file``, ``bytes``, ``sha256``,
   plus ``prompt``/``seed``/``size``/``request_id``/``meta`` for ``metadata.jsonl``).
-- ``expired``: image ``k``'s URL expired before it was downloaded (the store said so, or, on
-  resume, its ``Expires=`` on the service's clock; then ``judged: "client"``).
+- ``expired``: image ``k``'s URL expired before it was downloaded: the store refused it (no
+  clock decides that; older journals may hold ``judged: "client"`` records, read the same).
 - ``attempt``: one failed attempt that will be retried (``code``, ``status``, ``possibly_billed``).
 - ``failed``: the job failed for good (``code``, ``message``, ``status``, ``source``).
 - ``meta``: a done job's line changed but not its request (its ``meta`` was edited, or only its
@@ -428,7 +428,7 @@ class RunState:
     runs: int = 0
     jobs_file: str | None = None
     #: The service's clock minus the client's (seconds), as the latest ``generated`` record
-    #: that carries it measured: what "now" is for the URLs' ``Expires=`` on resume.
+    #: that carries it measured: named in the likely cause when URLs expire.
     clock_offset: float = 0.0
     #: Valid jobs in the job file when the last run started (its ``run`` record).
     jobs_in_file: int = 0
@@ -845,19 +845,17 @@ def plan_job(
     state: JobState | None,
     fingerprint: str,
     *,
-    now: float,
     retry_failed: bool,
     regenerate_expired: bool = True,
-    expiry_margin: float = EXPIRY_MARGIN_S,
     max_regenerations: int = MAX_REGENERATIONS,
 ) -> Plan:
     """Decide what to do with a job given its journal state.
 
-    ``now`` is the service's time: the caller's clock corrected by ``RunState.clock_offset``,
-    since ``Expires=`` is on the service's clock. A URL that expires within ``expiry_margin``
-    seconds counts as expired: starting a download that cannot finish would waste the attempt.
-    An expired job is generated again unless that is off or it already expired
-    ``max_regenerations`` times before; then it fails (:attr:`Action.FAIL`).
+    A generated job's unsaved images are always downloaded, whatever their ``Expires=`` says
+    by any clock: trying costs nothing, and only the store's answer that a URL expired (an
+    ``expired`` record) makes the job one to generate again. An expired job is generated again
+    unless that is off or it already expired ``max_regenerations`` times; then it fails
+    (:attr:`Action.FAIL`).
     """
     if state is None or state.status is None:
         return Plan(Action.CALL)
@@ -868,19 +866,13 @@ def plan_job(
         if retry_failed:
             return Plan(Action.CALL, changed=changed)
         return Plan(Action.SKIP_FAILED, changed=changed)
-    pending = state.pending_images()
-    if state.status is Status.GENERATED and all(
-        exp is None or exp - expiry_margin > now for _, _, exp in pending
-    ):
-        return Plan(
-            Action.DOWNLOAD, downloads=tuple(pending), changed=changed, expiries=state.expiries
-        )
-    # Some URL expired before its image was saved: one more expired generation (an EXPIRED
-    # job's was counted by its ``expired`` record already).
-    expiries = state.expiries + (state.status is Status.GENERATED)
-    if regenerate_expired and expiries <= max_regenerations:
-        return Plan(Action.CALL, changed=changed, regenerate=True, expiries=expiries)
-    return Plan(Action.FAIL, changed=changed, expiries=expiries)
+    if state.status is Status.GENERATED:
+        pending = tuple(state.pending_images())
+        return Plan(Action.DOWNLOAD, downloads=pending, changed=changed, expiries=state.expiries)
+    # EXPIRED: the store said so; its expired record counted this generation already.
+    if regenerate_expired and state.expiries <= max_regenerations:
+        return Plan(Action.CALL, changed=changed, regenerate=True, expiries=state.expiries)
+    return Plan(Action.FAIL, changed=changed, expiries=state.expiries)
 
 
 def expiry_cause(*, lifetime: float | None, waited: float | None, clock_offset: float) -> str:

@@ -142,7 +142,7 @@ def test_wrong_types_and_huge_numbers_in_any_field_never_break_replay(
         job = state.job(job_id)
         if job is not None:
             _consistent(job)
-            plan_job(job, "f1", now=1_000.0, retry_failed=False)
+            plan_job(job, "f1", retry_failed=False)
 
 
 @settings(max_examples=200, deadline=None)
@@ -160,4 +160,4 @@ def test_a_snapshot_header_with_a_wrong_or_huge_value_is_refused_or_sane(
     for job in loaded.jobs.values():
         assert job.status is not None and job.saved >> len(job.images) == 0
         assert all(exp is None or 0 <= exp < math.inf for _, exp in job.images)
-        plan_job(job, "f1", now=1_000.0, retry_failed=False)
+        plan_job(job, "f1", retry_failed=False)

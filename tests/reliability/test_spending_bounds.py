@@ -137,14 +137,16 @@ async def test_max_images_caps_what_a_run_buys(tmp_path: Path) -> None:
 
 
 async def test_regeneration_on_resume_is_bounded_over_runs(tmp_path: Path) -> None:
-    """URLs valid for 30 s (inside the 60 s margin on resume) and every download cut short:
-    each resume judges them expired and buys the job again, until the journal's count fails it.
+    """Every download cut short, and between runs the store's clock moves a day on: each
+    resume tries the old URL, the store says it expired, the job is bought again, until the
+    journal's count fails it.
     """
-    with serve_in_thread(MockConfig(image_size=(16, 16), url_ttl=30, truncate_rate=1.0)) as mock:
+    with serve_in_thread(MockConfig(image_size=(16, 16), truncate_rate=1.0)) as mock:
         jobs = write_jobs(tmp_path / "jobs.jsonl", _rows("e", 1))
         out = tmp_path / "out"
         calls = []
-        for _ in range(MAX_GENERATIONS + 2):
+        for run in range(MAX_GENERATIONS + 2):
+            mock.configure(clock_offset=run * 100_000.0)
             summary = await _run(jobs, out, _config(mock.base_url))
             calls.append(mock.counters().calls)
     assert calls == [1, 2, 3, 3, 3]

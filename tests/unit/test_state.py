@@ -47,16 +47,21 @@ def test_generated_then_all_saved_is_done_and_urls_dropped() -> None:
 
 def test_partially_saved_job_plans_only_missing_downloads() -> None:
     state = replay([generated("a", n=3), saved("a", 1)])
-    plan = plan_job(state.job("a"), "f1", now=1_000.0, retry_failed=False)
+    plan = plan_job(state.job("a"), "f1", retry_failed=False)
     assert plan.action is Action.DOWNLOAD
     assert [k for k, _, _ in plan.downloads] == [0, 2]
 
 
-def test_expired_urls_regenerate_by_default_and_fail_when_told_not_to() -> None:
+def test_urls_past_expires_are_tried_and_only_the_stores_word_regenerates() -> None:
+    # Expires= long past by any clock: still a download (free); no call is planned.
     state = replay([generated("a", expires=1_000.0)])
-    plan = plan_job(state.job("a"), "f1", now=2_000.0, retry_failed=False)
+    plan = plan_job(state.job("a"), "f1", retry_failed=False)
+    assert plan.action is Action.DOWNLOAD and [k for k, _, _ in plan.downloads] == [0, 1]
+    # The store said it expired (an expired record): generated again, or failed when told not to.
+    state = replay([generated("a", expires=1_000.0), rec("expired", id="a", k=0)])
+    plan = plan_job(state.job("a"), "f1", retry_failed=False)
     assert plan.action is Action.CALL and plan.regenerate
-    plan = plan_job(state.job("a"), "f1", now=2_000.0, retry_failed=False, regenerate_expired=False)
+    plan = plan_job(state.job("a"), "f1", retry_failed=False, regenerate_expired=False)
     assert plan.action is Action.FAIL  # recorded as failed, so it is listed in failed.jsonl
 
 
@@ -68,20 +73,21 @@ def test_expired_generations_are_counted_and_bounded_then_fail() -> None:
         lines += [rec("expired", id="a", k=0), rec("expired", id="a", k=1)]
         state = replay(lines)
         counts.append(state.job("a").expiries)
-        plan = plan_job(state.job("a"), "f1", now=2_000.0, retry_failed=False)
+        plan = plan_job(state.job("a"), "f1", retry_failed=False)
         lines.append(generated("a", n=2, expires=1_000.0))
         if counts[-1] <= MAX_REGENERATIONS:
             assert plan.action is Action.CALL and plan.expiries == counts[-1]
         else:
             assert plan.action is Action.FAIL
     assert counts == [1, 2, 3] and MAX_REGENERATIONS == 2
-    # A generated job whose URLs are past: the plan counts the expiry it is about to record.
-    state = replay(lines)  # 3 expiries, then a 4th generation, expired by the clock
-    assert plan_job(state.job("a"), "f1", now=2_000.0, retry_failed=False).action is Action.FAIL
+    # A 4th generation is downloaded as any other (its count travels with the plan).
+    state = replay(lines)
+    plan = plan_job(state.job("a"), "f1", retry_failed=False)
+    assert plan.action is Action.DOWNLOAD and plan.expiries == 3
     # A failure resets the count: --retry-failed starts afresh with the same bound.
     state = replay([*lines, rec("failed", id="a", code="UrlExpired", message="x")])
     assert state.job("a").expiries == 0
-    assert plan_job(state.job("a"), "f1", now=2_000.0, retry_failed=True).action is Action.CALL
+    assert plan_job(state.job("a"), "f1", retry_failed=True).action is Action.CALL
 
 
 def test_the_count_survives_a_snapshot() -> None:
@@ -89,15 +95,12 @@ def test_the_count_survives_a_snapshot() -> None:
     assert JobState.from_json(state.job("a").to_json()).expiries == 1
 
 
-def test_resume_judges_urls_on_the_services_clock() -> None:
-    # The service's clock is a day behind ours: its URL, valid for 24 h, looks expired by ours.
+def test_the_services_clock_offset_is_read_and_bounded() -> None:
     ours = 200_000.0
     line = json.loads(generated("a", expires=ours - 3_600.0))
     line["clock_offset"] = -90_000
     state = replay([json.dumps(line)])
     assert state.clock_offset == -90_000
-    plan = plan_job(state.job("a"), "f1", now=ours + state.clock_offset, retry_failed=False)
-    assert plan.action is Action.DOWNLOAD
     # Absurd or mistyped offsets are not a clock.
     line["clock_offset"] = 1e300
     assert replay([json.dumps(line)]).clock_offset == 0.0
@@ -121,16 +124,10 @@ def test_expiry_cause_names_the_likely_cause(
     assert words in expiry_cause(lifetime=lifetime, waited=waited, clock_offset=offset)
 
 
-def test_url_expiring_within_margin_counts_as_expired() -> None:
-    state = replay([generated("a", expires=1_030.0)])
-    plan = plan_job(state.job("a"), "f1", now=1_000.0, retry_failed=False, expiry_margin=60)
-    assert plan.action is Action.CALL
-
-
 def test_failed_job_skipped_unless_retry_failed() -> None:
     state = replay([rec("failed", id="a", code="InvalidParameter", message="bad", fp="f1")])
-    assert plan_job(state.job("a"), "f1", now=0, retry_failed=False).action is Action.SKIP_FAILED
-    assert plan_job(state.job("a"), "f1", now=0, retry_failed=True).action is Action.CALL
+    assert plan_job(state.job("a"), "f1", retry_failed=False).action is Action.SKIP_FAILED
+    assert plan_job(state.job("a"), "f1", retry_failed=True).action is Action.CALL
 
 
 def test_done_job_never_undone_by_a_later_failure() -> None:
@@ -140,12 +137,12 @@ def test_done_job_never_undone_by_a_later_failure() -> None:
 
 def test_changed_fingerprint_is_reported() -> None:
     state = replay([generated("a", n=1), saved("a", 0)])
-    assert plan_job(state.job("a"), "other", now=0, retry_failed=False).changed
-    assert not plan_job(state.job("a"), "f1", now=0, retry_failed=False).changed
+    assert plan_job(state.job("a"), "other", retry_failed=False).changed
+    assert not plan_job(state.job("a"), "f1", retry_failed=False).changed
 
 
 def test_new_job_is_called() -> None:
-    assert plan_job(None, "f", now=0, retry_failed=False).action is Action.CALL
+    assert plan_job(None, "f", retry_failed=False).action is Action.CALL
 
 
 def test_torn_last_line_and_garbage_are_skipped_and_reported() -> None:
@@ -232,7 +229,7 @@ def test_any_prefix_of_a_valid_journal_replays_consistently(
         if job is None:
             continue
         _consistent(job)
-        plan = plan_job(job, "f1", now=1_000.0, retry_failed=False)
+        plan = plan_job(job, "f1", retry_failed=False)
         if job.status is Status.DONE:
             assert plan.action is Action.SKIP_DONE
         if job.status is Status.GENERATED:
@@ -317,7 +314,7 @@ def test_a_field_the_fold_does_not_read_never_drops_a_paid_generation() -> None:
     record.update(attempt=1e308, usage="x", texts=5, request_id=[1], duration=10**400)
     state = replay([json.dumps(record)])
     assert state.damaged == [] and state.job("a").status is Status.GENERATED
-    plan = plan_job(state.job("a"), "f1", now=1_000.0, retry_failed=False)
+    plan = plan_job(state.job("a"), "f1", retry_failed=False)
     assert plan.action is Action.DOWNLOAD
 
 
