@@ -295,6 +295,8 @@ class BatchRun:
         self._expired_on_arrival: set[str] = set()
         #: Jobs being generated again after an expiry (summary.regenerated counts answers).
         self._regenerating: set[str] = set()
+        #: Calls of a pending job that lost their answer in earlier runs (from the journal).
+        self._lost_before: dict[str, int] = {}
         # Calls in flight (call number -> monotonic start), answered calls' total time and
         # count, and the streaks that stop a batch that cannot reach the service or keeps
         # losing (possibly paid) answers.
@@ -778,6 +780,8 @@ class BatchRun:
                         elif plan.action is Action.CALL:
                             if plan.regenerate:
                                 self._regenerating.add(job.id)
+                            if job.id in state.lost:
+                                self._lost_before[job.id] = state.lost[job.id]
                             try:
                                 send.send_nowait(job)  # the usual case: room in the buffer
                             except anyio.WouldBlock:
@@ -883,10 +887,16 @@ class BatchRun:
     ) -> None:
         config = self.config
         last_error: ApiError | TransportError | None = None
-        billed_attempts = 0
+        # Calls that lost their answer may each have been billed: at most --max-attempts of
+        # them per job, counted over runs, then the job fails (see the end of this method).
+        billed_attempts = self._lost_before.pop(job.id, 0)
+        attempt = 0
         for attempt in range(1, config.max_attempts + 1):
             if self.stopping:
                 return
+            if billed_attempts >= config.max_attempts:
+                attempt -= 1  # no call made now
+                break
             if not self._reserve(job):
                 if self._reserved == 0:
                     self.request_stop(
@@ -947,7 +957,11 @@ class BatchRun:
                 if isinstance(exc, JobRejected):
                     self._fail(journal, job, attempt, exc)
                     return
-                will_retry = attempt < config.max_attempts and transport_stop is None
+                will_retry = (
+                    attempt < config.max_attempts
+                    and billed_attempts < config.max_attempts
+                    and transport_stop is None
+                )
                 self._record_attempt(journal, job, attempt, exc, will_retry=will_retry)
                 if transport_stop is not None:
                     self.request_stop(transport_stop, ExitCode.FATAL)
@@ -978,7 +992,10 @@ class BatchRun:
             # the queue, and memory, stay bounded however fast the service answers.
             await downloads.wait_below(self._download_backlog)
             return
-        assert last_error is not None
+        if last_error is None:  # earlier runs lost this job's answers max-attempts times
+            last_error = ResponseLost(
+                f"{billed_attempts} earlier calls lost their answer (each possibly billed)"
+            )
         if isinstance(last_error, ConnectFailed):
             # Never sent, so never billed, and not this job's fault: every job would fail the
             # same way. The job stays pending (a later run calls it without --retry-failed).

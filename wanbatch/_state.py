@@ -442,6 +442,8 @@ class RunState:
     mock: bool | None = None
     #: Line numbers of records that could not be read (a torn last line is the usual one).
     damaged: list[int] = field(default_factory=list)
+    #: Calls that lost their answer (each possibly billed) per job not answered or failed since.
+    lost: dict[str, int] = field(default_factory=dict)
     #: Names the exact journal content this state folds (``"<bytes>:<tail digest>"``), when
     #: the reader knows it (a snapshot taken or loaded with nothing after it), else ``None``.
     #: Caches derived from the state (the resume prefix) are valid only for the same source.
@@ -482,8 +484,13 @@ class RunState:
                 self.throttled += 1
             if record.get("possibly_billed"):
                 self.possibly_billed += 1
+                # Per job, until it is answered or fails: the bound on buying blind survives
+                # restarts (a run that keeps losing answers must not reset it).
+                self.lost[job_id] = self.lost.get(job_id, 0) + 1
             return
         job = self.jobs.get(job_id)
+        if event in ("generated", "failed"):
+            self.lost.pop(job_id, None)
         if event == "generated":
             if job is None:
                 job = self.jobs[job_id] = JobState()
@@ -558,6 +565,7 @@ class RunState:
         """A JSON-ready header of everything but ``done`` (whose arrays are stored as they are)."""
         header = {name: getattr(self, name) for name in self._TOTALS}
         header["jobs"] = {job_id: job.to_json() for job_id, job in self.jobs.items()}
+        header["lost"] = dict(self.lost)
         return header
 
     @classmethod
@@ -587,6 +595,8 @@ class RunState:
             else:
                 value = _count(value, name)
             setattr(state, name, value)
+        lost = _checked(header["lost"], dict, "lost")
+        state.lost = {_checked(k, str, "a job id"): _count(v, "lost") for k, v in lost.items()}
         jobs = _checked(header["jobs"], dict, "jobs")
         state.jobs = {_checked(k, str, "a job id"): JobState.from_json(v) for k, v in jobs.items()}
         # Every job and damaged line is a line of the journal the snapshot folds.

@@ -231,6 +231,37 @@ async def test_answers_lost_again_and_again_stop_the_buying(tmp_path: Path) -> N
     assert summary.jobs_failed == 0 and summary.jobs_pending == count
 
 
+async def test_lost_answers_are_bounded_per_job_across_restarts(tmp_path: Path) -> None:
+    """Runs that keep losing answers (reset after the request was read) and are run again and
+    again: each job is called blind at most max_attempts times over all runs, then it fails
+    (listed in failed.jsonl); later runs call nothing."""
+    count, max_attempts = 4, 3
+    jobs, out = _jobs(tmp_path, count), tmp_path / "out"
+    async with MockServer(MockConfig(reset_rate=1.0)) as mock:
+        config = BatchConfig(
+            base_url=mock.base_url,
+            api_key=Secret("k"),
+            concurrency=1,
+            rps=None,
+            max_attempts=max_attempts,
+            backoff_initial=0.01,
+            backoff_max=0.02,
+        )
+        calls = []
+        for _ in range(4):
+            summary = await run_batch(jobs, out, config)
+            calls.append(mock.counters().calls)
+    lost: dict[str, int] = {}
+    for record in journal_records(out):
+        if record["event"] == "attempt" and record["possibly_billed"]:
+            lost[record["id"]] = lost.get(record["id"], 0) + 1
+    assert max(lost.values()) <= max_attempts and sum(lost.values()) == calls[-1]
+    assert calls[-1] == count * max_attempts and calls[-2] == calls[-1]  # nothing more bought
+    assert summary.jobs_failed == count and summary.calls == 0
+    failed = [r for r in journal_records(out) if r["event"] == "failed"]
+    assert sorted(r["id"] for r in failed) == sorted(lost)
+
+
 # --------------------------------------------------------------------------- cut streams
 @pytest.mark.parametrize("cut", ["reset", "stall"])
 async def test_a_stream_cut_after_its_image_keeps_the_paid_image(tmp_path: Path, cut: str) -> None:
