@@ -1,4 +1,4 @@
-"""Pacing against a hidden cap (issue 5): wanbatch vs a 20-thread pool over the official SDK.
+"""Pacing against a hidden cap: wanbatch vs a 20-thread pool over the official SDK.
 
 Run by hand (not part of pytest)::
 

@@ -29,12 +29,13 @@ __all__ = [
 ]
 
 DEFAULT_MODEL = "wan2.6-image"
-#: wan2.6-image allows 5 task submissions per second and 5 in flight per account (API notes §7).
+#: wan2.6-image allows 5 task submissions per second and 5 in flight per account
+#: (docs/service.md, Rate limits).
 DEFAULT_CONCURRENCY = 5
 DEFAULT_RPS = 5.0
 DEFAULT_DOWNLOAD_CONCURRENCY = 8
 DEFAULT_MAX_ATTEMPTS = 6
-#: One call holds its connection for 1-4 minutes; the official SDK waits 300 s too (API notes §6.3).
+#: One call holds its connection for 1-4 minutes; the official SDK waits 300 s too.
 DEFAULT_CALL_TIMEOUT_S = 300.0
 DEFAULT_DOWNLOAD_TIMEOUT_S = 120.0
 #: Largest image file we accept from a result URL; a 2K PNG is well under this.
@@ -47,7 +48,7 @@ REGION_BASE_URLS: dict[str, str] = {
     "us": "https://dashscope-us.aliyuncs.com/api/v1",
     "cn": "https://dashscope.aliyuncs.com/api/v1",
 }
-#: Price of one generated image by region, CNY (API notes §7, "Pricing").
+#: Price of one generated image by region, CNY (docs/service.md, Prices by region).
 PRICE_PER_IMAGE: dict[str, float] = {"intl": 0.220177, "us": 0.20, "cn": 0.20}
 
 
@@ -82,7 +83,7 @@ class GenerationDefaults(BaseModel):
     """Run-wide generation parameters; a job's own value overrides each of them.
 
     ``n`` and ``max_images`` default to 1 (the service defaults to 4 and 5, each billed per
-    image: API notes §2.2). ``None`` means "do not send; let the service decide".
+    image). ``None`` means "do not send; let the service decide".
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -13,7 +13,7 @@ Owns the job file *format* (one JSON object per line, see ``docs/job-format.md``
 - :func:`plan_job` -> :class:`PlannedJob`, what the engine dispatches; :func:`derive_job_id`
   and :func:`fingerprint`; :class:`IdSet`, duplicate-id detection in 8 bytes per id.
 
-Mode rule (DESIGN "Both modes of the model work"): ``enable_interleave`` if the job says so;
+Mode rule (README, Job file): ``enable_interleave`` if the job says so;
 otherwise a job with no reference image runs in interleaved mode (the service's text-to-image
 path) and a job with images runs in editing mode.
 

@@ -16,7 +16,7 @@ and :meth:`Pacer.slot` waits, in this order, for
    429s does not turn into a burst of retries (except after a failed probe of the remembered
    ceiling, a single expected refusal: see :meth:`Pacer.on_throttle`);
 2. the request rate: call starts are spaced ``1 / rps`` apart (a reservation queue: no burst,
-   which is what ``Throttling.BurstRate`` punishes, API notes §5.2);
+   which is what ``Throttling.BurstRate`` punishes: docs/service.md, Rate limits);
 3. capacity: fewer than the AIMD limit in flight. The limit is an ``anyio.CapacityLimiter``
    whose ``total_tokens`` follows :attr:`Aimd.effective`; when it shrinks below the tokens
    borrowed, the excess holders simply finish and nobody new gets in until the count is below.

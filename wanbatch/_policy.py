@@ -5,9 +5,9 @@ clock or a random generator: "now" and the random draw are parameters, and every
 a number or a *new* value (urllib3's ``Retry.increment`` style; its ``Retry.sleep`` is the
 counter-example). ``_pacing`` owns the waiting; ``_engine`` owns the attempt loop.
 
-The numbers (API notes §7): ``wan2.6-image`` allows 5 submissions per second and 5 tasks in flight
-per account; one call takes one to several minutes; 429s carry no documented ``Retry-After``
-(API notes §5.1), so a header is honoured when present and never required.
+The numbers (docs/service.md, Rate limits): ``wan2.6-image`` allows 5 submissions per second and
+5 tasks in flight per account; one call takes one to several minutes; 429s carry no documented
+``Retry-After``, so a header is honoured when present and never required.
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def parse_retry_after(value: str | None, now: float | None) -> float | None:
 class Aimd:
     """An adaptive concurrency limit: slow start, then a remembered ceiling probed on a schedule.
 
-    The service caps work in flight per account (5 for ``wan2.6-image``, API notes §7) and answers
+    The service caps work in flight per account (``wan2.6-image``: 5; docs/service.md) and answers
     429 above it; the cap is shared with whatever else uses the account and can be raised, so the
     client has to find it and follow it. Plain AIMD saw-tooths between C/2 and C and hits the cap
     once per cycle (about 75 % of the possible throughput); this value remembers the lowest level
@@ -133,8 +133,8 @@ class Aimd:
       calls at once: it starts at ``initial`` (5, the documented per-account cap; never above
       ``maximum``), so ``--concurrency 20`` against a cap of 5 costs one 429 at start-up
       instead of a burst of 15. The time-based step exists because a refusal comes back at
-      once while a success takes a whole generation (1-2 minutes on the real service, API
-      notes §7): growing only on successes would take ``log2(C / 5)`` generations to reach a
+      once while a success takes a whole generation (1-2 minutes on the real service, see
+      docs/service.md): growing only on successes would take ``log2(C / 5)`` generations to reach a
       raised quota (over 5 minutes for 50), growing one level per ``ramp_interval`` reaches it
       in seconds
       and still oversteps the cap by about one call (one 429), since each step is answered

@@ -5,9 +5,9 @@ no sleep, no clock read. ``_client`` feeds this module bytes and gets values or 
 
 * :func:`parse_json_response` turns ``(status, body, content type)`` into a
   :class:`GenerationResult`, or raises the :class:`~wanbatch._errors.ApiError` subclass that
-  :func:`~wanbatch._errors.api_error` picks (API notes §3.1, §5.1, §6.4);
+  :func:`~wanbatch._errors.api_error` picks (docs/service.md, Synchronous answers, Error answers);
 * :class:`SSEDecoder` turns stream bytes, in chunks of any size, into :class:`SSEEvent` values
-  (the WHATWG "event stream" rules: API notes §3.2 says DashScope frames are ``id:``,
+  (the WHATWG "event stream" rules; DashScope frames are ``id:``,
   ``event:result``, ``:HTTP_STATUS/200``, ``data:{json}`` and a blank line);
 * :class:`InterleaveAccumulator` folds the events of one interleaved call into one result.
 
@@ -37,7 +37,7 @@ __all__ = [
     "parse_json_response",
 ]
 
-#: The synchronous generation endpoint, relative to the ``.../api/v1`` base (API notes §1).
+#: The synchronous generation endpoint, relative to the ``.../api/v1`` base.
 GENERATION_PATH = "/services/aigc/multimodal-generation/generation"
 
 #: How much of a non-JSON error body goes into the error message.
@@ -55,7 +55,7 @@ def _version() -> str:
 
 
 def build_headers(api_key: str, *, stream: bool) -> dict[str, str]:
-    """The headers of one generation request (API notes §1, §6.2).
+    """The headers of one generation request.
 
     ``stream=True`` (interleaved mode) asks for the event stream: ``Accept: text/event-stream``
     and ``X-DashScope-Sse: enable`` (plus ``X-Accel-Buffering: no``, as the official SDK sends,
@@ -78,7 +78,7 @@ class GenerationResult:
     """What one successful call produced.
 
     ``image_urls`` flattens every image item of every choice, in order (the service may answer
-    one choice per image or one choice with several items: API notes §3.1). ``texts`` holds the
+    one choice per image or one choice with several items: undocumented). ``texts`` holds the
     text of interleaved mode, one entry per paragraph between images (empty in editing mode).
     ``usage`` is the top-level ``usage`` object as sent (``image_count`` is the billed count).
     """
@@ -130,8 +130,8 @@ def parse_json_response(
 
     Raises:
         ApiError: the subclass chosen by :func:`~wanbatch._errors.api_error`: for any non-2xx
-            answer; for a 2xx answer with an error ``code`` (the task-FAILED shape of API notes
-            §4); and as ``RetryableApiError`` code ``EmptyOutput`` for a 2xx answer without an
+            answer; for a 2xx answer with an error ``code`` (the shape of a FAILED async
+            task); and as ``RetryableApiError`` code ``EmptyOutput`` for a 2xx answer without an
             image or not JSON at all (the service failed to deliver what it charges for).
     """
     header = _header(retry_after, "Retry-After")
@@ -171,10 +171,10 @@ def parse_json_response(
 def error_from_body(
     status: int, payload: object, body: bytes = b"", *, retry_after: float | None = None
 ) -> ApiError:
-    """The :class:`ApiError` for an error answer (API notes §5.1, §6.4).
+    """The :class:`ApiError` for an error answer (docs/service.md, Error answers).
 
     A JSON body gives ``code``, ``message`` (or ``msg``) and ``request_id``; the task shape with
-    ``code``/``message`` inside ``output`` is read too (API notes §4). A body that is not JSON
+    ``code``/``message`` inside ``output`` is read too (older task docs). A body that is not JSON
     (a gateway's HTML page) gives code ``HTTP<status>`` and the first 200 characters of its text,
     whitespace collapsed, as the message.
     """
@@ -194,7 +194,7 @@ def error_from_body(
 
 
 def _parse_stream_body(status: int, body: bytes, retry_after: float | None) -> GenerationResult:
-    # A whole event-stream body (the SDK parses a non-200 one by its first data line, §6.4).
+    # A whole event-stream body (the SDK parses a non-200 one by its first data line).
     decoder = SSEDecoder()
     accumulator = InterleaveAccumulator(default_status=status if status >= 400 else 400)
     for event in [*decoder.feed(body), *decoder.close()]:
@@ -224,7 +224,7 @@ def _str_or_none(value: object) -> str | None:
 
 
 def _content_items(output: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Every ``("image", url)`` / ``("text", text)`` item of every choice, in order (§3.1)."""
+    """Every ``("image", url)`` / ``("text", text)`` item of every choice, in order."""
     items: list[tuple[str, str]] = []
     choices = output.get("choices")
     if not isinstance(choices, list):
@@ -254,7 +254,7 @@ def _has_images(output: object) -> bool:
 
 def _is_finished(output: Mapping[str, Any]) -> bool:
     # ``finish_reason`` is "stop" when done and null (or, elsewhere in DashScope, the *string*
-    # "null") while streaming (API notes §3.1); ``output.finished`` is true on the last event.
+    # "null") while streaming; ``output.finished`` is true on the last event.
     if output.get("finished") is True:
         return True
     choices = output.get("choices")
@@ -264,7 +264,7 @@ def _is_finished(output: Mapping[str, Any]) -> bool:
 
 
 # --------------------------------------------------------------------------------------------
-# Server-sent events (interleaved mode, API notes §3.2)
+# Server-sent events (interleaved mode; docs/service.md, Event stream)
 # --------------------------------------------------------------------------------------------
 
 
@@ -275,7 +275,7 @@ class SSEEvent:
     ``event`` is the ``event:`` field (``"message"`` when absent, as the WHATWG rules say);
     ``data`` joins the event's ``data:`` lines with ``"\\n"``; ``id`` is this event's ``id:``
     field, if it had one. ``status`` is the HTTP status the stream announced for this event, from
-    a ``status:`` field (read by the official SDK, API notes §6.4) or DashScope's
+    a ``status:`` field (read by the official SDK) or DashScope's
     ``:HTTP_STATUS/NNN`` comment; ``None`` if neither was seen.
     """
 
@@ -398,7 +398,7 @@ class SSEDecoder:
 class InterleaveAccumulator:
     """Folds the events of one interleaved call into one :class:`GenerationResult`.
 
-    Each event's ``data`` is JSON in the §3.1 shape with partial ``content`` (API notes §3.2).
+    Each event's ``data`` is JSON in the shape of a JSON answer with partial ``content``.
     Whether content is *incremental* (each event carries new pieces) or *cumulative* (each event
     repeats everything so far) is undocumented, so both are accepted: an event whose items start
     with everything accumulated so far (the last text may have grown) is cumulative and replaces
@@ -409,7 +409,7 @@ class InterleaveAccumulator:
     Raises :class:`~wanbatch._errors.ApiError` (via :func:`~wanbatch._errors.api_error`) on an
     ``event:error`` event or a data object with a ``code`` and no ``output``; its status is the
     event's ``status`` (``status:`` field or ``:HTTP_STATUS/NNN``) when that is an error status,
-    else ``default_status`` (400, as the official SDK assumes: API notes §6.4).
+    else ``default_status`` (400, as the official SDK assumes).
     """
 
     def __init__(self, *, default_status: int = 400) -> None:

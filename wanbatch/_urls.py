@@ -2,7 +2,7 @@
 
 Pure: stdlib only (no aiohttp/anyio/aiofiles/tqdm import, no I/O, no clock read).
 
-Result URLs are OSS V1 presigned URLs (API notes §3.3)::
+Result URLs are OSS V1 presigned URLs (docs/service.md, Result URLs and their expiry)::
 
     https://dashscope-result-intl.oss-cn-singapore.aliyuncs.com/x.png
         ?Expires=1767225600&OSSAccessKeyId=LTAI...&Signature=abc%2Bdef%3D
@@ -46,7 +46,7 @@ SECRET_QUERY_KEYS = frozenset(
 #: (``urlsplit`` + ``parse_qsl`` cost ~0.1 ms a URL, once per image).
 _EXPIRES = re.compile(r"[?&](?i:expires)=([0-9]{1,15})(?=[&#]|$)")
 
-#: A job id (DESIGN "Job file"): it becomes part of a file name, so no separators, no leading dot.
+#: A job id (docs/job-format.md): it becomes part of a file name, so no separators, no leading dot.
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
@@ -54,7 +54,7 @@ def parse_expiry(url: str) -> float | None:
     """The Unix time at which a signed result URL expires, from its ``Expires=`` parameter.
 
     Returns ``None`` when the URL has no ``Expires`` parameter or its value is not a finite,
-    non-negative number (the docs show ``?Expires=xxx`` as a placeholder, API notes §3.3).
+    non-negative number (the service's docs show ``?Expires=xxx`` as a placeholder).
     The key is matched case-insensitively; the first occurrence wins.
     """
     fast = _EXPIRES.search(url)
@@ -117,7 +117,7 @@ def _redact_pair(pair: str) -> str:
 def is_safe_id(s: str) -> bool:
     """True when ``s`` can be used as a file name component: ``[A-Za-z0-9][A-Za-z0-9._-]{0,127}``.
 
-    The rule is the job file's id rule (DESIGN "Job file"); it excludes path separators, a
+    The rule is the job file's id rule (docs/job-format.md); it excludes path separators, a
     leading dot (hidden files, ``..``) and anything a file system might treat specially.
     """
     return _SAFE_ID.fullmatch(s) is not None

@@ -1,7 +1,7 @@
 """Property: any job line the loader accepts builds a request the mock accepts (HTTP 200).
 
 The loader's rules mirror the service's so that nothing it would reject is paid for. The mock
-is an independent reading of the same API notes (it imports nothing from wanbatch), so this
+is an independent reading of the same API docs (it imports nothing from wanbatch), so this
 checks the two readings against each other on generated lines, good and bad. Lines the loader
 rejects send nothing. Requests go to 127.0.0.1 only.
 """

@@ -1,6 +1,6 @@
 """Raw HTTP against the mock: the JSON/SSE shapes, async tasks, downloads and control routes.
 
-Each shape is checked against the examples of the API notes (§3, §4, §5.1, §3.3).
+Each shape is checked against the service's documented examples (docs/service.md).
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ async def test_interleave_stream_framing_and_incremental_items() -> None:
     assert "usage" in last and all("usage" not in p for p in payloads[:-1])
     items = [i for p in payloads for i in p["output"]["choices"][0]["message"]["content"]]
     kinds = [item["type"] for item in items]
-    # Incremental: every item appears once; max_images defaults to 5 (API notes §2.2).
+    # Incremental: every item appears once; max_images defaults to 5 (the service's default).
     assert kinds.count("image") == 5 == last["usage"]["image_count"]
     assert kinds.count("text") >= 2
     assert len({item.get("image") for item in items if "image" in item}) == 5
@@ -192,7 +192,7 @@ async def test_async_task_lifecycle() -> None:
         # Cancel only works while PENDING.
         async with session.post(f"tasks/{task_id}/cancel", headers=AUTH) as r:
             assert r.status == 400 and (await r.json())["code"] == "UnsupportedOperation"
-        # Tasks are queryable for 24 h, then UNKNOWN (API notes §4).
+        # Tasks are queryable for 24 h, then UNKNOWN.
         mock.advance_clock(86401)
         async with session.get(f"tasks/{task_id}", headers=AUTH) as r:
             assert (await r.json())["output"]["task_status"] == "UNKNOWN"

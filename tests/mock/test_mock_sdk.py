@@ -1,4 +1,7 @@
-"""The official ``dashscope`` SDK, unchanged, against the mock (API notes §6)."""
+"""The official ``dashscope`` SDK, unchanged, against the mock.
+
+What the SDK does is summed up in docs/service.md, The official Python SDK.
+"""
 
 from __future__ import annotations
 
@@ -59,7 +62,7 @@ def test_edit_call_returns_downloadable_pngs_of_the_reported_size(mock: Threaded
     )
     assert response.status_code == 200, response
     assert response.usage["image_count"] == 2
-    # 1K with a square reference image: 1280*1280 (API notes §2.2).
+    # 1K with a square reference image: 1280*1280 (1K is about 1280*1280 pixels, in its ratio).
     assert response.usage["size"] == "1280*1280"
     urls = image_urls(response)
     assert len(urls) == 2 and len(set(urls)) == 2

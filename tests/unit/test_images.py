@@ -1,4 +1,4 @@
-"""wanbatch._images: reference kinds, format sniffing, and the API's input-image rules (§2.1)."""
+"""wanbatch._images: reference kinds, format sniffing, and the API's input-image rules."""
 
 from __future__ import annotations
 

@@ -5,8 +5,8 @@ The model mirrors what :class:`wanbatch._pacing.Pacer` does with the value: call
 429 except a failed probe, the level a 429 refused = the peak in flight since the last cut,
 growth only while there is demand. The service holds at most ``cap`` calls (optionally also at
 most ``service_rps`` accepted calls per sliding second, as the mock) and refuses one more at
-once (429 after ``reject`` seconds). The targets (issue 5, DESIGN "One limiter decides the
-pace"): >= 95 % of cap/latency with <= 3 % of calls throttled, start-up included; a changed cap
+once (429 after ``reject`` seconds). The targets (README, Benchmarks: the pacing rows):
+>= 95 % of cap/latency with <= 3 % of calls throttled, start-up included; a changed cap
 followed within a few seconds.
 """
 

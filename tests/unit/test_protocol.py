@@ -1,4 +1,4 @@
-"""The sans-I/O protocol: headers, JSON bodies and errors (API notes §3.1, §5.1, §6.4)."""
+"""The sans-I/O protocol: headers, JSON bodies and errors (docs/service.md)."""
 
 from __future__ import annotations
 
@@ -23,14 +23,14 @@ from wanbatch._protocol import (
 
 JSON = "application/json"
 
-# API notes §3.1, verbatim.
+# The documented editing-mode answer, verbatim.
 EDIT_OK = b"""{"output":{"choices":[{"finish_reason":"stop",
    "message":{"role":"assistant","content":[{"image":"https://dashscope-result-intl.oss-cn-singapore.aliyuncs.com/xxx.png?Expires=xxx","type":"image"}]}}],
   "finished":true},
  "usage":{"image_count":1,"input_tokens":0,"output_tokens":0,"size":"1376*768","total_tokens":0},
  "request_id":"a3f4befe-cacd-49c9-8298-xxxxxx"}"""
 
-# API notes §5.1, verbatim.
+# The documented error answer, verbatim.
 ERROR_400 = b"""{"request_id":"a4d78a5f-655f-9639-8437-xxxxxx","code":"InvalidParameter","message":"num_images_per_prompt must be 1"}"""  # noqa: E501
 
 
@@ -181,7 +181,7 @@ def test_json_is_parsed_whatever_the_content_type_says() -> None:
 @pytest.mark.parametrize(
     "body",
     [
-        b'{"request_id":"r"}',  # no output (the SDK raises TypeError here, §6.4)
+        b'{"request_id":"r"}',  # no output (the SDK raises TypeError here)
         b'{"output":{"choices":[]},"request_id":"r"}',  # no image
         b'{"output":{"choices":[{"message":{"role":"assistant","content":[{"text":"hi"}]}}]}}',
         b'{"output":"nonsense"}',
@@ -198,7 +198,7 @@ def test_a_200_without_an_image_is_a_retryable_empty_output(body: bytes) -> None
 @pytest.mark.parametrize(
     "body",
     [
-        # API notes §4: task FAILED shape, code/message top-level or inside output.
+        # The FAILED-task shape: code/message top-level or inside output.
         b'{"request_id":"r","output":{"task_id":"t","task_status":"FAILED"},'
         b'"code":"InvalidParameter","message":"num_images_per_prompt must be 1"}',
         b'{"request_id":"r","output":{"task_id":"t","task_status":"FAILED",'

@@ -1,4 +1,4 @@
-"""SSEDecoder and InterleaveAccumulator (API notes §3.2, §6.4): no sockets, any chunking."""
+"""SSEDecoder and InterleaveAccumulator (docs/service.md, Event stream): no sockets, any chunks."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def image(u: str) -> dict[str, str]:
 
 
 def frame(n: int, data: str, *, event: str = "result", status: int = 200, eol: str = "\n") -> str:
-    # DashScope framing as the API notes §3.2 infer it.
+    # DashScope's usual framing (undocumented for this model).
     lines = [f"id:{n}", f"event:{event}", f":HTTP_STATUS/{status}", f"data:{data}", ""]
     return eol.join(lines) + eol
 

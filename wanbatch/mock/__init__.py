@@ -1,9 +1,9 @@
 """A local mock of the DashScope ``wan2.6-image`` HTTP API, for tests, CI and benchmarks.
 
-It speaks the API as ``shared/api/wan26-image.md`` documents it (validation, error bodies, sync
+It speaks the API as ``docs/service.md`` describes it (validation, error bodies, sync
 JSON and SSE answers, the async task API, signed expiring result URLs it serves itself) and has
 behaviour knobs (latency, 429s, faults, budget, ...) that are all off by default. It imports
-nothing from the rest of ``wanbatch``: it is an independent reading of the API notes, so a
+nothing from the rest of ``wanbatch``: it is an independent reading of the service's docs, so a
 client's misreading is not mirrored here.
 
 Start it with ``async with MockServer(config) as mock``, ``with serve_in_thread(config) as mock``,

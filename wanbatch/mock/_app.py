@@ -1,15 +1,15 @@
 """The aiohttp application: DashScope routes, image serving and the ``/mock`` control routes.
 
-Routes (API notes §1, §8.1):
+Routes (docs/service.md, Endpoints, hosts and regions):
   POST /api/v1/services/aigc/multimodal-generation/generation   sync edit (JSON) / interleave (SSE)
   POST /api/v1/services/aigc/image-generation/generation        async submit (X-DashScope-Async)
   GET  /api/v1/tasks/{task_id}, POST /api/v1/tasks/{task_id}/cancel
-  GET  /dashscope-result-mock/...                               signed PNG downloads (§3.3)
+  GET  /dashscope-result-mock/...                               signed PNG downloads
   GET  /mock/counters, GET|POST /mock/config, POST /mock/clock, POST /mock/reset-counters
 
 A generation call is checked in this order: API key (401), the ``force_error`` knob, account
 (free quota 429, budget Arrearage), throttling (concurrency cap, then rate; both 429
-``Throttling.RateQuota``), the request itself (§2), content inspection; then it is in flight:
+``Throttling.RateQuota``), the request itself, content inspection; then it is in flight:
 latency, injected faults, answer. Only successful answers bill images.
 """
 
@@ -85,7 +85,7 @@ def create_app(config: MockConfig | None = None) -> web.Application:
     app.router.add_post("/mock/config", _post_config)
     app.router.add_post("/mock/clock", _post_clock)
     app.router.add_post("/mock/reset-counters", _post_reset_counters)
-    # Anything else under /api/v1 answers JSON too (§8.2), not aiohttp's text/plain 404/405.
+    # Anything else under /api/v1 answers JSON too, not aiohttp's text/plain 404/405.
     app.router.add_route("*", f"{_API}/{{tail:.*}}", _not_found)
     app.on_cleanup.append(_stop_tasks)
     app.on_response_prepare.append(_date_header)
@@ -103,7 +103,7 @@ async def _date_header(request: web.Request, response: web.StreamResponse) -> No
 def _json(
     body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
-    # API notes §8.2: JSON bodies always say application/json (the SDK's aiohttp path needs it).
+    # JSON bodies always say application/json (the SDK's aiohttp path needs it).
     text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
     return web.Response(text=text, status=status, content_type=_JSON, headers=headers)
 
@@ -127,7 +127,7 @@ def _header_enabled(request: web.Request, name: str) -> bool:
 
 
 def _check_key(request: web.Request, state: MockState) -> None:
-    """API notes §1: ``Authorization: Bearer <key>``; the key never appears in any answer."""
+    """``Authorization: Bearer <key>``; the key never appears in any answer."""
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
     key = key.strip()
     if scheme.lower() != "bearer" or not key:
@@ -224,7 +224,7 @@ async def _generation(request: web.Request) -> web.StreamResponse:
     try:
         _check_key(request, state)
         if _header_enabled(request, "X-DashScope-Async"):
-            # Async calls go to the image-generation path (API notes §1).
+            # Async calls go to the image-generation path.
             raise Rejection(
                 403, "AccessDenied", "current user api does not support asynchronous calls"
             )
@@ -236,7 +236,7 @@ async def _generation(request: web.Request) -> web.StreamResponse:
         generation = validate_generation(body)
         sse = _header_enabled(request, "X-DashScope-Sse")
         if generation.interleave and not sse:
-            # §2.2: sync interleave must stream (header X-DashScope-Sse: enable, stream=true).
+            # Sync interleave must stream (header X-DashScope-Sse: enable, stream=true).
             raise Rejection.invalid(
                 "enable_interleave=true on the synchronous API requires streaming output: "
                 "send header X-DashScope-Sse: enable and parameters.stream=true"
@@ -285,10 +285,10 @@ async def _stream(
     latency: float,
     request_id: str,
 ) -> web.StreamResponse:
-    """Answer as SSE (§3.2): incremental items, ``finish_reason`` null until the last event."""
+    """Answer as SSE: incremental items, ``finish_reason`` null until the last event."""
     count = generation.images_to_make
     urls = state.issue_urls(_origin(request), size, count)
-    input_tokens = output_tokens = 0  # token semantics of interleave are undocumented (§3.1)
+    input_tokens = output_tokens = 0  # token semantics of interleave are undocumented
     if generation.interleave:
         # One item per event; the last event carries the closing text.
         items = interleave_items(generation.prompt, urls)
@@ -360,7 +360,7 @@ async def _submit(request: web.Request) -> web.Response:
             raise Rejection(403, "AccessDenied", NO_SYNC_CALLS)
         _check_forced(state)
         _check_account(state)
-        # Over-concurrency tasks queue as PENDING instead (§7), so only the rate applies here.
+        # Over-concurrency tasks queue as PENDING instead, so only the rate applies here.
         _check_rate(state, cap=False)
         if body is None:
             raise Rejection.invalid("The request body is not valid JSON.")
@@ -416,7 +416,7 @@ async def _cancel(request: web.Request) -> web.Response:
         return _json(error_body(request_id, rejection.code, rejection.message), rejection.status)
     task = request.app[_TASKS].get(request.match_info["task_id"])
     if task is None or task.status != "PENDING":
-        # SDK docstring: only PENDING tasks can be canceled (API notes §1).
+        # SDK docstring: only PENDING tasks can be canceled.
         message = "Failed to cancel the task, please confirm if the task is in PENDING status."
         return _json(error_body(request_id, "UnsupportedOperation", message), 400)
     task.status = "CANCELED"
@@ -432,7 +432,7 @@ async def _stop_tasks(app: web.Application) -> None:
     await asyncio.gather(*runners, return_exceptions=True)
 
 
-# --- image downloads (§3.3) -------------------------------------------------------------------
+# --- image downloads -------------------------------------------------------------------------
 
 
 def _oss_error(

@@ -1,4 +1,4 @@
-"""Pure: the JSON bodies and SSE frames the mock answers with (API notes §3, §4, §5.1).
+"""Pure: the JSON bodies and SSE frames the mock answers with (docs/service.md).
 
 Success bodies always carry ``output``, ``choices[].message.role`` and a top-level ``usage``
 (not inside ``output``); errors are ``{"request_id","code","message"}``. The OSS error XML of
@@ -23,19 +23,19 @@ __all__ = [
     "usage",
 ]
 
-# Task times are "YYYY-MM-DD HH:mm:ss.SSS" in UTC+8 (API notes §4).
+# Task times are "YYYY-MM-DD HH:mm:ss.SSS" in UTC+8 (docs/service.md, Asynchronous tasks).
 _UTC8 = timezone(timedelta(hours=8))
 
 
 def error_body(request_id: str, code: str, message: str) -> dict[str, Any]:
-    """The error shape of API notes §5.1."""
+    """The service's error body: ``{"request_id", "code", "message"}``."""
     return {"request_id": request_id, "code": code, "message": message}
 
 
 def usage(
     images: int, size: tuple[int, int], input_tokens: int = 0, output_tokens: int = 0
 ) -> dict[str, Any]:
-    """Top-level ``usage``; ``image_count`` is the billed count (§3.1)."""
+    """Top-level ``usage``; ``image_count`` is the billed count."""
     return {
         "image_count": images,
         "input_tokens": input_tokens,
@@ -46,7 +46,7 @@ def usage(
 
 
 def edit_choices(urls: list[str]) -> list[dict[str, Any]]:
-    """One choice per image, each with one image item ([INF] of §3.1, as the async example)."""
+    """One choice per image, each with one image item (as the documented async example)."""
     return [
         {
             "finish_reason": "stop",
@@ -98,7 +98,7 @@ def stream_event(
 def sse_frame(
     event_id: int, payload: dict[str, Any], *, event: str = "result", status: int = 200
 ) -> bytes:
-    """Standard DashScope SSE framing ([INF] §3.2): id, event, HTTP_STATUS comment, data, blank."""
+    """DashScope's usual SSE framing (undocumented for this model): id, event, comment, data."""
     data = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
     return f"id:{event_id}\nevent:{event}\n:HTTP_STATUS/{status}\ndata:{data}\n\n".encode()
 

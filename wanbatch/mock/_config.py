@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["DEFAULT_URL_TTL_S", "ForcedError", "MockConfig"]
 
-#: Result URLs are valid for 24 hours (API notes §3.3).
+#: Result URLs are valid for 24 hours (docs/service.md, Result URLs and their expiry).
 DEFAULT_URL_TTL_S = 86400.0
 
 
@@ -60,7 +60,7 @@ class MockConfig(BaseModel):
     max_concurrency: int | None = Field(default=None, ge=1)
     #: Accepted generation calls per sliding 1 s window; beyond it 429 ``Throttling.RateQuota``.
     rps: float | None = Field(default=None, gt=0.0)
-    #: Seconds sent as ``Retry-After`` on 429s (the real service sends none, API notes §5.1).
+    #: Seconds sent as ``Retry-After`` on 429s (the real service documents none).
     retry_after: int | None = Field(default=None, ge=0)
     #: Probability of an injected 500 ``InternalError`` JSON answer.
     error_rate: float = Field(default=0.0, ge=0.0, le=1.0)

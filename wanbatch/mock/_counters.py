@@ -27,7 +27,7 @@ class CountersSnapshot:
     calls_by_outcome: dict[str, int] = field(default_factory=dict)
     #: Calls answered 429 (any ``Throttling*`` code).
     throttled: int = 0
-    #: Images generated, i.e. billed (failed calls bill nothing, API notes §5.2).
+    #: Images generated, i.e. billed (failed calls bill nothing).
     images_generated: int = 0
     #: Prompt text -> images generated for it.
     images_by_prompt: dict[str, int] = field(default_factory=dict)

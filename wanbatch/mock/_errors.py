@@ -97,7 +97,7 @@ class Rejection(Exception):
     """A request the service answers with ``{"request_id","code","message"}`` and ``status``.
 
     ``deferred`` marks what the model worker (not the gateway) finds: an async task still gets
-    an id and then turns FAILED with this code, as in the FAILED example of API notes §4.
+    an id and then turns FAILED with this code, as in the service's documented FAILED example.
     """
 
     def __init__(self, status: int, code: str, message: str, *, deferred: bool = False) -> None:

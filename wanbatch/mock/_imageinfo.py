@@ -47,7 +47,8 @@ def _png(data: bytes) -> ImageInfo:
     if len(data) < 33 or data[12:16] != b"IHDR":
         return ImageInfo("png", None, None)
     width, height, _depth, color_type = struct.unpack(">IIBB", data[16:26])
-    # Colour types 4 (grey+alpha) and 6 (RGBA) carry alpha; so does a tRNS chunk (API notes §2.1).
+    # Colour types 4 (grey+alpha) and 6 (RGBA) carry alpha; so does a tRNS chunk (the API takes
+    # PNG without alpha only).
     alpha = color_type in (4, 6)
     pos = 8
     while not alpha and pos + 8 <= len(data):

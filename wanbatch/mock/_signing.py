@@ -1,9 +1,10 @@
 """Pure: OSS-V1-style presigned result URLs (``Expires``, ``OSSAccessKeyId``, ``Signature``).
 
-API notes §3.3: result URLs carry ``Expires=<unix seconds>&OSSAccessKeyId=LTAI…&Signature=<url-
-encoded base64>``. The signature is HMAC-SHA1 over OSS's V1 string-to-sign (verb, expiry and the
-``/bucket/object`` path) with a secret that lives only in one server, so a URL cannot be forged,
-re-dated or moved to another object without the mock noticing.
+Result URLs carry ``Expires=<unix seconds>&OSSAccessKeyId=LTAI…&Signature=<url-encoded base64>``
+(docs/service.md, Result URLs and their expiry). The signature is HMAC-SHA1 over OSS's V1
+string-to-sign (verb, expiry and the ``/bucket/object`` path) with a secret that lives only in
+one server, so a URL cannot be forged, re-dated or moved to another object without the mock
+noticing.
 """
 
 from __future__ import annotations

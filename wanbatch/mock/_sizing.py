@@ -1,7 +1,7 @@
-"""Pure: check the ``size`` parameter and work out the output size (API notes §2.2 ``size``).
+"""Pure: check the ``size`` parameter and work out the output size (docs/service.md, Sizes).
 
 Edit mode takes ``"1K"``, ``"2K"`` or ``"W*H"`` with W*H in [768², 2048²]; interleave mode takes
-``"W*H"`` in [768², 1280²] only (team decision: the notes list no presets for it). Both need a
+``"W*H"`` in [768², 1280²] only (team decision: the docs list no presets for it). Both need a
 ratio within [1:4, 4:1]. Produced sides are multiples of 16.
 """
 
@@ -60,7 +60,7 @@ def output_size(
     ``last_image`` is the size of the last input image when the mock could read it.
     """
     if isinstance(requested, tuple):
-        # "rounded to multiples of 16" (API notes §2.2); down, as the older doc says (§2.2).
+        # "rounded to multiples of 16"; down, as the older documentation says.
         return (max(16, requested[0] // 16 * 16), max(16, requested[1] // 16 * 16))
     if requested is None and interleave:
         # Interleave default: follow the input image, scaled down to about 1280*1280 if larger.

@@ -22,7 +22,7 @@ from wanbatch.mock._signing import UrlSigner
 
 __all__ = ["BUCKET", "MockState", "StoredObject"]
 
-#: First path segment of result URLs, standing in for ``dashscope-result-intl`` (§3.3).
+#: First path segment of result URLs, standing in for ``dashscope-result-intl``.
 BUCKET = "dashscope-result-mock"
 
 

@@ -1,7 +1,7 @@
-"""The async task API's tasks: records, their lifecycle and their poll bodies (API notes §4).
+"""The async task API's tasks: records, their lifecycle and their poll bodies.
 
 A task goes PENDING -> RUNNING -> SUCCEEDED | FAILED (or CANCELED while PENDING). It waits
-PENDING while ``max_concurrency`` generations are in flight ([INF] §7: over-limit tasks queue),
+PENDING while ``max_concurrency`` generations are in flight (assumed: other Wan models queue),
 spends a tenth of its latency queued and the rest RUNNING, and bills its images when it succeeds.
 Tasks older than 24 h on the mock's clock read as UNKNOWN.
 """
@@ -20,7 +20,7 @@ from wanbatch.mock._validate import GenerationRequest
 
 __all__ = ["Task", "poll_body", "run_task"]
 
-#: task_id (and result) stay queryable for 24 h (API notes §4).
+#: task_id (and result) stay queryable for 24 h.
 TASK_TTL_S = 86400.0
 _QUEUED_SHARE = 0.1
 
@@ -64,7 +64,7 @@ async def run_task(state: MockState, task: Task) -> None:
         count = request.images_to_make
         urls = state.issue_urls(task.origin, size, count)
         if request.interleave:
-            # Async interleave: one choice holding the text and image items ([3P] H, §3.2).
+            # Async interleave: one choice holding the text and image items.
             content = interleave_items(request.prompt, urls)
             choices = [
                 {"finish_reason": "stop", "message": {"role": "assistant", "content": content}}
@@ -98,7 +98,7 @@ def poll_body(task: Task | None, task_id: str, request_id: str, now: float) -> d
         output["choices"] = task.result["choices"]
         body["usage"] = task.result["usage"]
     elif task.status == "FAILED" and task.failure is not None:
-        # Top-level code/message, as in the FAILED example of §4.
+        # Top-level code/message, as in the documented FAILED example.
         body["code"] = task.failure.code
         body["message"] = task.failure.message
     return body

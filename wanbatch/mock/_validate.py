@@ -1,9 +1,10 @@
 """Pure: turn a request body into a :class:`GenerationRequest` or raise :class:`Rejection`.
 
-Implements API notes §2 as written: model, the single user message, the text/image items,
-each parameter's type and range, per-mode image counts, and the input-image rules (URL
-schemes, data-URI decoding, 10 MB, 240–8000 px, no PNG alpha). Over-long prompts are
-truncated, not rejected, and unknown parameters are accepted (§2.2 "others").
+Implements the documented request rules (docs/service.md, Request body): model, the single user
+message, the text/image items, each parameter's type and range, per-mode image counts, and the
+input-image rules (URL schemes, data-URI decoding, 10 MB, 240–8000 px, no PNG alpha). Over-long
+prompts are truncated, not rejected, and unknown parameters (such as the SDK's ``is_async``)
+are accepted.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ MAX_NEGATIVE_PROMPT_CHARS = 500
 MAX_IMAGE_BYTES = 10 * 1024 * 1024
 MIN_SIDE, MAX_SIDE = 240, 8000
 MAX_SEED = 2147483647
-DEFAULT_N = 4  # §2.2: n defaults to 4 (and bills 4 images)
-DEFAULT_MAX_IMAGES = 5  # §2.2: the official default; a third-party page says 3
+DEFAULT_N = 4  # the service's default (and it bills 4 images)
+DEFAULT_MAX_IMAGES = 5  # the official default; a third-party page says 3
 
 _DATA_URI = re.compile(
     r"^data:image/(png|jpeg|jpg|bmp|webp);base64,(.*)$", re.IGNORECASE | re.DOTALL
@@ -60,12 +61,12 @@ class GenerationRequest:
 
     @property
     def images_to_make(self) -> int:
-        """Images one call produces: ``n`` (edit) or ``max_images`` (interleave), §7 pricing."""
+        """Images one call produces (and bills): ``n`` (edit) or ``max_images`` (interleave)."""
         return self.max_images if self.interleave else self.n
 
     @property
     def last_image_size(self) -> tuple[int, int] | None:
-        """Size of the last input image if known: presets follow its ratio (§2.2 ``size``)."""
+        """Size of the last input image if known: presets follow its ratio."""
         if not self.images:
             return None
         last = self.images[-1]
@@ -87,7 +88,7 @@ def prompt_of(body: object) -> str | None:
 
 
 def validate_generation(body: object) -> GenerationRequest:
-    """Check ``body`` per API notes §2; raise :class:`Rejection` on the first problem.
+    """Check ``body`` (docs/service.md, Request body); raise :class:`Rejection` at a problem.
 
     Problems the model worker would find (``n`` in interleave mode, an unreachable image URL)
     are raised last and marked ``deferred`` so the async API can fail the task instead.
@@ -142,7 +143,7 @@ def validate_generation(body: object) -> GenerationRequest:
         images.append(image)
         deferred = deferred or problem
     if interleave and "n" in params and n != 1:
-        # The one documented validation message (API notes §2.2, §5.1).
+        # The one documented validation message.
         deferred = Rejection.invalid("num_images_per_prompt must be 1", deferred=True)
     if deferred is not None:
         raise deferred
@@ -171,7 +172,7 @@ def _int_param(params: dict[str, Any], name: str, low: int, high: int, default: 
 
 
 def _split_message(raw_input: dict[str, Any]) -> tuple[str, list[object]]:
-    """The one user message's text and image values (§2.1)."""
+    """The one user message's text and image values."""
     messages = raw_input.get("messages")
     if not isinstance(messages, list) or len(messages) != 1:
         raise Rejection.invalid("input.messages must be an array with exactly 1 message")
@@ -204,7 +205,7 @@ def _input_image(value: object) -> tuple[InputImage, Rejection | None]:
         host = urlsplit(value).hostname or ""
         if not host:
             raise Rejection.invalid(URL_ERROR)
-        # No network here: the reserved .invalid TLD stands for "unreachable" (§5.2, J).
+        # No network here: the reserved .invalid TLD stands for "unreachable".
         if host.endswith(".invalid"):
             return InputImage("url"), Rejection(
                 400, "InternalError.Algo.InvalidParameter", DOWNLOAD_FAILED, deferred=True
