@@ -576,6 +576,19 @@ class BatchRun:
                 endpoint=endpoint_of(self.config.base_url),
                 mock=is_loopback_url(self.config.base_url),
             )
+            if journal.cut_answer is not None:  # written down now, as the fold counted it
+                journal.append(
+                    "attempt",
+                    id=journal.cut_answer,
+                    attempt=0,
+                    code="JournalCut",
+                    status=None,
+                    message="a paid answer whose journal record was cut off (disk full or a "
+                    "crash while writing it)",
+                    request_id=None,
+                    possibly_billed=True,
+                    retry=True,
+                )
             await self._dispatch(state, journal)
         finally:
             del state  # the end reads the journal again: one state in memory at a time

@@ -159,6 +159,9 @@ class Journal:
         self._fh: IO[bytes] | None = None
         #: Set once a write failed: the journal ends where the disk stopped taking bytes.
         self.broken: OSError | None = None
+        #: The torn last line that :meth:`open` cut, when it was a ``generated`` record: a paid
+        #: answer never written down whole (its job id, or "" when the cut came before it).
+        self.cut_answer: str | None = None
 
     def open(self) -> None:
         """Open for appending, cutting a torn last line left by a crash."""
@@ -178,6 +181,10 @@ class Journal:
                         keep = size  # a line over 64 KiB: leave it, terminate it instead
                         fh.write(b"\n")
                     else:
+                        torn = tail[cut + 1 :]
+                        if b'"event":"generated"' in torn:
+                            found = re.search(rb'"id":"([A-Za-z0-9._-]{1,128})"', torn)
+                            self.cut_answer = found[1].decode() if found else ""
                         fh.truncate(keep)
             fh.seek(0, os.SEEK_END)
         except OSError as exc:

@@ -801,6 +801,7 @@ def replay(
             record = json.loads(line)
         except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
             state.damaged.append(lineno)
+            _count_cut_answer(state, line)
             continue
         if not isinstance(record, dict):
             state.damaged.append(lineno)
@@ -823,6 +824,22 @@ def replay(
         except (LookupError, TypeError, ValueError, ArithmeticError):
             state.damaged.append(lineno)
     return state
+
+
+#: The start of a ``generated`` record as the journal writes it: its job id.
+_GENERATED_ID = re.compile(r'"event":"generated","id":"([A-Za-z0-9._-]{1,128})"')
+
+
+def _count_cut_answer(state: RunState, line: str) -> None:
+    """A torn last line that was a ``generated`` record is a paid answer the journal could not
+    take whole (disk full, a crash mid-write): possibly billed, and a lost answer of its job.
+    The next run's journal cuts the line and records it as such (an ``attempt``)."""
+    if line.endswith("\n") or '"event":"generated"' not in line:
+        return
+    state.possibly_billed += 1
+    found = _GENERATED_ID.search(line)
+    if found is not None:
+        state.lost[found[1]] = state.lost.get(found[1], 0) + 1
 
 
 class Action(enum.Enum):

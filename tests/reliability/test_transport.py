@@ -428,11 +428,17 @@ def test_a_paid_answer_the_journal_cannot_take_is_counted_and_stops_at_once(
         assert mock.counters().calls == 2  # stopped at once: no call after the lost answer
         assert [r["event"] for r in journal_records(out)] == ["run", "generated", "saved"]
         png_info(out / "images" / "t00-0.png")  # what was paid for and recorded is kept
+        # The torn record of the lost answer counts in the folder too, not only in the summary.
+        assert _status(out)["possibly_billed"] == 1 == _summary(out)["possibly_billed"]
 
         second = subprocess.run(args, env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
         assert second.returncode == 0, second.stderr
         # The lost answer was bought again (it could not be recorded), and nothing else was.
         assert mock.counters().images_generated == count + 1
+    # The next run cut the torn line and wrote it down as what it was: still 1 possibly billed.
+    cut = [r for r in journal_records(out) if r.get("code") == "JournalCut"]
+    assert [(r["id"], r["possibly_billed"]) for r in cut] == [("t01", True)]
+    assert _status(out)["possibly_billed"] == 1
 
 
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
