@@ -27,7 +27,13 @@ from wanbatch._config import (
     Secret,
 )
 from wanbatch._engine import ExitCode, RunSummary, run_batch
-from wanbatch._errors import InvalidJobs, JournalError, OutputError, WanbatchError
+from wanbatch._errors import (
+    InvalidJobs,
+    JournalError,
+    OutputError,
+    UnusableOutput,
+    WanbatchError,
+)
 
 __all__ = ["main"]
 
@@ -215,6 +221,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"wanbatch: {_invalid_jobs_advice(exc, args.skip_invalid)}", file=sys.stderr)
         return ExitCode.USAGE
     except JournalError as exc:
+        progress.close()
+        print(f"wanbatch: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    except UnusableOutput as exc:  # found before anything was sent: a usage error
         progress.close()
         print(f"wanbatch: {exc}", file=sys.stderr)
         return ExitCode.USAGE

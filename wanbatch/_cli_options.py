@@ -41,15 +41,20 @@ MAX_SEED = 2147483647
 
 EXIT_CODES_HELP = """\
 exit codes:
-  0    success (run: every job done; validate: no error; status: report printed)
-  1    run finished, but some jobs failed for good (failed.jsonl) or have images to download
-  2    usage error or invalid input (bad option, job file with errors, unusable --out,
-       a folder holding another job file's run): nothing was sent
-  3    run aborted on a fatal condition (bad key, overdue account, quota gone, disk full or
-       not writable): the folder is resumable
+  0    success (run: every job done; validate: no error; status: report printed;
+       mock: stopped by Ctrl-C/SIGTERM)
+  1    run finished, but some jobs failed for good (failed.jsonl) or have images to
+       download; mock cannot listen on its address
+  2    usage error or invalid input (bad option, job file with errors or no job, unusable
+       --out), or a folder that cannot be used as it is (another job file's run, another
+       run in progress, images without a journal, mock and real service mixed): nothing sent
+  3    run aborted on a fatal condition: the service's (bad key or base URL, workspace,
+       model not available, unpaid account), the service cannot be reached or does not
+       answer like the API, answers keep being lost, result URLs expire on arrival, or the
+       disk (full, not writable): the folder is resumable
   4    run stopped at --max-images: the rest is resumable
-  130  interrupted (Ctrl-C, SIGTERM, or the reader of the output went away): state
-       saved, resumable
+  130  interrupted (Ctrl-C, SIGTERM, SIGHUP, or the reader of the output went away):
+       state saved, resumable
 """
 ENVIRONMENT_HELP = """\
 environment:

@@ -55,6 +55,7 @@ from wanbatch._errors import (
     ResponseLost,
     Throttled,
     TransportError,
+    UnusableOutput,
     UrlExpired,
 )
 from wanbatch._folder import Refetch, check_saved_images, orphan_images, service_conflict
@@ -121,6 +122,9 @@ ARRIVAL_EXPIRIES_TO_STOP = 3
 #: Calls in a row that could not connect, with no call of this run having reached the service,
 #: after which the batch stops (a wrong base URL, no network): seconds, not minutes of retries.
 UNREACHABLE_AFTER = 3
+#: Answers with no sign of the DashScope API in a row, with no call of this run succeeded,
+#: after which the batch stops (a wrong base URL reaching some other web server).
+FOREIGN_ANSWERS_TO_STOP = 5
 #: Calls whose answer was lost (each possibly billed) since the run's last successful call,
 #: after which the batch stops buying; twice the concurrency instead when that is more.
 LOST_ANSWERS_TO_STOP = 10
@@ -307,6 +311,7 @@ class BatchRun:
         self._reached = False
         self._connect_failures = 0
         self._lost_since_success = 0
+        self._foreign_answers = 0
         #: Missing images of done jobs found at the start, and those to fetch again.
         self._missing_at_start = 0
         self._refetch: list[Refetch] = []
@@ -448,14 +453,16 @@ class BatchRun:
             for sub in ("images", ".tmp"):
                 path = out / sub
                 if path.is_symlink():
-                    raise OutputError(
+                    raise UnusableOutput(
                         f"{path} is a symbolic link; refusing to write images outside {out}"
                     )
                 path.mkdir(exist_ok=True)
             for stale in (out / ".tmp").glob("*.part"):
                 stale.unlink(missing_ok=True)
         except OSError as exc:
-            raise OutputError(f"cannot prepare the output folder {out}: {exc}") from exc
+            raise UnusableOutput(
+                f"cannot prepare the output folder {out}: {exc.strerror or exc}"
+            ) from exc
 
     async def run(self) -> RunSummary:
         """Run the batch to the end (or to a stop) and return its summary.
@@ -487,7 +494,7 @@ class BatchRun:
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise OutputError(
+            raise UnusableOutput(
                 f"cannot prepare the output folder {self.out_dir}: {exc.strerror or exc}"
             ) from exc
         lock = FolderLock(self.out_dir)
@@ -967,7 +974,7 @@ class BatchRun:
                         ExitCode.FATAL,
                     )
                     return
-                if isinstance(exc, JobRejected):
+                if isinstance(exc, JobRejected) and not self._foreign_before_success(exc):
                     self._fail(journal, job, attempt, exc)
                     return
                 will_retry = (
@@ -1009,9 +1016,10 @@ class BatchRun:
             last_error = ResponseLost(
                 f"{billed_attempts} earlier calls lost their answer (each possibly billed)"
             )
-        if isinstance(last_error, ConnectFailed):
-            # Never sent, so never billed, and not this job's fault: every job would fail the
-            # same way. The job stays pending (a later run calls it without --retry-failed).
+        if isinstance(last_error, ConnectFailed) or self._foreign_before_success(last_error):
+            # Never sent (so never billed), or not the service that answered: not this job's
+            # fault, every job would fail the same way. The job stays pending (a later run
+            # calls it without --retry-failed).
             self.request_stop(self._unreachable(last_error, attempts=attempt), ExitCode.FATAL)
             return
         # Attempts that lost their answer may each have been billed. Failing the job for good
@@ -1023,8 +1031,22 @@ class BatchRun:
             journal, job, config.max_attempts, last_error, gave_up=True, billed=billed_attempts
         )
 
-    def _unreachable(self, exc: ConnectFailed, *, attempts: int = 0) -> str:
+    def _foreign_before_success(self, exc: ApiError | TransportError) -> bool:
+        """An answer that is not the API's while no call of this run has succeeded: the base
+        URL is suspect, so the answer says nothing about the job."""
+        return isinstance(exc, ApiError) and exc.foreign and self._answered == 0
+
+    def _unreachable(self, exc: ApiError | TransportError, *, attempts: int = 0) -> str:
         where = self.config.base_url
+        if isinstance(exc, ApiError):
+            return (
+                f"the server at {where} does not answer like the DashScope API: "
+                f"{attempts or self._foreign_answers} answers without a request id or an error "
+                f"code of the service (last: HTTP {exc.status}: {exc.message[:120]}), and no "
+                "call succeeded. Check --base-url / --region (or DASHSCOPE_HTTP_BASE_URL); if "
+                "it is right, the service's gateway is failing: the jobs stay pending, run the "
+                "same command again later"
+            )
         if attempts:
             return (
                 f"cannot reach the service at {where}: {attempts} attempts of one job failed to "
@@ -1052,6 +1074,10 @@ class BatchRun:
                 return self._unreachable(exc)
             return None
         self._reached, self._connect_failures = True, 0
+        if self._foreign_before_success(exc):
+            self._foreign_answers += 1
+            if self._foreign_answers >= FOREIGN_ANSWERS_TO_STOP:
+                return self._unreachable(exc)
         if isinstance(exc, ResponseLost):
             self._lost_since_success += 1
             limit = max(LOST_ANSWERS_TO_STOP, 2 * self.config.concurrency)

@@ -18,6 +18,7 @@ Pure: stdlib only. Every error wanbatch raises is a :class:`WanbatchError`::
      +-- JournalError               the journal cannot be used (unreadable, another job file)
      |    +-- FolderInUse           another run holds the output folder: pid, host
      +-- OutputError                the output folder cannot be written (disk full, permissions)
+      +-- UnusableOutput        it cannot even be prepared: a usage error, nothing was sent
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ __all__ = [
     "RetryableApiError",
     "Throttled",
     "TransportError",
+    "UnusableOutput",
     "UrlExpired",
     "Verdict",
     "WanbatchError",
@@ -108,6 +110,14 @@ class ApiError(WanbatchError):
     def __reduce__(self) -> tuple[object, ...]:
         args = (self.status, self.code, self.message, self.request_id, self.retry_after)
         return (type(self), args)
+
+    @property
+    def foreign(self) -> bool:
+        """No sign of the DashScope API in the answer: no request id and no error code of its
+        own (a code made from the status, or no image in a success): a gateway's page, or
+        some other web server at the base URL."""
+        synthesized = self.code == f"HTTP{self.status}" or self.code == "EmptyOutput"
+        return self.request_id is None and synthesized
 
     @property
     def hint(self) -> str:
@@ -193,6 +203,11 @@ class FolderInUse(JournalError):
 
 class OutputError(WanbatchError):
     """The output folder cannot be written (disk full, permissions, a symlink out of it)."""
+
+
+class UnusableOutput(OutputError):
+    """The output folder cannot even be prepared (a path that cannot be a folder, no
+    permission): a usage error, found before anything was sent."""
 
 
 class InvalidJobs(WanbatchError):

@@ -175,8 +175,11 @@ def format_validation_notes(notes: ev.ValidationNotes) -> str:
 def _stopping_text(event: ev.RunStopping) -> str:
     """What the first Ctrl-C (or any stop) waits for, and what a second one would do."""
     text = f"wanbatch: stopping: {event.reason}; no new call starts"
+    # After a Ctrl-C (or SIGTERM/SIGHUP), the next one is "again"; after a stop of the
+    # engine's own (a fatal answer, --max-images), it is the first.
+    ctrl_c = "Ctrl-C again" if event.reason == "interrupted" else "Ctrl-C"
     if not event.in_flight:
-        return text + "; finishing the downloads in progress (Ctrl-C again stops at once)"
+        return text + f"; finishing the downloads in progress ({ctrl_c} stops at once)"
     calls = "1 call" if event.in_flight == 1 else f"{event.in_flight} calls"
     how_long = []
     if event.wait_s is not None:
@@ -185,7 +188,7 @@ def _stopping_text(event: ev.RunStopping) -> str:
         how_long.append(f"calls took {event.typical_s:.0f} s on average so far")
     when = f" ({'; '.join(how_long)})" if how_long else ""
     return (
-        f"{text}; waiting for {calls} in flight{when} and their downloads. Ctrl-C again "
+        f"{text}; waiting for {calls} in flight{when} and their downloads. {ctrl_c} "
         "abandons them: the service may still bill them (counted as possibly billed)"
     )
 

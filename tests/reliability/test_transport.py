@@ -25,7 +25,12 @@ import pytest
 from tests.conftest import REPO, journal_records, png_info, run_args, run_cli, write_jobs
 from wanbatch import BatchConfig, Secret, run_batch
 from wanbatch import _events as ev
-from wanbatch._engine import LOST_ANSWERS_TO_STOP, UNREACHABLE_AFTER, ExitCode
+from wanbatch._engine import (
+    FOREIGN_ANSWERS_TO_STOP,
+    LOST_ANSWERS_TO_STOP,
+    UNREACHABLE_AFTER,
+    ExitCode,
+)
 from wanbatch._errors import ConnectFailed, ResponseLost, TransportError
 from wanbatch._progress import format_summary
 from wanbatch.mock import MockConfig, MockServer, serve_in_thread
@@ -229,6 +234,54 @@ async def test_answers_lost_again_and_again_stop_the_buying(tmp_path: Path) -> N
     assert LOST_ANSWERS_TO_STOP <= calls <= LOST_ANSWERS_TO_STOP + 2  # + the calls in flight
     assert summary.possibly_billed == calls
     assert summary.jobs_failed == 0 and summary.jobs_pending == count
+
+
+@pytest.mark.parametrize(("status", "body"), [(501, "Unsupported method"), (405, "Not Allowed")])
+async def test_a_base_url_reaching_another_web_server_stops_and_fails_no_job(
+    tmp_path: Path, status: int, body: str
+) -> None:
+    """A wrong base URL that reaches some web server (not the API): a few answers with no
+    sign of the service stop the batch, exit 3; no job fails; the right URL then just works."""
+    from aiohttp import web
+
+    calls = 0
+
+    async def other_server(request: web.Request) -> web.Response:
+        nonlocal calls
+        calls += 1
+        return web.Response(status=status, text=f"<html><h1>{body}</h1></html>")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", other_server)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    count = 20
+    jobs, out = _jobs(tmp_path, count), tmp_path / "out"
+    config = BatchConfig(
+        base_url=f"http://127.0.0.1:{port}/api/v1",
+        api_key=Secret("k"),
+        rps=None,
+        backoff_initial=0.01,
+        backoff_max=0.02,
+    )
+    try:
+        summary = await run_batch(jobs, out, config)
+    finally:
+        await runner.cleanup()
+    assert summary.exit_code == ExitCode.FATAL
+    assert summary.stop_reason is not None
+    assert "does not answer like the DashScope API" in summary.stop_reason
+    assert FOREIGN_ANSWERS_TO_STOP <= calls <= FOREIGN_ANSWERS_TO_STOP + config.concurrency
+    assert not [r for r in journal_records(out) if r["event"] == "failed"]
+    assert summary.jobs_failed == 0 and summary.jobs_pending == count
+    async with MockServer(MockConfig(image_size=(16, 16))) as mock:
+        fixed = await run_batch(
+            jobs, out, BatchConfig(base_url=mock.base_url, api_key=Secret("k"), rps=None)
+        )
+    assert fixed.exit_code == ExitCode.OK and fixed.jobs_done == count
 
 
 async def test_lost_answers_are_bounded_per_job_across_restarts(tmp_path: Path) -> None:

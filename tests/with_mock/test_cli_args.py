@@ -452,3 +452,43 @@ def test_a_refused_job_file_gets_advice_that_fits_it(
     assert "1 invalid job line; nothing was sent" in outcome.err
     assert "or run with --skip-invalid to run the valid ones" in outcome.err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.15, 0.3])
+def test_ctrl_c_while_the_command_starts_is_no_traceback(tmp_path: Path, delay: float) -> None:
+    """A Ctrl-C in the first fraction of a second, while the modules are still imported."""
+    jobs = jobs_file(tmp_path, 2000)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wanbatch", "validate", str(jobs)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(delay)  # when the signal lands, not a timing assertion
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    assert "Traceback" not in stderr, stderr
+    # Interrupted (130), or finished first (0), or killed before Python set up its handler.
+    assert proc.returncode in (ExitCode.INTERRUPTED, 0, -signal.SIGINT), stderr
+
+
+def test_an_automatic_stop_does_not_say_ctrl_c_again() -> None:
+    from wanbatch._progress import _stopping_text
+
+    drain = _stopping_text(ev.RunStopping("interrupted", in_flight=2, wait_s=300.0))
+    assert "Ctrl-C again abandons them" in drain
+    auto = _stopping_text(ev.RunStopping("10 calls lost their answer", in_flight=2))
+    assert "Ctrl-C abandons them" in auto and "again" not in auto
+    assert "(Ctrl-C stops at once)" in _stopping_text(ev.RunStopping("--max-images 3 reached"))
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc")
+def test_an_out_folder_that_cannot_be_made_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    jobs = jobs_file(tmp_path, 1)
+    outcome = run_main(["run", str(jobs), "--out", "/proc/self/wanbatch-out", "--mock"], capsys)
+    assert outcome.code == ExitCode.USAGE, outcome.err
+    assert "cannot prepare the output folder /proc/self/wanbatch-out" in outcome.err
+    assert "Errno" not in outcome.err and "Traceback" not in outcome.err
