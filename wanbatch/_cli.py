@@ -79,6 +79,8 @@ def _job_file_problem(path: str) -> str | None:
     A run reads the job file more than once (validate, then dispatch, and again on resume),
     so it must be a regular file: not standard input, a pipe, a folder or a device.
     """
+    if not path.strip():
+        return "the job file name is empty: give the path of a JSONL job file"
     if path == "-":
         return (
             "-: reading jobs from standard input is not supported: wanbatch reads a job file "

@@ -492,3 +492,10 @@ def test_an_out_folder_that_cannot_be_made_is_a_usage_error(
     assert outcome.code == ExitCode.USAGE, outcome.err
     assert "cannot prepare the output folder /proc/self/wanbatch-out" in outcome.err
     assert "Errno" not in outcome.err and "Traceback" not in outcome.err
+
+
+def test_an_empty_job_file_name_is_named_as_such(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["validate", ""], ["run", "", "--out", "x", "--dry-run"]):
+        outcome = run_main(argv, capsys)
+        assert outcome.code == ExitCode.USAGE
+        assert "the job file name is empty" in outcome.err and ": :" not in outcome.err
