@@ -41,7 +41,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from wanbatch import _events as ev
 from wanbatch._client import ApiClient
 from wanbatch._config import BatchConfig
-from wanbatch._download import Superseded, download_image
+from wanbatch._download import SavedImage, Superseded, download_image
 from wanbatch._errors import (
     ApiError,
     BatchFatal,
@@ -688,21 +688,8 @@ class BatchRun:
                     self._restore_failures += 1
                 continue
             self._restore_failures = 0
-            self._journal(
-                journal,
-                "saved",
-                id=item.job_id,
-                k=item.k,
-                file=f"images/{name}",
-                bytes=saved.size,
-                sha256=saved.sha256,
-                width=saved.width,
-                height=saved.height,
-                **item.info,
-            )
+            self._record_saved(journal, item.job_id, item.k, saved, item.info)
             self.summary.images_missing -= 1
-            self.summary.images_saved_this_run += 1
-            self._emit(ev.ImageSaved(item.job_id, item.k, f"images/{name}", saved.size))
             return
 
     async def _close_hasher(self) -> None:
@@ -1312,20 +1299,7 @@ class BatchRun:
                     break
                 await anyio.sleep(backoff.delay(attempt, rand=self._rand.random()) / 4)
                 continue
-            self._journal(
-                journal,
-                "saved",
-                id=job.id,
-                k=item.k,
-                file=f"images/{name}",
-                bytes=saved.size,
-                sha256=saved.sha256,
-                width=saved.width,
-                height=saved.height,
-                **item.info,
-            )
-            self.summary.images_saved_this_run += 1
-            self._emit(ev.ImageSaved(job.id, item.k, f"images/{name}", saved.size))
+            self._record_saved(journal, job.id, item.k, saved, item.info)
             if item.arrived is not None:
                 self._expired_on_arrival.clear()  # fresh URLs work: the expiries were not a rule
             left = self._remaining.get(job.id)
@@ -1342,6 +1316,26 @@ class BatchRun:
         assert last is not None
         # The image was paid for; leave the job GENERATED so a later run retries the download.
         self._emit(ev.CallFailed(job.id, 0, type(last).__name__, str(last), False, False))
+
+    def _record_saved(
+        self, journal: Journal, job_id: str, k: int, saved: SavedImage, info: dict[str, Any]
+    ) -> None:
+        """Image ``k`` of the job is on disk: journal it (with its metadata row's fields)."""
+        file = f"images/{saved.path.name}"
+        self._journal(
+            journal,
+            "saved",
+            id=job_id,
+            k=k,
+            file=file,
+            bytes=saved.size,
+            sha256=saved.sha256,
+            width=saved.width,
+            height=saved.height,
+            **info,
+        )
+        self.summary.images_saved_this_run += 1
+        self._emit(ev.ImageSaved(job_id, k, file, saved.size))
 
     def _new_generation(self, job_id: str, images: int) -> int:
         """The journal now holds a new generation of the job, with ``images`` to save."""
