@@ -50,7 +50,7 @@ t2 = time.perf_counter()
 run = BatchRun.__new__(BatchRun)  # only its validate-and-plan pass, outside an event loop
 run.jobs_path, run.out_dir, run.config = jobs, out, BatchConfig()
 run._salt = run.config.defaults.model_dump_json()
-from wanbatch._engine import RunSummary
+from wanbatch._summary import RunSummary
 run.summary = RunSummary()
 counts = dict.fromkeys(PLAN_KEYS, 0)
 report = run._validate(state, counts)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from wanbatch._version import __version__ as __version__
+
 if TYPE_CHECKING:
     from wanbatch._config import BatchConfig as BatchConfig
     from wanbatch._config import GenerationDefaults as GenerationDefaults
     from wanbatch._config import Secret as Secret
     from wanbatch._engine import BatchRun as BatchRun
-    from wanbatch._engine import ExitCode as ExitCode
-    from wanbatch._engine import RunSummary as RunSummary
     from wanbatch._engine import run_batch as run_batch
     from wanbatch._errors import ApiError as ApiError
     from wanbatch._errors import BatchFatal as BatchFatal
@@ -49,14 +49,14 @@ if TYPE_CHECKING:
     from wanbatch._events import ValidationNotes as ValidationNotes
     from wanbatch._jobs import Job as Job
     from wanbatch._jobs import PlannedJob as PlannedJob
+    from wanbatch._summary import ExitCode as ExitCode
+    from wanbatch._summary import RunSummary as RunSummary
 
 _LAZY: dict[str, str] = {
     "BatchConfig": "wanbatch._config",
     "GenerationDefaults": "wanbatch._config",
     "Secret": "wanbatch._config",
     "BatchRun": "wanbatch._engine",
-    "ExitCode": "wanbatch._engine",
-    "RunSummary": "wanbatch._engine",
     "run_batch": "wanbatch._engine",
     "ApiError": "wanbatch._errors",
     "BatchFatal": "wanbatch._errors",
@@ -89,9 +89,10 @@ _LAZY: dict[str, str] = {
     "ValidationNotes": "wanbatch._events",
     "Job": "wanbatch._jobs",
     "PlannedJob": "wanbatch._jobs",
+    "ExitCode": "wanbatch._summary",
+    "RunSummary": "wanbatch._summary",
 }
 
-__version__ = "0.1.0"
 
 __all__ = [
     "ApiError",

@@ -26,7 +26,7 @@ from wanbatch._config import (
     GenerationDefaults,
     Secret,
 )
-from wanbatch._engine import ExitCode, RunSummary, run_batch
+from wanbatch._engine import run_batch
 from wanbatch._errors import (
     InvalidJobs,
     JournalError,
@@ -34,6 +34,7 @@ from wanbatch._errors import (
     UnusableOutput,
     WanbatchError,
 )
+from wanbatch._summary import ExitCode, RunSummary
 
 __all__ = ["main"]
 

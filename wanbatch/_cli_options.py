@@ -22,6 +22,7 @@ from wanbatch._config import (
     PRICE_PER_IMAGE,
     REGION_BASE_URLS,
 )
+from wanbatch._version import __version__
 
 __all__ = ["build_parser", "url_problem"]
 
@@ -197,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"{ENVIRONMENT_HELP}\n{EXIT_CODES_HELP}",
         formatter_class=_HelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"wanbatch {_version()}")
+    parser.add_argument("--version", action="version", version=f"wanbatch {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser(
@@ -347,9 +348,3 @@ def build_parser() -> argparse.ArgumentParser:
         "mock", help="serve the mock DashScope API (see `wanbatch mock --help`)", add_help=False
     )
     return parser
-
-
-def _version() -> str:
-    from wanbatch import __version__
-
-    return __version__

@@ -17,7 +17,6 @@ either way because each record is one whole line written synchronously.
 from __future__ import annotations
 
 import contextlib
-import enum
 import functools
 import heapq
 import itertools
@@ -86,9 +85,11 @@ from wanbatch._state import (
     line_hash,
     plan_job,
 )
+from wanbatch._summary import ExitCode, RunSummary
 from wanbatch._urls import endpoint_of, image_filename, is_loopback_url, parse_expiry
+from wanbatch._version import __version__
 
-__all__ = ["BatchRun", "ExitCode", "RunSummary", "run_batch"]
+__all__ = ["BatchRun", "run_batch"]
 
 EventCallback = Callable[[ev.Event], None]
 #: What the plan counts (``RunSummary.plan``, the dry-run report).
@@ -132,58 +133,6 @@ LOST_ANSWERS_TO_STOP = 10
 #: expiries) after which a run stops trying (the store is out of reach; the next run tries).
 RESTORE_ATTEMPTS = 2
 RESTORE_FAILURES = 20
-
-
-class ExitCode(enum.IntEnum):
-    """Exit codes of ``wanbatch run`` (and ``RunSummary.exit_code``)."""
-
-    OK = 0
-    JOBS_FAILED = 1
-    USAGE = 2
-    FATAL = 3
-    CAPPED = 4
-    INTERRUPTED = 130
-
-
-@dataclass
-class RunSummary:
-    """What a run did; written to ``summary.json``."""
-
-    exit_code: ExitCode = ExitCode.OK
-    stop_reason: str | None = None
-    jobs_total: int = 0
-    jobs_done: int = 0
-    jobs_failed: int = 0
-    jobs_pending: int = 0
-    skipped_invalid: int = 0  #: invalid job lines skipped (``skip_invalid``)
-    validation_warnings: int = 0
-    images_on_disk: int = 0
-    #: Images of done jobs the journal records as saved whose file is missing or damaged
-    #: (another size) and could not be fetched again (URL expired): never bought again.
-    images_missing: int = 0
-    images_generated_total: int = 0
-    images_generated_this_run: int = 0
-    images_saved_this_run: int = 0
-    calls: int = 0
-    calls_succeeded: int = 0
-    retries: int = 0
-    throttled: int = 0
-    possibly_billed: int = 0
-    urls_expired: int = 0
-    regenerated: int = 0
-    changed_jobs: int = 0
-    concurrency_limit: int = 0
-    duration_s: float = 0.0
-    images_per_minute: float = 0.0
-    estimated_cost: float = 0.0
-    dry_run: bool = False
-    plan: dict[str, int] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        data = dict(self.__dict__)
-        data["exit_code"] = int(self.exit_code)
-        return data
 
 
 @dataclass(order=True)
@@ -578,7 +527,7 @@ class BatchRun:
             journal.append(
                 "run",
                 jobs_file=str(self.jobs_path.absolute()),
-                version=_version(),
+                version=__version__,
                 jobs=counts["jobs"],
                 endpoint=endpoint_of(self.config.base_url),
                 mock=is_loopback_url(self.config.base_url),
@@ -1471,12 +1420,6 @@ class BatchRun:
             summary.stop_reason = summary.stop_reason or (
                 f"cannot write {self.out_dir / 'summary.json'}: {exc.strerror or exc}"
             )
-
-
-def _version() -> str:
-    from wanbatch import __version__
-
-    return __version__
 
 
 def _seed(job: PlannedJob) -> int | None:

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 from tqdm import tqdm
 
 from wanbatch import _events as ev
-from wanbatch._engine import RunSummary
+from wanbatch._summary import RunSummary
 
 __all__ = ["ProgressBar", "format_cost", "format_summary", "format_validation_notes", "plural"]
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from wanbatch._errors import ApiError, api_error
 from wanbatch._policy import parse_retry_after
+from wanbatch._version import __version__
 
 __all__ = [
     "GENERATION_PATH",
@@ -46,14 +47,6 @@ _WHITESPACE = re.compile(r"\s+")
 _HTTP_STATUS_COMMENT = re.compile(r"HTTP_STATUS/(\d{3})")
 
 
-def _version() -> str:
-    # Read lazily: importing the package's front door at module import time would tie this pure
-    # module to whatever ``wanbatch/__init__`` imports. When anyone calls us it is loaded.
-    from wanbatch import __version__
-
-    return __version__
-
-
 def build_headers(api_key: str, *, stream: bool) -> dict[str, str]:
     """The headers of one generation request.
 
@@ -65,7 +58,7 @@ def build_headers(api_key: str, *, stream: bool) -> dict[str, str]:
         "Authorization": f"Bearer {api_key}",
         "Content-Type": "application/json",
         "Accept": "text/event-stream" if stream else "application/json",
-        "User-Agent": f"wanbatch/{_version()}",
+        "User-Agent": f"wanbatch/{__version__}",
     }
     if stream:
         headers["X-DashScope-Sse"] = "enable"

@@ -22,8 +22,8 @@ from wanbatch import run_batch
 from wanbatch._cli import _config
 from wanbatch._cli_options import build_parser
 from wanbatch._config import BatchConfig, Secret
-from wanbatch._engine import ExitCode, RunSummary
 from wanbatch._progress import ProgressBar, format_summary
+from wanbatch._summary import ExitCode, RunSummary
 from wanbatch.mock import MockConfig, MockServer, cli_main, serve_in_thread
 
 INTERNAL_NAMES = re.compile(
