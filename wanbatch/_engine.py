@@ -40,6 +40,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from wanbatch import _events as ev
 from wanbatch._client import ApiClient
 from wanbatch._config import BatchConfig
+from wanbatch._doneprefix import DonePrefix
 from wanbatch._download import SavedImage, Superseded, download_image
 from wanbatch._errors import (
     ApiError,
@@ -63,7 +64,6 @@ from wanbatch._hasher import FileHasher
 from wanbatch._jobs import PlannedJob
 from wanbatch._journal import Journal, read_journal, read_prefix, write_prefix, write_views
 from wanbatch._loader import (
-    DonePrefix,
     ValidationReport,
     first_problems,
     iter_jobs,

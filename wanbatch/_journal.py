@@ -23,8 +23,8 @@ from typing import IO, Any
 
 from wanbatch._cachefile import ignore, read_verified, write_verified
 from wanbatch._columns import ColumnKinds
+from wanbatch._doneprefix import DonePrefix, check_prefix
 from wanbatch._errors import OutputError
-from wanbatch._loader import DonePrefix, check_prefix
 from wanbatch._state import (
     COUNT_LIMIT,
     JOURNAL_VERSION,
