@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wanbatch._journal import JOURNAL_NAME, current_saved, image_on_disk
+from wanbatch._saved import JOURNAL_NAME, current_saved, image_on_disk
 from wanbatch._state import RunState
 from wanbatch._urls import endpoint_of, image_filename, is_loopback_url
 
