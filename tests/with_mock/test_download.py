@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import io
+import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import anyio
 import pytest
 
 from tests.conftest import png_info
@@ -86,53 +90,51 @@ async def test_an_image_no_longer_wanted_never_lands_under_its_name(
     assert not list(tmp_dir.iterdir())  # and no temp file left behind
 
 
-async def test_with_a_hasher_the_helper_process_gives_the_sha256(mock: Any, tmp_path: Path) -> None:
-    from wanbatch._hasher import FileHasher
-
-    tmp_dir = tmp_path / ".tmp"
-    tmp_dir.mkdir()
-    hasher = FileHasher(min_bytes=1)  # every image to the helper, small ones too
-    try:
-        async with aiohttp.ClientSession() as session:
-            url = await _image_url(session, mock.base_url)
-            for k in range(3):
-                dest = tmp_path / f"a-{k}.png"
-                saved = await download_image(
-                    session, url, dest, tmp_dir, timeout=30, max_bytes=1 << 24, hasher=hasher
-                )
-                assert hashlib.sha256(dest.read_bytes()).hexdigest() == saved.sha256
-        assert (hasher.answered, hasher.fallbacks) == (3, 0)  # all three from the helper
-    finally:
-        await hasher.aclose()
-    assert not list(tmp_dir.iterdir())
-
-
-async def test_a_cut_download_with_a_hasher_leaves_no_file_and_the_helper_usable(
-    tmp_path: Path,
-) -> None:
+async def test_a_cut_download_leaves_no_file(tmp_path: Path) -> None:
     from wanbatch._errors import IntegrityError
-    from wanbatch._hasher import FileHasher
 
     tmp_dir = tmp_path / ".tmp"
     tmp_dir.mkdir()
-    hasher = FileHasher(min_bytes=1)
     config = MockConfig(image_size=(64, 48), seed=3, truncate_rate=1.0)
-    try:
-        with serve_in_thread(config) as cutting:
-            async with aiohttp.ClientSession() as session:
-                url = await _image_url(session, cutting.base_url)
-                with pytest.raises(IntegrityError):
-                    await download_image(
-                        session,
-                        url,
-                        tmp_path / "a-0.png",
-                        tmp_dir,
-                        timeout=30,
-                        max_bytes=1 << 24,
-                        hasher=hasher,
+    with serve_in_thread(config) as cutting:
+        async with aiohttp.ClientSession() as session:
+            url = await _image_url(session, cutting.base_url)
+            with pytest.raises(IntegrityError):
+                await download_image(
+                    session, url, tmp_path / "a-0.png", tmp_dir, timeout=30, max_bytes=1 << 24
+                )
+    assert not (tmp_path / "a-0.png").exists() and not list(tmp_dir.iterdir())
+
+
+async def test_a_download_cancelled_during_its_fsync_waits_for_it_and_leaves_no_temp_file(
+    mock: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tmp_dir, dest = tmp_path / ".tmp", tmp_path / "a-0.png"
+    tmp_dir.mkdir()
+    entered, release = threading.Event(), threading.Event()
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def held_fsync(fd: int) -> None:  # the disk is slow: the fsync waits until released
+        entered.set()
+        release.wait(10)
+        real_fsync(fd)
+        synced.append(fd)
+
+    monkeypatch.setattr(os, "fsync", held_fsync)
+    async with aiohttp.ClientSession() as session:
+        url = await _image_url(session, mock.base_url)
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(
+                    functools.partial(
+                        download_image, session, url, dest, tmp_dir, timeout=30, max_bytes=1 << 24
                     )
-        assert not (tmp_path / "a-0.png").exists() and not list(tmp_dir.iterdir())
-        assert hasher.usable and not hasher._pending
-        assert (hasher.answered, hasher.fallbacks) == (0, 0)  # abandoned, never answered
-    finally:
-        await hasher.aclose()
+                )
+                await anyio.to_thread.run_sync(entered.wait, 10)
+                threading.Timer(0.2, release.set).start()  # after the cancellation below
+                scope.cancel()
+    assert synced  # the cancelled download waited for its fsync, never closing the file under it
+    assert not list(tmp_dir.iterdir())  # no temp file left behind
+    if dest.exists():  # finished before the cancellation reached it: then it is whole
+        assert dest.read_bytes().endswith(b"IEND\xaeB`\x82")

@@ -314,8 +314,8 @@ async def test_resume_passes_over_done_lines_and_reports_changed_requests(
     assert again.calls == 0 and again.changed_jobs == 5
 
 
-async def test_large_images_are_hashed_by_the_helper_process(tmp_path: Path) -> None:
-    """Images over 1 MiB take the helper path; the journal's sha256 is each file's."""
+async def test_large_images_are_saved_with_their_sha256(tmp_path: Path) -> None:
+    """Images over 1 MiB (many chunks): the journal's sha256 is each file's."""
     with serve_in_thread(MockConfig(image_size=(640, 640), seed=7)) as big:
         jobs = write_jobs(tmp_path / "jobs.jsonl", text_jobs(3))
         out = tmp_path / "out"
@@ -326,6 +326,3 @@ async def test_large_images_are_hashed_by_the_helper_process(tmp_path: Path) -> 
     for f in sorted((out / "images").glob("*.png")):
         assert f.stat().st_size > 1 << 20
         assert hashlib.sha256(f.read_bytes()).hexdigest() == saved[f"images/{f.name}"]["sha256"]
-    proc = run._hasher._proc
-    assert proc is not None and proc.returncode == 0  # it ran, and ended with the run
-    assert (run._hasher.answered, run._hasher.fallbacks) == (3, 0)  # all from the helper
