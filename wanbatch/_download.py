@@ -102,7 +102,7 @@ async def download_image(
                         f"{label}: image is {length} bytes, over the {max_bytes}-byte cap"
                     )
                 # Plain writes: a chunk lands in the page cache in microseconds, while a
-                # thread hop per chunk (aiofiles) cost 2-3x the download rate (benchmarks).
+                # thread hop per chunk (as aiofiles does) cost 2-3x the download rate (benchmarks).
                 with open(tmp, "wb") as fh:  # noqa: ASYNC230
                     async for chunk in resp.content.iter_chunked(CHUNK):
                         size += len(chunk)

@@ -1,6 +1,6 @@
 """The one limiter that decides the pace of generation calls: slots, rate, AIMD, cool-down.
 
-I/O shell: anyio only (no aiohttp/aiofiles/tqdm). The clock and the sleep function are
+I/O shell: anyio only (no aiohttp/tqdm). The clock and the sleep function are
 injectable, so tests drive it in virtual time; the decisions come from the pure
 :class:`~wanbatch._policy.Aimd` value.
 

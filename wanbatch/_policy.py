@@ -1,6 +1,6 @@
 """Retry and pacing policy as values: backoff delays, Retry-After, and the AIMD concurrency limit.
 
-Pure: stdlib only (no aiohttp/anyio/aiofiles/tqdm import). Nothing here sleeps or reads a
+Pure: stdlib only (no aiohttp/anyio/tqdm import). Nothing here sleeps or reads a
 clock or a random generator: "now" and the random draw are parameters, and every method returns
 a number or a *new* value (urllib3's ``Retry.increment`` style; its ``Retry.sleep`` is the
 counter-example). ``_pacing`` owns the waiting; ``_engine`` owns the attempt loop.

@@ -1,6 +1,6 @@
 """The wire protocol, sans-I/O: request headers, response bodies -> results or errors, SSE.
 
-Pure (the h11 model): stdlib only. No aiohttp/anyio/aiofiles/tqdm import, no socket, no file,
+Pure (the h11 model): stdlib only. No aiohttp/anyio/tqdm import, no socket, no file,
 no sleep, no clock read. ``_client`` feeds this module bytes and gets values or exceptions back:
 
 * :func:`parse_json_response` turns ``(status, body, content type)`` into a

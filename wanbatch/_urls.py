@@ -1,6 +1,6 @@
 """Result-URL helpers: expiry, redaction for logs, and image file names.
 
-Pure: stdlib only (no aiohttp/anyio/aiofiles/tqdm import, no I/O, no clock read).
+Pure: stdlib only (no aiohttp/anyio/tqdm import, no I/O, no clock read).
 
 Result URLs are OSS V1 presigned URLs (docs/service.md, Result URLs and their expiry)::
 
