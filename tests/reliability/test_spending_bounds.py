@@ -1,6 +1,6 @@
 """Every path that calls the service again, and its bound, shown against the mock.
 
-The list (README "How it behaves", docs/architecture.md "What can cost money, and its bound"):
+The list (docs/behaviour.md and docs/architecture.md, "What can cost money, and its bound"):
 
 - the first call of a job and its retries after an error worth retrying (5xx, a gateway page, a
   lost answer, 429): at most ``max_attempts`` calls per job in a run;
