@@ -282,7 +282,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_status(args: argparse.Namespace) -> int:
     from wanbatch._folder import check_saved_images
     from wanbatch._journal import read_journal
-    from wanbatch._state import Status
+    from wanbatch._lifecycle import Status
 
     out = Path(args.dir)
     try:

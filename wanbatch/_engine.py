@@ -40,6 +40,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from wanbatch import _events as ev
 from wanbatch._client import ApiClient
 from wanbatch._config import BatchConfig
+from wanbatch._donejobs import DoneLines, line_hash
 from wanbatch._doneprefix import DonePrefix
 from wanbatch._download import SavedImage, Superseded, download_image
 from wanbatch._errors import (
@@ -71,19 +72,11 @@ from wanbatch._loader import (
 )
 from wanbatch._lock import FolderLock
 from wanbatch._pacing import Pacer
+from wanbatch._plan import MAX_REGENERATIONS, Action, expiry_cause, plan_job
 from wanbatch._policy import Backoff
-from wanbatch._state import (
-    MAX_REGENERATIONS,
-    Action,
-    DoneLines,
-    JobState,
-    RunState,
-    TouchLog,
-    expiry_cause,
-    line_hash,
-    plan_job,
-)
+from wanbatch._state import JobState, RunState
 from wanbatch._summary import ExitCode, RunSummary
+from wanbatch._touchlog import TouchLog
 from wanbatch._urls import endpoint_of, image_filename, is_loopback_url, parse_expiry
 from wanbatch._version import __version__
 

@@ -21,19 +21,14 @@ from typing import IO, Any
 
 from wanbatch._cachefile import ignore, read_verified, write_verified
 from wanbatch._columns import ColumnKinds
+from wanbatch._donejobs import DoneJobs
 from wanbatch._doneprefix import DonePrefix, check_prefix
 from wanbatch._errors import OutputError
+from wanbatch._lifecycle import Status
+from wanbatch._records import COUNT_LIMIT, JOURNAL_VERSION
 from wanbatch._saved import JOURNAL_NAME, current_saved, image_on_disk, records
-from wanbatch._state import (
-    COUNT_LIMIT,
-    JOURNAL_VERSION,
-    DoneJobs,
-    JobState,
-    RunState,
-    Status,
-    TouchLog,
-    replay,
-)
+from wanbatch._state import JobState, RunState, replay
+from wanbatch._touchlog import TouchLog
 
 __all__ = [
     "Journal",

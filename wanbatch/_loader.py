@@ -34,6 +34,7 @@ from typing import Any, BinaryIO, TextIO
 
 from ._columns import MAX_COLUMNS, TEXT, Kind, describe, kind_of, unify
 from ._config import GenerationDefaults
+from ._donejobs import DoneLines
 from ._doneprefix import DonePrefix
 from ._errors import JobFileError
 from ._images import (
@@ -59,7 +60,7 @@ from ._jobs import (
     parse_line_issues,
     plan_job,
 )
-from ._state import DoneLines, RunState
+from ._state import RunState
 
 __all__ = [
     "DEFAULT_IMAGE_CACHE_BYTES",

@@ -17,7 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from wanbatch._state import RunState, Status, TouchLog, well_formed
+from wanbatch._lifecycle import Status
+from wanbatch._records import well_formed
+from wanbatch._state import RunState
+from wanbatch._touchlog import TouchLog
 
 __all__ = ["JOURNAL_NAME", "current_saved", "image_on_disk", "records"]
 

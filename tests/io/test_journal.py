@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from wanbatch._journal import Journal, read_journal, write_views
-from wanbatch._state import Status
+from wanbatch._lifecycle import Status
 
 
 def _lines(path: Path) -> list[str]:

@@ -17,9 +17,9 @@ from PIL import Image
 
 from tests.io.test_validate import SALT, done_lines, journal_of, write
 from wanbatch._config import GenerationDefaults
+from wanbatch._donejobs import DoneLines
 from wanbatch._journal import read_journal
 from wanbatch._loader import iter_jobs, scan_done_prefix, usable_prefix, validate_file
-from wanbatch._state import DoneLines
 
 D = GenerationDefaults()
 MAX_LINE_BYTES = 64 << 20  # the documented limit (wanbatch._loader.MAX_LINE_BYTES)

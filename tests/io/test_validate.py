@@ -12,6 +12,7 @@ from typing import Any
 from PIL import Image
 
 from wanbatch._config import GenerationDefaults
+from wanbatch._donejobs import DoneLines, line_hash
 from wanbatch._journal import Journal, read_journal, read_prefix, write_prefix
 from wanbatch._loader import (
     format_report,
@@ -20,7 +21,7 @@ from wanbatch._loader import (
     validate_command,
     validate_file,
 )
-from wanbatch._state import DoneLines, RunState, line_hash, replay
+from wanbatch._state import RunState, replay
 
 D = GenerationDefaults()
 REPO = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from wanbatch._journal import JOURNAL_NAME, VIEWS_NAME, Journal, read_journal, write_views
-from wanbatch._state import TouchLog
+from wanbatch._touchlog import TouchLog
 
 
 def _image(out: Path, name: str, size: int) -> None:

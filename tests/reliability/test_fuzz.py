@@ -18,8 +18,10 @@ from tests.unit.test_state import _consistent, journals
 from wanbatch._config import GenerationDefaults
 from wanbatch._errors import JobFileError, JournalError
 from wanbatch._jobs import PlannedJob, parse_line
+from wanbatch._lifecycle import Status
 from wanbatch._loader import iter_jobs
-from wanbatch._state import RunState, Status, plan_job, replay
+from wanbatch._plan import plan_job
+from wanbatch._state import RunState, replay
 
 FIELDS = [
     "id", "prompt", "images", "negative_prompt", "size", "n", "seed", "prompt_extend",

@@ -9,15 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wanbatch._errors import JournalError
-from wanbatch._state import (
-    MAX_REGENERATIONS,
-    Action,
-    JobState,
-    Status,
-    expiry_cause,
-    plan_job,
-    replay,
-)
+from wanbatch._lifecycle import Status
+from wanbatch._plan import MAX_REGENERATIONS, Action, expiry_cause, plan_job
+from wanbatch._state import JobState, replay
 
 
 def rec(event: str, **fields: object) -> str:
@@ -106,6 +100,10 @@ def test_the_services_clock_offset_is_read_and_bounded() -> None:
     assert replay([json.dumps(line)]).clock_offset == 0.0
     line["clock_offset"] = "soon"
     assert replay([json.dumps(line)]).clock_offset == 0.0
+    # An int too large for a float: ignored, and the paid generation is kept (not damaged).
+    line["clock_offset"] = 10**400
+    state = replay([json.dumps(line)])
+    assert state.clock_offset == 0.0 and not state.damaged and state.job("a") is not None
 
 
 @pytest.mark.parametrize(
@@ -245,7 +243,7 @@ def test_any_prefix_of_a_valid_journal_replays_consistently(
 
 
 def test_done_jobs_later_records_win_across_a_snapshot_and_a_merge() -> None:
-    from wanbatch._state import DoneJobs
+    from wanbatch._donejobs import DoneJobs
 
     done = DoneJobs()
     for i in range(50):
@@ -264,10 +262,10 @@ def test_done_jobs_later_records_win_across_a_snapshot_and_a_merge() -> None:
 
 
 def test_done_jobs_sorted_in_runs_when_large(monkeypatch: pytest.MonkeyPatch) -> None:
-    from wanbatch import _state
+    from wanbatch import _donejobs
 
-    monkeypatch.setattr(_state, "SORT_RUN", 8)  # force the run-and-merge path
-    done = _state.DoneJobs()
+    monkeypatch.setattr(_donejobs, "SORT_RUN", 8)  # force the run-and-merge path
+    done = _donejobs.DoneJobs()
     for i in range(100):
         done.add(f"j{i}", "0000000", gen_line=i + 1, images=1, line=i + 1)
     done.add("j42", "0000000", gen_line=500, images=2, line=1)  # later record, other run
