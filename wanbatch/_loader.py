@@ -36,6 +36,7 @@ from ._columns import MAX_COLUMNS, TEXT, Kind, describe, kind_of, unify
 from ._config import GenerationDefaults
 from ._doneprefix import DonePrefix
 from ._errors import JobFileError
+from ._ids import IdSet
 from ._images import (
     MAX_IMAGE_BYTES,
     ImageError,
@@ -47,18 +48,18 @@ from ._images import (
     parse_data_uri,
 )
 from ._jobs import (
-    IdSet,
+    MAX_PLAIN_LINE_CHARS,
     Issue,
     Job,
     JobWarning,
     PlannedJob,
-    analyse_job,
     check_id,
     derive_job_id,
-    inline_image_chars,
+    oversize_problem,
     parse_line_issues,
-    plan_job,
 )
+from ._requests import build_planned_job
+from ._rules import analyse_job
 from ._state import DoneLines, RunState
 
 __all__ = [
@@ -83,9 +84,6 @@ _BOM = b"\xef\xbb\xbf"
 #: The longest job line read: four reference images of 10 MB inline (as base64, 56 MB) fit in
 #: it. A longer line is refused with its size, and never held in memory whole.
 MAX_LINE_BYTES = 64 * 1024 * 1024
-#: The longest job line without its inline images (``data:`` URIs): prompts, meta, parameters
-#: of a real job are a few kilobytes; a megabyte is a mistake.
-MAX_PLAIN_LINE_CHARS = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -681,8 +679,8 @@ class _Planner:
         job = parse_line_issues(text)
         if isinstance(job, list):
             return None, _errors_of(job, self.path, lineno), _given_id(text, None)
-        oversize = _oversize(job, text)
-        planned, errors, _warnings = plan_job(
+        oversize = oversize_problem(job, text)
+        planned, errors, _warnings = build_planned_job(
             job, self.defaults, self.resolver, path=self.path, line=lineno, source=text
         )
         if oversize is not None:
@@ -702,7 +700,7 @@ class _Planner:
         settings, issues = analyse_job(job, self.defaults)
         warnings: list[JobWarning] = []
         errors: list[JobFileError] = []
-        oversize = _oversize(job, text)
+        oversize = oversize_problem(job, text)
         if oversize is not None:
             issues = [*issues, Issue("line", oversize)]
         if issues:
@@ -725,20 +723,6 @@ class _Planner:
             job_id, derived = derive_job_id(job), True
         checked = _Checked(job_id, derived, settings.interleave, settings.max_new_images, job.meta)
         return checked, [], warnings, None
-
-
-def _oversize(job: Job, text: str) -> str | None:
-    """Why a line is too long once its inline images are left out, or None."""
-    if len(text) <= MAX_PLAIN_LINE_CHARS:
-        return None
-    plain = len(text) - inline_image_chars(job)
-    if plain <= MAX_PLAIN_LINE_CHARS:
-        return None
-    return (
-        f"is {plain:,} characters without its inline images; a job line may be at most "
-        f"{MAX_PLAIN_LINE_CHARS // 1_048_576} MiB besides them (prompt, meta and parameters "
-        "of a real job take a few KB)"
-    )
 
 
 @dataclass(frozen=True, slots=True)
