@@ -68,7 +68,7 @@ END_OF_RUN: dict[str, float] = {}
 def synthesize(folder: Path, done: int, new: int) -> tuple[Path, Path]:
     from wanbatch._config import GenerationDefaults
     from wanbatch._journal import read_journal, write_prefix, write_views
-    from wanbatch._loader import scan_done_prefix
+    from wanbatch._prefixscan import scan_done_prefix
     from wanbatch._state import TouchLog, line_hash
 
     salt = GenerationDefaults().model_dump_json()

@@ -1,13 +1,24 @@
 """Duplicate job ids: each id kept in a few bytes, so a million-line file needs no more.
 
+- :class:`IdSet`, ids as 64-bit hashes in open-addressing arrays;
+- :class:`JobIds`, the ids of one job file: done ids by their done index, the rest hashed;
+  ids that differ only in letter case count as duplicates (they name the same files on macOS
+  and Windows);
+- :func:`check_new_id` and :func:`check_done_id`, the duplicate error a line gets, if any.
+
 Pure: stdlib only.
 """
 
 from __future__ import annotations
 
+import json
 from array import array
 
-__all__ = ["IdSet"]
+from ._errors import JobFileError
+from ._jobs import Job, check_id
+from ._state import DoneLines
+
+__all__ = ["IdSet", "JobIds", "check_done_id", "check_new_id", "given_id", "has_capital"]
 
 
 class IdSet:
@@ -90,3 +101,112 @@ class IdSet:
                     i = (i + 1) & mask
                 keys[i] = h
                 lines[i] = line
+
+
+class JobIds:
+    """Duplicate-id detection: done ids by their done index (4 bytes each), the rest hashed.
+
+    Ids that differ only in letter case (``Fox``, ``fox``) are duplicates too: they name the
+    same image files on macOS and Windows. Those are found through :meth:`add_case`: only ids
+    with a capital letter are kept a second time, lowercased.
+    """
+
+    __slots__ = ("_done", "_folded", "_other", "first")
+
+    def __init__(self, done: DoneLines | None, first: array[int] | None = None) -> None:
+        self._done = done if done is not None and len(done) else None
+        if first is not None and self._done is not None and len(first) == len(self._done):
+            self.first = array("I", first)  # a copy: the caller's stays as it was
+        else:
+            self.first = array("I", bytes(4 * len(self._done))) if self._done else array("I")
+        self._other = IdSet()
+        self._folded = IdSet(16)  # lowercased ids that had a capital letter
+
+    def add_done(self, index: int, lineno: int) -> int:
+        """Count done index ``index`` seen on ``lineno``: 0 if new, else its first line."""
+        first = self.first[index]
+        if first:
+            return first
+        self.first[index] = lineno
+        return 0
+
+    def add(self, job_id: str, lineno: int) -> int:
+        """Count ``job_id`` seen on ``lineno``: 0 if new, else the line it was first seen on."""
+        if self._done is not None:
+            index = self._done.index(job_id)
+            if index >= 0:
+                return self.add_done(index, lineno)
+        return self._other.add(job_id, lineno)
+
+    def add_case(self, job_id: str, lineno: int) -> int:
+        """After :meth:`add` found ``job_id`` new: 0, or the first line of an id that differs
+        from it only in letter case."""
+        if job_id.islower():  # the common case: no capital letter
+            return self._folded.get(job_id) if len(self._folded) else 0
+        folded = job_id.lower()
+        if folded == job_id:  # no letter at all
+            return self._folded.get(folded) if len(self._folded) else 0
+        first = self._folded.add(folded, lineno)
+        if first:
+            return first
+        # The all-lowercase spelling, on a line before (counted as written, done or not).
+        if self._done is not None:
+            index = self._done.index(folded)
+            if index >= 0:
+                return self.first[index]
+        return self._other.get(folded)
+
+
+def has_capital(raw_line: bytes) -> bool:
+    """True when the id of a done line (its raw bytes) has a capital letter."""
+    job_id = DoneLines.job_id(raw_line)
+    return job_id != job_id.lower()
+
+
+def _dup_error(path: str, lineno: int, first: int, job_id: str, derived: bool) -> JobFileError:
+    hint = " (derived from the request: the two lines ask the same)" if derived else ""
+    message = f"duplicate id '{job_id}' (first on line {first}){hint}"
+    return JobFileError(path, lineno, "id", message)
+
+
+def _case_error(path: str, lineno: int, first: int, job_id: str) -> JobFileError:
+    message = (
+        f"duplicate id '{job_id}' in other letter case (first on line {first}): ids that "
+        "differ only in case name the same image files on macOS and Windows"
+    )
+    return JobFileError(path, lineno, "id", message)
+
+
+def check_new_id(
+    ids: JobIds, path: str, lineno: int, job_id: str, derived: bool = False
+) -> JobFileError | None:
+    """Count ``job_id`` on ``lineno``; the duplicate error if an earlier line has it."""
+    first = ids.add(job_id, lineno)
+    if first:
+        return _dup_error(path, lineno, first, job_id, derived)
+    first = ids.add_case(job_id, lineno)
+    return _case_error(path, lineno, first, job_id) if first else None
+
+
+def check_done_id(
+    ids: JobIds, path: str, lineno: int, index: int, raw: bytes
+) -> JobFileError | None:
+    """:func:`check_new_id` for a done line passed over undecoded (``raw``: its bytes)."""
+    first = ids.add_done(index, lineno)
+    job_id = DoneLines.job_id(raw)
+    if first:
+        return _dup_error(path, lineno, first, job_id, False)
+    first = ids.add_case(job_id, lineno)
+    return _case_error(path, lineno, first, job_id) if first else None
+
+
+def given_id(text: str, job: Job | None) -> str | None:
+    """The id a line that has errors gives, if it gives a valid one (for duplicate checks)."""
+    if job is not None:
+        return job.id
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    job_id = data.get("id") if isinstance(data, dict) else None
+    return job_id if isinstance(job_id, str) and check_id(job_id) is None else None

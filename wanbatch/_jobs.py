@@ -40,6 +40,7 @@ __all__ = [
     "canonical_json",
     "check_id",
     "derive_job_id",
+    "file_errors",
     "inline_image_chars",
     "oversize_problem",
     "parse_line",
@@ -262,6 +263,11 @@ def inline_image_chars(job: Job) -> int:
             if isinstance(item, dict):
                 refs.append(item.get("image"))
     return sum(len(ref) for ref in refs if isinstance(ref, str) and ref.startswith("data:"))
+
+
+def file_errors(issues: list[Issue], path: str, lineno: int) -> list[JobFileError]:
+    """The ``issues`` of line ``lineno`` of ``path`` as errors."""
+    return [JobFileError(path, lineno, i.field, i.message) for i in issues]
 
 
 def oversize_problem(job: Job, text: str) -> str | None:
