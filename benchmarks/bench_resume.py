@@ -69,7 +69,7 @@ def synthesize(folder: Path, done: int, new: int) -> tuple[Path, Path]:
     from wanbatch._config import GenerationDefaults
     from wanbatch._donejobs import line_hash
     from wanbatch._journal import read_journal, write_prefix, write_views
-    from wanbatch._loader import scan_done_prefix
+    from wanbatch._prefixscan import scan_done_prefix
     from wanbatch._touchlog import TouchLog
 
     salt = GenerationDefaults().model_dump_json()

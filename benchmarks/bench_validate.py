@@ -6,7 +6,7 @@ Run by hand (not collected by pytest)::
 
 It writes a mixed job file into a temp folder (text-to-image jobs with and without ids, editing
 jobs sharing one local PNG, URL and inline data-URI references, meta objects), then runs
-:func:`wanbatch._loader.validate_file` in a fresh subprocess, so the peak RSS measured
+:func:`wanbatch._validate.validate_file` in a fresh subprocess, so the peak RSS measured
 (``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss``) is the validator's alone.
 
 Targets (2-core machine): >= 50,000 lines/s and peak RSS < 100 MB.
@@ -34,7 +34,7 @@ _CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
 from wanbatch._config import GenerationDefaults
-from wanbatch._loader import validate_file
+from wanbatch._validate import validate_file
 t1 = time.perf_counter()
 report = validate_file(sys.argv[1], GenerationDefaults())
 t2 = time.perf_counter()

@@ -270,7 +270,7 @@ def _invalid_jobs_advice(exc: InvalidJobs, skip_invalid: bool) -> str:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from wanbatch._loader import validate_command
+    from wanbatch._validate import validate_command
 
     problem = _job_file_problem(args.jobs)
     if problem:

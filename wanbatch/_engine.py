@@ -62,22 +62,17 @@ from wanbatch._errors import (
 from wanbatch._folder import Refetch, check_saved_images, orphan_images, service_conflict
 from wanbatch._jobs import PlannedJob
 from wanbatch._journal import Journal, read_journal, read_prefix, write_prefix, write_views
-from wanbatch._loader import (
-    ValidationReport,
-    first_problems,
-    iter_jobs,
-    scan_done_prefix,
-    usable_prefix,
-    validate_file,
-)
+from wanbatch._loader import iter_jobs
 from wanbatch._lock import FolderLock
 from wanbatch._pacing import Pacer
 from wanbatch._plan import MAX_REGENERATIONS, Action, expiry_cause, plan_job
 from wanbatch._policy import Backoff
+from wanbatch._prefixscan import scan_done_prefix, usable_prefix
 from wanbatch._state import JobState, RunState
 from wanbatch._summary import ExitCode, RunSummary
 from wanbatch._touchlog import TouchLog
 from wanbatch._urls import endpoint_of, image_filename, is_loopback_url, parse_expiry
+from wanbatch._validate import ValidationReport, first_problems, validate_file
 from wanbatch._version import __version__
 
 __all__ = ["BatchRun", "run_batch"]

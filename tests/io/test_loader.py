@@ -1,4 +1,5 @@
-"""wanbatch._loader.iter_jobs and ImageResolver: streaming a job file, local images read once."""
+"""wanbatch._loader.iter_jobs and wanbatch._imagefiles.ImageResolver: streaming a job file,
+local images read once."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from PIL import Image
 
 from wanbatch._config import GenerationDefaults
 from wanbatch._errors import JobFileError
+from wanbatch._imagefiles import ImageResolver
 from wanbatch._images import ImageError
 from wanbatch._jobs import PlannedJob
-from wanbatch._loader import ImageResolver, iter_jobs
+from wanbatch._loader import iter_jobs
 
 D = GenerationDefaults()
 REPO = Path(__file__).resolve().parents[2]

@@ -19,10 +19,12 @@ from tests.io.test_validate import SALT, done_lines, journal_of, write
 from wanbatch._config import GenerationDefaults
 from wanbatch._donejobs import DoneLines
 from wanbatch._journal import read_journal
-from wanbatch._loader import iter_jobs, scan_done_prefix, usable_prefix, validate_file
+from wanbatch._loader import iter_jobs
+from wanbatch._prefixscan import scan_done_prefix, usable_prefix
+from wanbatch._validate import validate_file
 
 D = GenerationDefaults()
-MAX_LINE_BYTES = 64 << 20  # the documented limit (wanbatch._loader.MAX_LINE_BYTES)
+MAX_LINE_BYTES = 64 << 20  # the documented limit (wanbatch._lines.MAX_LINE_BYTES)
 
 
 def errors_of(path: Path, **kwargs: Any) -> list[tuple[int, str, str]]:
@@ -46,7 +48,7 @@ def test_a_gigabyte_line_is_refused_with_its_size_without_being_read_whole(tmp_p
         import json, resource, sys
         resource.setrlimit(resource.RLIMIT_AS, (768 << 20, 768 << 20))
         from wanbatch._config import GenerationDefaults
-        from wanbatch._loader import validate_file
+        from wanbatch._validate import validate_file
         report = validate_file({str(path)!r}, GenerationDefaults())
         print(json.dumps([report.valid_jobs, [str(e) for e in report.errors]]))
         """

@@ -1,4 +1,4 @@
-"""wanbatch._loader.validate_file / format_report / validate_command: one pass, every problem."""
+"""wanbatch._validate.validate_file / format_report / validate_command: one pass, every problem."""
 
 from __future__ import annotations
 
@@ -14,14 +14,9 @@ from PIL import Image
 from wanbatch._config import GenerationDefaults
 from wanbatch._donejobs import DoneLines, line_hash
 from wanbatch._journal import Journal, read_journal, read_prefix, write_prefix
-from wanbatch._loader import (
-    format_report,
-    scan_done_prefix,
-    usable_prefix,
-    validate_command,
-    validate_file,
-)
+from wanbatch._prefixscan import scan_done_prefix, usable_prefix
 from wanbatch._state import RunState, replay
+from wanbatch._validate import format_report, validate_command, validate_file
 
 D = GenerationDefaults()
 REPO = Path(__file__).resolve().parents[2]
@@ -182,7 +177,7 @@ def test_validate_is_a_stream_with_flat_memory(tmp_path: Path) -> None:
     code = (
         "import resource, sys\n"
         "from wanbatch._config import GenerationDefaults\n"
-        "from wanbatch._loader import validate_file\n"
+        "from wanbatch._validate import validate_file\n"
         "validate_file(sys.argv[2], GenerationDefaults())  # warm up imports and caches\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "r = validate_file(sys.argv[1], GenerationDefaults())\n"

@@ -12,20 +12,18 @@ import pytest
 
 from wanbatch._config import GenerationDefaults
 from wanbatch._errors import JobFileError
+from wanbatch._ids import IdSet
 from wanbatch._jobs import (
     FIELDS,
-    IdSet,
     Job,
     PlannedJob,
-    build_body,
     check_id,
-    check_job,
     derive_job_id,
-    fingerprint,
     parse_line,
     parse_line_issues,
-    plan_job,
 )
+from wanbatch._requests import build_body, build_planned_job, fingerprint
+from wanbatch._rules import check_job
 
 D = GenerationDefaults()
 LINE = 7
@@ -44,7 +42,7 @@ def plan(
 ) -> tuple[PlannedJob | None, list[JobFileError], list[Any]]:
     text = job if isinstance(job, str) else json.dumps(job)
     parsed = parse_line(text, LINE, PATH)
-    return plan_job(parsed, defaults, resolve, path=PATH, line=LINE, source=text)
+    return build_planned_job(parsed, defaults, resolve, path=PATH, line=LINE, source=text)
 
 
 def body_of(job: dict[str, Any], defaults: GenerationDefaults = D) -> dict[str, Any]:
