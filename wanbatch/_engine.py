@@ -17,11 +17,8 @@ either way because each record is one whole line written synchronously.
 from __future__ import annotations
 
 import contextlib
-import functools
-import heapq
 import itertools
 import json
-import logging
 import math
 import os
 import random
@@ -29,7 +26,6 @@ import signal
 import time
 from array import array
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +34,18 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from wanbatch import _events as ev
+from wanbatch._calls import CallStreaks, error_fields
 from wanbatch._client import ApiClient
 from wanbatch._config import BatchConfig
 from wanbatch._doneprefix import DonePrefix
 from wanbatch._download import SavedImage, Superseded, download_image
+from wanbatch._downloads import (
+    DOWNLOAD_ATTEMPTS,
+    DOWNLOAD_BACKLOG_PER_WORKER,
+    MAX_QUEUED_DOWNLOADS,
+    DownloadItem,
+    DownloadQueue,
+)
 from wanbatch._errors import (
     ApiError,
     BatchFatal,
@@ -58,7 +62,7 @@ from wanbatch._errors import (
     UnusableOutput,
     UrlExpired,
 )
-from wanbatch._folder import Refetch, check_saved_images, orphan_images, service_conflict
+from wanbatch._folder import orphan_images, service_conflict
 from wanbatch._jobs import PlannedJob
 from wanbatch._journal import Journal, read_journal, read_prefix, write_prefix, write_views
 from wanbatch._loader import (
@@ -72,6 +76,7 @@ from wanbatch._loader import (
 from wanbatch._lock import FolderLock
 from wanbatch._pacing import Pacer
 from wanbatch._policy import Backoff
+from wanbatch._restore import ImageRestorer
 from wanbatch._state import (
     MAX_REGENERATIONS,
     Action,
@@ -106,88 +111,12 @@ PLAN_KEYS = (
 NOTES_SHOWN = 10
 #: Jobs read from the file per hop to the worker thread.
 CHUNK_JOBS = 256
-#: Downloads queued before the producer waits (bounds memory when resuming many).
-MAX_QUEUED_DOWNLOADS = 10_000
-#: Queued downloads (per download worker) before call workers wait for the downloader.
-DOWNLOAD_BACKLOG_PER_WORKER = 8
-#: Attempts at one image download before the job is given up to regeneration.
-DOWNLOAD_ATTEMPTS = 5
 #: A fresh URL the store refuses as expired within this many seconds of the answer that
 #: brought it expired "on arrival": never normal for URLs valid for a day.
 ARRIVAL_WINDOW_S = 300.0
 #: Jobs whose fresh URLs expired on arrival, with no fresh image saved between them, after
 #: which the run stops buying (what comes next would expire the same way).
 ARRIVAL_EXPIRIES_TO_STOP = 3
-#: Calls in a row that could not connect, with no call of this run having reached the service,
-#: after which the batch stops (a wrong base URL, no network): seconds, not minutes of retries.
-UNREACHABLE_AFTER = 3
-#: Answers with no sign of the DashScope API in a row, with no call of this run succeeded,
-#: after which the batch stops (a wrong base URL reaching some other web server).
-FOREIGN_ANSWERS_TO_STOP = 5
-#: Calls whose answer was lost (each possibly billed) since the run's last successful call,
-#: after which the batch stops buying; twice the concurrency instead when that is more.
-LOST_ANSWERS_TO_STOP = 10
-#: Attempts at downloading a missing image of a done job again, and failures in a row (not
-#: expiries) after which a run stops trying (the store is out of reach; the next run tries).
-RESTORE_ATTEMPTS = 2
-RESTORE_FAILURES = 20
-
-
-@dataclass(order=True)
-class _DownloadItem:
-    expires: float
-    seq: int
-    job: PlannedJob = field(compare=False)
-    k: int = field(compare=False)
-    url: str = field(compare=False)
-    generation: int = field(compare=False)
-    info: dict[str, Any] = field(compare=False)
-    #: time.monotonic() when the call that bought it answered; None for an earlier run's URL.
-    arrived: float | None = field(default=None, compare=False)
-
-
-class _DownloadQueue:
-    """Earliest-expiry-first queue that knows when no more items can come."""
-
-    def __init__(self) -> None:
-        self._heap: list[_DownloadItem] = []
-        self._producers = 0
-        self._changed = anyio.Event()
-        self._seq = 0
-
-    def __len__(self) -> int:
-        return len(self._heap)
-
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = anyio.Event()
-
-    def add_producer(self) -> None:
-        self._producers += 1
-
-    def producer_done(self) -> None:
-        self._producers -= 1
-        self._notify()
-
-    def put(self, item: _DownloadItem) -> None:
-        self._seq += 1
-        item.seq = self._seq
-        heapq.heappush(self._heap, item)
-        self._notify()
-
-    async def get(self) -> _DownloadItem | None:
-        while True:
-            if self._heap:
-                item = heapq.heappop(self._heap)
-                self._notify()
-                return item
-            if self._producers <= 0:
-                return None
-            await self._changed.wait()
-
-    async def wait_below(self, size: int) -> None:
-        while len(self._heap) >= size:
-            await self._changed.wait()
 
 
 class BatchRun:
@@ -251,17 +180,22 @@ class BatchRun:
         # losing (possibly paid) answers.
         self._in_flight: dict[int, float] = {}
         self._call_numbers = itertools.count()
-        self._answered_s = 0.0
-        self._answered = 0
-        self._reached = False
-        self._connect_failures = 0
-        self._lost_since_success = 0
-        self._foreign_answers = 0
-        #: Missing images of done jobs found at the start, and those to fetch again.
-        self._missing_at_start = 0
-        self._refetch: list[Refetch] = []
+        self._streaks = CallStreaks(
+            self.config.base_url,
+            concurrency=self.config.concurrency,
+            call_timeout=self.config.call_timeout,
+        )
+        self._restorer = ImageRestorer(
+            self.out_dir,
+            self.config,
+            self.summary,
+            rand=self._rand,
+            service_now=self._service_now,
+            stopping=lambda: self.stopping,
+            request_stop=self.request_stop,
+            record_saved=self._record_saved,
+        )
         self._lock: FolderLock | None = None
-        self._restore_failures = 0
 
     # ----------------------------------------------------------------- control
     def subscribe(self, callback: EventCallback) -> None:
@@ -286,7 +220,11 @@ class BatchRun:
                     wait_s=max(0.0, max(starts) + self.config.call_timeout - now)
                     if starts
                     else None,
-                    typical_s=self._answered_s / self._answered if self._answered else None,
+                    typical_s=(
+                        self._streaks.answered_s / self._streaks.answered
+                        if self._streaks.answered
+                        else None
+                    ),
                 )
             )
         self._halt()
@@ -555,85 +493,6 @@ class BatchRun:
         with contextlib.suppress(OutputError):  # a broken journal: the run says why already
             journal.append("end", stopped=self._stop_reason)
 
-    async def _check_images(
-        self, state: RunState, session: aiohttp.ClientSession, journal: Journal
-    ) -> None:
-        """Stat the images the journal records as saved, in a worker thread beside the first
-        calls (a million take seconds); fetch missing ones again while their URL is valid."""
-        try:
-            check = await anyio.to_thread.run_sync(
-                functools.partial(check_saved_images, self.out_dir, state, now=self._service_now()),
-                abandon_on_cancel=True,  # an abort does not wait for it
-            )
-        except (OSError, ValueError) as exc:  # the run goes on; the next one checks again
-            logging.getLogger("wanbatch").warning("could not check the saved images: %s", exc)
-            return
-        self._missing_at_start = self.summary.images_missing = check.missing
-        self._refetch = check.refetch
-        if check.missing:
-            logging.getLogger("wanbatch").warning(
-                "%d image(s) recorded as saved are missing or damaged in %s (e.g. %s); %d will "
-                "be downloaded again while their URLs are valid, the others are not bought "
-                "again and are left out of metadata.jsonl",
-                check.missing,
-                self._images_dir,
-                ", ".join(check.sample),
-                len(check.refetch),
-            )
-        if self._refetch:
-            await self._restore_images(session, journal)
-
-    async def _restore_images(self, session: aiohttp.ClientSession, journal: Journal) -> None:
-        """Download missing images of done jobs again from their still-valid URLs (free).
-
-        An expired one stays missing: a done job is never generated again on its own. After
-        RESTORE_FAILURES failures in a row the store is taken as out of reach: the rest wait.
-        """
-        pending = iter(self._refetch)
-
-        async def worker() -> None:
-            for item in pending:
-                if self.stopping or self._restore_failures >= RESTORE_FAILURES:
-                    return
-                with contextlib.suppress(OutputError):  # the journal failed: stopping
-                    await self._restore_one(session, item, journal)
-
-        async with anyio.create_task_group() as tg:
-            for _ in range(min(self.config.download_concurrency, len(self._refetch))):
-                tg.start_soon(worker)
-
-    async def _restore_one(
-        self, session: aiohttp.ClientSession, item: Refetch, journal: Journal
-    ) -> None:
-        name = image_filename(item.job_id, item.k)
-        for attempt in range(1, RESTORE_ATTEMPTS + 1):
-            try:
-                saved = await download_image(
-                    session,
-                    item.url,
-                    self._images_dir / name,
-                    self._tmp_dir,
-                    timeout=self.config.download_timeout,
-                    max_bytes=self.config.max_download_bytes,
-                    label=f"job {item.job_id} image {item.k} (missing)",
-                    keep=lambda: True,
-                )
-            except UrlExpired:
-                return
-            except OutputError as exc:
-                self.request_stop(str(exc), ExitCode.FATAL)
-                return
-            except DownloadError:
-                if attempt < RESTORE_ATTEMPTS:
-                    await anyio.sleep(self._backoff.delay(attempt, rand=self._rand.random()) / 4)
-                else:
-                    self._restore_failures += 1
-                continue
-            self._restore_failures = 0
-            self._record_saved(journal, item.job_id, item.k, saved, item.info)
-            self.summary.images_missing -= 1
-            return
-
     async def _dispatch(self, state: RunState, journal: Journal) -> None:
         config = self.config
         pacer = Pacer(config.concurrency, config.rps, cooldown=config.throttle_cooldown)
@@ -642,7 +501,7 @@ class BatchRun:
         connector = aiohttp.TCPConnector(
             limit=config.concurrency + config.download_concurrency + 4, ttl_dns_cache=300
         )
-        downloads = _DownloadQueue()
+        downloads = DownloadQueue()
         send, receive = anyio.create_memory_object_stream[PlannedJob](
             max_buffer_size=max(2, config.concurrency)
         )
@@ -667,13 +526,13 @@ class BatchRun:
                     receive.close()
                     for _ in range(config.download_concurrency):
                         tg.start_soon(self._download_worker, session, downloads, journal, backoff)
-                    tg.start_soon(self._check_images, state, session, journal)
+                    tg.start_soon(self._restorer.check, state, session, journal, backoff)
             self._abort_scope = None
         self.summary.concurrency_limit = pacer.statistics().limit
 
     # ----------------------------------------------------------------- producer
     async def _produce(
-        self, state: RunState, send: MemoryObjectSendStream[PlannedJob], downloads: _DownloadQueue
+        self, state: RunState, send: MemoryObjectSendStream[PlannedJob], downloads: DownloadQueue
     ) -> None:
         # Start where validation found the first line with work (a resume's done prefix is not
         # read twice), unless invalid lines were skipped: then duplicate ids must be seen whole.
@@ -737,7 +596,7 @@ class BatchRun:
                             info = _saved_info_from_job(job, None, None)
                             for k, url, exp in plan.downloads:
                                 downloads.put(
-                                    _DownloadItem(
+                                    DownloadItem(
                                         exp if exp is not None else math.inf,
                                         0,
                                         job,
@@ -787,7 +646,7 @@ class BatchRun:
         client: ApiClient,
         backoff: Backoff,
         journal: Journal,
-        downloads: _DownloadQueue,
+        downloads: DownloadQueue,
     ) -> None:
         try:
             async with receive:
@@ -826,7 +685,7 @@ class BatchRun:
         client: ApiClient,
         backoff: Backoff,
         journal: Journal,
-        downloads: _DownloadQueue,
+        downloads: DownloadQueue,
     ) -> None:
         config = self.config
         last_error: ApiError | TransportError | None = None
@@ -880,7 +739,7 @@ class BatchRun:
                 self._release(job.max_new_images)
                 last_error = exc
                 billed_attempts += isinstance(exc, TransportError) and exc.possibly_billed
-                transport_stop = self._note_failure(exc)
+                transport_stop = self._streaks.note_failure(exc)
                 if isinstance(exc, Throttled):
                     self._pacer.on_throttle(exc.retry_after)
                     self.summary.throttled += 1
@@ -897,7 +756,7 @@ class BatchRun:
                         ExitCode.FATAL,
                     )
                     return
-                if isinstance(exc, JobRejected) and not self._foreign_before_success(exc):
+                if isinstance(exc, JobRejected) and not self._streaks.foreign_before_success(exc):
                     self._fail(journal, job, attempt, exc)
                     return
                 will_retry = (
@@ -925,9 +784,7 @@ class BatchRun:
             self._release(job.max_new_images)
             if result.clock_offset is not None:  # the answer's Date header
                 self._clock_offset = result.clock_offset
-            self._reached, self._connect_failures, self._lost_since_success = True, 0, 0
-            self._answered_s += result.duration
-            self._answered += 1
+            self._streaks.succeeded(result.duration)
             self._accept(
                 job, attempt, result.result, result.duration, journal, downloads, cut=result.cut
             )
@@ -939,79 +796,24 @@ class BatchRun:
             last_error = ResponseLost(
                 f"{billed_attempts} earlier calls lost their answer (each possibly billed)"
             )
-        if isinstance(last_error, ConnectFailed) or self._foreign_before_success(last_error):
+        if isinstance(last_error, ConnectFailed) or self._streaks.foreign_before_success(
+            last_error
+        ):
             # Never sent (so never billed), or not the service that answered: not this job's
             # fault, every job would fail the same way. The job stays pending (a later run
             # calls it without --retry-failed).
-            self.request_stop(self._unreachable(last_error, attempts=attempt), ExitCode.FATAL)
+            self.request_stop(
+                self._streaks.unreachable(last_error, attempts=attempt), ExitCode.FATAL
+            )
             return
         # Attempts that lost their answer may each have been billed. Failing the job for good
         # keeps the money bounded across runs too: a script that runs the batch again until it
         # succeeds does not buy this job again and again; --retry-failed does, by choice. (A lost
         # answer common to all jobs, e.g. a too short --timeout, stops the batch before this:
-        # see _note_failure.)
+        # see CallStreaks.note_failure.)
         self._fail(
             journal, job, config.max_attempts, last_error, gave_up=True, billed=billed_attempts
         )
-
-    def _foreign_before_success(self, exc: ApiError | TransportError) -> bool:
-        """An answer that is not the API's while no call of this run has succeeded: the base
-        URL is suspect, so the answer says nothing about the job."""
-        return isinstance(exc, ApiError) and exc.foreign and self._answered == 0
-
-    def _unreachable(self, exc: ApiError | TransportError, *, attempts: int = 0) -> str:
-        where = self.config.base_url
-        if isinstance(exc, ApiError):
-            return (
-                f"the server at {where} does not answer like the DashScope API: "
-                f"{attempts or self._foreign_answers} answers without a request id or an error "
-                f"code of the service (last: HTTP {exc.status}: {exc.message[:120]}), and no "
-                "call succeeded. Check --base-url / --region (or DASHSCOPE_HTTP_BASE_URL); if "
-                "it is right, the service's gateway is failing: the jobs stay pending, run the "
-                "same command again later"
-            )
-        if attempts:
-            return (
-                f"cannot reach the service at {where}: {attempts} attempts of one job failed to "
-                f"connect (last: {exc.message}); nothing was sent for them, nothing billed. The "
-                "jobs not done stay pending: run the same command again once it is reachable"
-            )
-        return (
-            f"cannot reach the service at {where}: {exc.message}; no call of this run reached it "
-            "(nothing sent, nothing billed). Check --base-url / --region (or "
-            "DASHSCOPE_HTTP_BASE_URL) and the network; the jobs stay pending: run the same "
-            "command again"
-        )
-
-    def _note_failure(self, exc: ApiError | TransportError) -> str | None:
-        """Follow the streaks of failed calls; return why the batch must stop, if it must.
-
-        A call that cannot connect was never sent: when no call of this run reached the service,
-        a few in a row mean a wrong URL or no network, and retrying every job cannot help. A lost
-        answer may have been billed: when many are lost since the last success (a too short
-        timeout, a network that cuts long calls), buying on would pay for answers never seen.
-        """
-        if isinstance(exc, ConnectFailed):
-            self._connect_failures += 1
-            if not self._reached and self._connect_failures >= UNREACHABLE_AFTER:
-                return self._unreachable(exc)
-            return None
-        self._reached, self._connect_failures = True, 0
-        if self._foreign_before_success(exc):
-            self._foreign_answers += 1
-            if self._foreign_answers >= FOREIGN_ANSWERS_TO_STOP:
-                return self._unreachable(exc)
-        if isinstance(exc, ResponseLost):
-            self._lost_since_success += 1
-            limit = max(LOST_ANSWERS_TO_STOP, 2 * self.config.concurrency)
-            if self._lost_since_success >= limit:
-                return (
-                    f"{self._lost_since_success} calls lost their answer since the last "
-                    f"successful one (last: {exc.message}); each may have been billed, so no "
-                    f"more are bought. Check --timeout ({self.config.call_timeout:g} s; a call "
-                    "can take minutes) and the network; the jobs stay pending: run again"
-                )
-        return None
 
     def _abandoned(self, journal: Journal, job: PlannedJob, attempt: int) -> None:
         """A call in flight was cancelled (abort): the service may still bill it."""
@@ -1040,7 +842,7 @@ class BatchRun:
         *,
         will_retry: bool,
     ) -> None:
-        code, status, message, request_id = _error_fields(exc)
+        code, status, message, request_id = error_fields(exc)
         billed = bool(getattr(exc, "possibly_billed", False))
         if billed:
             self.summary.possibly_billed += 1
@@ -1070,7 +872,7 @@ class BatchRun:
     ) -> None:
         # Possibly billed calls were counted once, by _record_attempt, as they failed.
         if isinstance(exc, (ApiError, TransportError)):
-            code, status, message, request_id = _error_fields(exc)
+            code, status, message, request_id = error_fields(exc)
         else:
             code, status, message, request_id = type(exc).__name__, None, str(exc), None
         if gave_up:
@@ -1115,7 +917,7 @@ class BatchRun:
         result: Any,
         duration: float,
         journal: Journal,
-        downloads: _DownloadQueue,
+        downloads: DownloadQueue,
         *,
         cut: str | None = None,
     ) -> None:
@@ -1160,7 +962,7 @@ class BatchRun:
         for k, image in enumerate(images):
             exp = image["expires"]
             downloads.put(
-                _DownloadItem(
+                DownloadItem(
                     exp if isinstance(exp, float) else math.inf,
                     0,
                     job,
@@ -1180,7 +982,7 @@ class BatchRun:
     async def _download_worker(
         self,
         session: aiohttp.ClientSession,
-        downloads: _DownloadQueue,
+        downloads: DownloadQueue,
         journal: Journal,
         backoff: Backoff,
     ) -> None:
@@ -1198,10 +1000,10 @@ class BatchRun:
     async def _download_one(
         self,
         session: aiohttp.ClientSession,
-        item: _DownloadItem,
+        item: DownloadItem,
         journal: Journal,
         backoff: Backoff,
-        downloads: _DownloadQueue,
+        downloads: DownloadQueue,
     ) -> None:
         job = item.job
         name = image_filename(job.id, item.k)
@@ -1291,7 +1093,7 @@ class BatchRun:
         recorded as the new one's, or overwrite it; a finished job has nothing pending."""
         return self._accepted.get(job_id) == generation
 
-    def _expired(self, item: _DownloadItem, journal: Journal) -> None:
+    def _expired(self, item: DownloadItem, journal: Journal) -> None:
         """The store refused the URL as expired: generate the job again, within its bound."""
         job = item.job
         if self._generation.get(job.id) != item.generation:
@@ -1362,7 +1164,7 @@ class BatchRun:
         write_prefix(self.out_dir, prefix)
         try:
             # Missing images at the start: rebuild, so the view lists exactly those on disk.
-            write_views(self.out_dir, state, None if self._missing_at_start else touched)
+            write_views(self.out_dir, state, None if self._restorer.missing_at_start else touched)
         except OSError as exc:
             self.request_stop(
                 f"cannot write the views of {self.out_dir}: {exc.strerror or exc}", ExitCode.FATAL
@@ -1380,20 +1182,7 @@ class BatchRun:
             summary.images_per_minute = round(
                 summary.images_saved_this_run * 60 / summary.duration_s, 2
             )
-        summary.stop_reason = self._stop_reason
-        if self._exit is not None:
-            summary.exit_code = self._exit
-        elif summary.jobs_failed:
-            summary.exit_code = ExitCode.JOBS_FAILED
-        elif summary.jobs_pending:
-            summary.exit_code = ExitCode.JOBS_FAILED
-            summary.stop_reason = summary.stop_reason or (
-                "1 job has images still to download; run again"
-                if summary.jobs_pending == 1
-                else f"{summary.jobs_pending} jobs have images still to download; run again"
-            )
-        else:
-            summary.exit_code = ExitCode.OK
+        summary.settle(self._exit, self._stop_reason)
         tmp = self.out_dir / ".summary.json.tmp"
         try:
             tmp.write_text(json.dumps(summary.to_json(), indent=2) + "\n", encoding="utf-8")
@@ -1421,12 +1210,6 @@ def _saved_info_from_job(job: PlannedJob, request_id: str | None, size: Any) -> 
         "request_id": request_id,
         "meta": job.meta,
     }
-
-
-def _error_fields(exc: ApiError | TransportError) -> tuple[str, int | None, str, str | None]:
-    if isinstance(exc, ApiError):
-        return exc.code, exc.status, exc.message, exc.request_id
-    return type(exc).__name__, None, exc.message, None
 
 
 #: Signals that stop a run: Ctrl-C, kill, and a closed terminal or dropped ssh session (SIGHUP,
