@@ -21,11 +21,9 @@ import itertools
 import json
 import math
 import os
-import random
 import signal
 import time
 from array import array
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +32,9 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from wanbatch import _events as ev
-from wanbatch._calls import CallStreaks, error_fields
 from wanbatch._client import ApiClient
 from wanbatch._config import BatchConfig
+from wanbatch._control import EventCallback, RunControl
 from wanbatch._doneprefix import DonePrefix
 from wanbatch._download import SavedImage, Superseded, download_image
 from wanbatch._downloads import (
@@ -88,13 +86,13 @@ from wanbatch._state import (
     line_hash,
     plan_job,
 )
+from wanbatch._streaks import error_fields
 from wanbatch._summary import ExitCode, RunSummary
 from wanbatch._urls import endpoint_of, image_filename, is_loopback_url, parse_expiry
 from wanbatch._version import __version__
 
 __all__ = ["BatchRun", "run_batch"]
 
-EventCallback = Callable[[ev.Event], None]
 #: What the plan counts (``RunSummary.plan``, the dry-run report).
 PLAN_KEYS = (
     "jobs",
@@ -137,13 +135,10 @@ class BatchRun:
         self._tmp_dir = self.out_dir / ".tmp"
         self.config = config or BatchConfig()
         self.dry_run = dry_run
-        self._listeners: list[EventCallback] = [on_event] if on_event else []
         self.summary = RunSummary(dry_run=dry_run)
-        self._stop_reason: str | None = None
-        self._exit: ExitCode | None = None
-        self._stopping = anyio.Event()
-        self._wait_scopes: set[anyio.CancelScope] = set()
-        self._abort_scope: anyio.CancelScope | None = None
+        self._control = control = RunControl(self.config, self.summary)
+        if on_event:
+            control.listeners.append(on_event)
         self._used = False
         self._reserved = 0
         self._released = anyio.Event()
@@ -163,10 +158,7 @@ class BatchRun:
         self._generation: dict[str, int] = {}
         self._accepted: dict[str, int] = {}
         self._remaining: dict[str, int] = {}
-        self._rand = random.Random()
         self._started = 0.0
-        #: The service's clock minus ours: the journal's last measure, then each answer's.
-        self._clock_offset = 0.0
         #: Expired generations of the jobs that have one, as the journal counts them.
         self._expiries: dict[str, int] = {}
         #: Jobs whose fresh URLs expired on arrival since the last fresh image was saved.
@@ -175,65 +167,17 @@ class BatchRun:
         self._regenerating: set[str] = set()
         #: Calls of a pending job that lost their answer in earlier runs (from the journal).
         self._lost_before: dict[str, int] = {}
-        # Calls in flight (call number -> monotonic start), answered calls' total time and
-        # count, and the streaks that stop a batch that cannot reach the service or keeps
-        # losing (possibly paid) answers.
-        self._in_flight: dict[int, float] = {}
-        self._call_numbers = itertools.count()
-        self._streaks = CallStreaks(
-            self.config.base_url,
-            concurrency=self.config.concurrency,
-            call_timeout=self.config.call_timeout,
-        )
-        self._restorer = ImageRestorer(
-            self.out_dir,
-            self.config,
-            self.summary,
-            rand=self._rand,
-            service_now=self._service_now,
-            stopping=lambda: self.stopping,
-            request_stop=self.request_stop,
-            record_saved=self._record_saved,
-        )
+        self._restorer = ImageRestorer(self.out_dir, control, record_saved=self._record_saved)
         self._lock: FolderLock | None = None
 
     # ----------------------------------------------------------------- control
     def subscribe(self, callback: EventCallback) -> None:
         """Call ``callback`` with every event the run emits."""
-        self._listeners.append(callback)
-
-    def _emit(self, event: ev.Event) -> None:
-        for callback in self._listeners:
-            callback(event)
+        self._control.listeners.append(callback)
 
     def request_stop(self, reason: str = "interrupted", exit_code: ExitCode | None = None) -> None:
         """Start no new call; let calls in flight finish and their images download."""
-        if self._stop_reason is None:
-            self._stop_reason = reason
-            self._exit = exit_code or ExitCode.INTERRUPTED
-            now = time.monotonic()
-            starts = self._in_flight.values()
-            self._emit(
-                ev.RunStopping(
-                    reason,
-                    in_flight=len(starts),
-                    wait_s=max(0.0, max(starts) + self.config.call_timeout - now)
-                    if starts
-                    else None,
-                    typical_s=(
-                        self._streaks.answered_s / self._streaks.answered
-                        if self._streaks.answered
-                        else None
-                    ),
-                )
-            )
-        self._halt()
-
-    def _halt(self) -> None:
-        """No new call starts; every wait ends."""
-        self._stopping.set()
-        for scope in list(self._wait_scopes):
-            scope.cancel()
+        self._control.request_stop(reason, exit_code)
 
     def abort(self) -> None:
         """Cancel everything now (second Ctrl-C). The folder stays consistent and resumable.
@@ -241,42 +185,12 @@ class BatchRun:
         Calls in flight are abandoned: the service may still bill them, so each counts (and is
         journaled) as possibly billed.
         """
-        self._abort("aborted", ExitCode.INTERRUPTED)
-
-    def _abort(self, reason: str, exit_code: ExitCode) -> None:
-        abandoned = len(self._in_flight)
-        if abandoned:
-            calls = "1 call" if abandoned == 1 else f"{abandoned} calls"
-            reason += (
-                f"; {calls} in flight abandoned "
-                "(the service may still bill them: counted as possibly billed)"
-            )
-        if self._stop_reason not in (None, "interrupted"):
-            reason += f" (while stopping: {self._stop_reason})"
-        self._stop_reason = reason
-        if self._exit is None or exit_code is ExitCode.FATAL:
-            self._exit = exit_code
-        self._halt()
-        self._emit(ev.RunAborted(reason, abandoned))
-        if self._abort_scope is not None:
-            self._abort_scope.cancel()
+        self._control.abort("aborted", ExitCode.INTERRUPTED)
 
     @property
     def stopping(self) -> bool:
         """True once no new call may start."""
-        return self._stopping.is_set()
-
-    @contextlib.contextmanager
-    def _interruptible(self) -> Iterator[anyio.CancelScope]:
-        """A scope for *waiting* that a stop request cancels."""
-        with anyio.CancelScope() as scope:
-            if self.stopping:
-                scope.cancel()
-            self._wait_scopes.add(scope)
-            try:
-                yield scope
-            finally:
-                self._wait_scopes.discard(scope)
+        return self._control.stopping
 
     # ----------------------------------------------------------------- phases
     def _done_lines(self, state: RunState) -> DoneLines:
@@ -285,7 +199,7 @@ class BatchRun:
 
     def _validate(self, state: RunState, counts: dict[str, int]) -> ValidationReport:
         """Validate every line and plan in the same pass (counts by action)."""
-        self._clock_offset = state.clock_offset
+        self._control.clock_offset = state.clock_offset
 
         def on_job(job_id: str, max_new_images: int) -> None:
             job_state = state.job(job_id)
@@ -407,7 +321,7 @@ class BatchRun:
         )
         if report.warning_count or (report.error_count and not refused):
             # The warnings, and what skip_invalid skips (InvalidJobs carries the errors).
-            self._emit(
+            self._control.emit(
                 ev.ValidationNotes(
                     str(self.jobs_path),
                     report.warning_count,
@@ -444,7 +358,7 @@ class BatchRun:
                 )
         self._prepare_out_dir()
         self._images_bought = state.images_generated
-        self._emit(
+        self._control.emit(
             ev.RunPlanned(
                 total=counts["jobs"],
                 already_done=counts["done"],
@@ -491,7 +405,7 @@ class BatchRun:
     def _append_end(self, journal: Journal) -> None:
         """The ``end`` record: the run was not killed (``status`` tells a finished folder)."""
         with contextlib.suppress(OutputError):  # a broken journal: the run says why already
-            journal.append("end", stopped=self._stop_reason)
+            journal.append("end", stopped=self._control.stop_reason)
 
     async def _dispatch(self, state: RunState, journal: Journal) -> None:
         config = self.config
@@ -513,7 +427,7 @@ class BatchRun:
             self._client, self._backoff = client, backoff
             self._journal_file, self._downloads = journal, downloads
             with anyio.CancelScope() as abort_scope:
-                self._abort_scope = abort_scope
+                self._control.abort_scope = abort_scope
                 async with anyio.create_task_group() as tg:
                     self._tg = tg
                     downloads.add_producer()  # the producer
@@ -527,7 +441,7 @@ class BatchRun:
                     for _ in range(config.download_concurrency):
                         tg.start_soon(self._download_worker, session, downloads, journal, backoff)
                     tg.start_soon(self._restorer.check, state, session, journal, backoff)
-            self._abort_scope = None
+            self._control.abort_scope = None
         self.summary.concurrency_limit = pacer.statistics().limit
 
     # ----------------------------------------------------------------- producer
@@ -576,7 +490,7 @@ class BatchRun:
                             self._expiries[job.id] = plan.expiries
                         if plan.action is Action.FAIL:
                             cause = expiry_cause(
-                                lifetime=None, waited=None, clock_offset=self._clock_offset
+                                lifetime=None, waited=None, clock_offset=self._control.clock_offset
                             )
                             self._fail_expired(self._journal_file, job, plan.expiries, cause)
                         elif plan.action is Action.CALL:
@@ -587,7 +501,7 @@ class BatchRun:
                             try:
                                 send.send_nowait(job)  # the usual case: room in the buffer
                             except anyio.WouldBlock:
-                                with self._interruptible():
+                                with self._control.interruptible():
                                     await send.send(job)
                         elif plan.action is Action.SKIP_DONE and not plan.changed:
                             self._record_meta(state.job(job.id), job)
@@ -606,7 +520,7 @@ class BatchRun:
                                         info,
                                     )
                                 )
-                            with self._interruptible():
+                            with self._control.interruptible():
                                 await downloads.wait_below(MAX_QUEUED_DOWNLOADS)
                         if self.stopping:
                             break
@@ -618,17 +532,13 @@ class BatchRun:
             if close is not None:
                 await anyio.to_thread.run_sync(close)
 
-    def _service_now(self) -> float:
-        """The service's time, by our clock and the offset its answers showed."""
-        return time.time() + self._clock_offset
-
     def _record_meta(self, job_state: JobState | None, job: PlannedJob) -> None:
         """A done job whose line changed but not its request (its meta was edited, or only its
         spelling): journal the line's meta and hash, so that metadata.jsonl shows the meta and
         the next resume passes the line over unread. Nothing is bought."""
         if job_state is None:
             return
-        self._journal(
+        self._control.journal(
             self._journal_file,
             "meta",
             id=job.id,
@@ -708,42 +618,42 @@ class BatchRun:
                     )
                     return
                 # Others may release their reservation when they fail; wait for room.
-                with self._interruptible():
+                with self._control.interruptible():
                     while not self._reserve(job):
                         await self._released.wait()
                 if self.stopping:
                     return
             token = self._pacer.try_acquire()
             if token is None:
-                with self._interruptible():
+                with self._control.interruptible():
                     token = await self._pacer.acquire()
                 if token is None:
                     return  # a stop request ended the wait
             if self.stopping:
                 self._pacer.release(token)
                 return
-            call = next(self._call_numbers)
-            self._in_flight[call] = time.monotonic()
+            call = next(self._control.call_numbers)
+            self._control.in_flight[call] = time.monotonic()
             try:
                 try:
                     self.summary.calls += 1
-                    self._emit(ev.CallStarted(job.id, attempt))
+                    self._control.emit(ev.CallStarted(job.id, attempt))
                     result = await client.generate(job.body, interleave=job.interleave)
                 except anyio.get_cancelled_exc_class():
                     self._abandoned(journal, job, attempt)
                     raise
                 finally:
-                    del self._in_flight[call]
+                    del self._control.in_flight[call]
                     self._pacer.release(token)
             except (ApiError, TransportError) as exc:
                 self._release(job.max_new_images)
                 last_error = exc
                 billed_attempts += isinstance(exc, TransportError) and exc.possibly_billed
-                transport_stop = self._streaks.note_failure(exc)
+                transport_stop = self._control.streaks.note_failure(exc)
                 if isinstance(exc, Throttled):
                     self._pacer.on_throttle(exc.retry_after)
                     self.summary.throttled += 1
-                    self._emit(
+                    self._control.emit(
                         ev.Throttled(
                             job.id, exc.code, self._pacer.statistics().limit, exc.retry_after
                         )
@@ -756,7 +666,9 @@ class BatchRun:
                         ExitCode.FATAL,
                     )
                     return
-                if isinstance(exc, JobRejected) and not self._streaks.foreign_before_success(exc):
+                if isinstance(
+                    exc, JobRejected
+                ) and not self._control.streaks.foreign_before_success(exc):
                     self._fail(journal, job, attempt, exc)
                     return
                 will_retry = (
@@ -772,8 +684,10 @@ class BatchRun:
                     break
                 self.summary.retries += 1
                 retry_after = exc.retry_after if isinstance(exc, ApiError) else None
-                delay = backoff.delay(attempt, retry_after=retry_after, rand=self._rand.random())
-                with self._interruptible():
+                delay = backoff.delay(
+                    attempt, retry_after=retry_after, rand=self._control.rand.random()
+                )
+                with self._control.interruptible():
                     await anyio.sleep(delay)
                 continue
             except OutputError as exc:
@@ -783,8 +697,8 @@ class BatchRun:
             self._pacer.on_success()
             self._release(job.max_new_images)
             if result.clock_offset is not None:  # the answer's Date header
-                self._clock_offset = result.clock_offset
-            self._streaks.succeeded(result.duration)
+                self._control.clock_offset = result.clock_offset
+            self._control.streaks.succeeded(result.duration)
             self._accept(
                 job, attempt, result.result, result.duration, journal, downloads, cut=result.cut
             )
@@ -796,14 +710,14 @@ class BatchRun:
             last_error = ResponseLost(
                 f"{billed_attempts} earlier calls lost their answer (each possibly billed)"
             )
-        if isinstance(last_error, ConnectFailed) or self._streaks.foreign_before_success(
+        if isinstance(last_error, ConnectFailed) or self._control.streaks.foreign_before_success(
             last_error
         ):
             # Never sent (so never billed), or not the service that answered: not this job's
             # fault, every job would fail the same way. The job stays pending (a later run
             # calls it without --retry-failed).
             self.request_stop(
-                self._streaks.unreachable(last_error, attempts=attempt), ExitCode.FATAL
+                self._control.streaks.unreachable(last_error, attempts=attempt), ExitCode.FATAL
             )
             return
         # Attempts that lost their answer may each have been billed. Failing the job for good
@@ -846,7 +760,7 @@ class BatchRun:
         billed = bool(getattr(exc, "possibly_billed", False))
         if billed:
             self.summary.possibly_billed += 1
-        self._journal(
+        self._control.journal(
             journal,
             "attempt",
             id=job.id,
@@ -858,7 +772,7 @@ class BatchRun:
             possibly_billed=billed,
             retry=will_retry,
         )
-        self._emit(ev.CallFailed(job.id, attempt, code, message, will_retry, billed))
+        self._control.emit(ev.CallFailed(job.id, attempt, code, message, will_retry, billed))
 
     def _fail(
         self,
@@ -882,7 +796,7 @@ class BatchRun:
                 f" ({billed} of the attempts may have been billed; run with --retry-failed to "
                 "try again)"
             )
-        self._journal(
+        self._control.journal(
             journal,
             "failed",
             id=job.id,
@@ -895,20 +809,7 @@ class BatchRun:
             source=job.source,
         )
         self.summary.jobs_failed += 1
-        self._emit(ev.JobFailed(job.id, code, message))
-
-    def _journal(self, journal: Journal, event: str, **fields: Any) -> None:
-        """Append a record; on a write error abort the run and raise OutputError.
-
-        Once a record cannot be written no later one can (the journal keeps what it has), so
-        nothing is waited for: a call in flight would come back paid and unrecorded. Workers
-        catch that OutputError and end quietly: the stop reason carries the message.
-        """
-        try:
-            journal.append(event, **fields)
-        except OutputError as exc:
-            self._abort(str(exc), ExitCode.FATAL)
-            raise
+        self._control.emit(ev.JobFailed(job.id, code, message))
 
     def _accept(
         self,
@@ -925,7 +826,7 @@ class BatchRun:
         images = [{"url": u, "expires": parse_expiry(u)} for u in urls]
         usage = dict(result.usage or {})
         try:
-            self._journal(
+            self._control.journal(
                 journal,
                 "generated",
                 id=job.id,
@@ -941,13 +842,15 @@ class BatchRun:
                 size=usage.get("size"),
                 meta=job.meta,
                 duration=round(duration, 3),
-                clock_offset=round(self._clock_offset),
+                clock_offset=round(self._control.clock_offset),
                 **({"cut": cut} if cut else {}),
             )
         except OutputError as exc:
             # A paid answer that cannot be written down is lost: a later run buys it again.
             self.summary.possibly_billed += 1
-            self._emit(ev.CallFailed(job.id, attempt, "JournalWriteFailed", str(exc), False, True))
+            self._control.emit(
+                ev.CallFailed(job.id, attempt, "JournalWriteFailed", str(exc), False, True)
+            )
             raise
         self._images_bought += len(urls)
         if job.id in self._regenerating:
@@ -955,7 +858,7 @@ class BatchRun:
             self.summary.regenerated += 1
         self.summary.calls_succeeded += 1
         self.summary.images_generated_this_run += len(urls)
-        self._emit(ev.Generated(job.id, len(urls), result.request_id))
+        self._control.emit(ev.Generated(job.id, len(urls), result.request_id))
         gen = self._new_generation(job.id, len(urls))
         info = _saved_info_from_job(job, result.request_id, usage.get("size"))
         arrived = time.monotonic()
@@ -976,7 +879,7 @@ class BatchRun:
         if not urls:
             self._forget(job.id)
             self.summary.jobs_done += 1
-            self._emit(ev.JobDone(job.id, 0))
+            self._control.emit(ev.JobDone(job.id, 0))
 
     # ----------------------------------------------------------------- downloads
     async def _download_worker(
@@ -1033,7 +936,7 @@ class BatchRun:
                 last = exc
                 if isinstance(exc, IntegrityError) and "cap" in str(exc):
                     break
-                await anyio.sleep(backoff.delay(attempt, rand=self._rand.random()) / 4)
+                await anyio.sleep(backoff.delay(attempt, rand=self._control.rand.random()) / 4)
                 continue
             self._record_saved(journal, job.id, item.k, saved, item.info)
             if item.arrived is not None:
@@ -1045,20 +948,20 @@ class BatchRun:
             if left <= 0:
                 self._forget(job.id)
                 self.summary.jobs_done += 1
-                self._emit(ev.JobDone(job.id, item.k + 1))
+                self._control.emit(ev.JobDone(job.id, item.k + 1))
             else:
                 self._remaining[job.id] = left
             return
         assert last is not None
         # The image was paid for; leave the job GENERATED so a later run retries the download.
-        self._emit(ev.CallFailed(job.id, 0, type(last).__name__, str(last), False, False))
+        self._control.emit(ev.CallFailed(job.id, 0, type(last).__name__, str(last), False, False))
 
     def _record_saved(
         self, journal: Journal, job_id: str, k: int, saved: SavedImage, info: dict[str, Any]
     ) -> None:
         """Image ``k`` of the job is on disk: journal it (with its metadata row's fields)."""
         file = f"images/{saved.path.name}"
-        self._journal(
+        self._control.journal(
             journal,
             "saved",
             id=job_id,
@@ -1071,7 +974,7 @@ class BatchRun:
             **info,
         )
         self.summary.images_saved_this_run += 1
-        self._emit(ev.ImageSaved(job_id, k, file, saved.size))
+        self._control.emit(ev.ImageSaved(job_id, k, file, saved.size))
 
     def _new_generation(self, job_id: str, images: int) -> int:
         """The journal now holds a new generation of the job, with ``images`` to save."""
@@ -1098,17 +1001,19 @@ class BatchRun:
         job = item.job
         if self._generation.get(job.id) != item.generation:
             return  # a sibling image of the same generation reported its expiry already
-        self._journal(journal, "expired", id=job.id, k=item.k)
+        self._control.journal(journal, "expired", id=job.id, k=item.k)
         self.summary.urls_expired += 1
-        self._emit(ev.UrlExpiredEvent(job.id, item.k))
+        self._control.emit(ev.UrlExpiredEvent(job.id, item.k))
         self._generation[job.id] = next(self._generations)  # drop its queued siblings
         self._remaining.pop(job.id, None)
         expiries = self._expiries[job.id] = self._expiries.get(job.id, 0) + 1
         waited = None if item.arrived is None else time.monotonic() - item.arrived
         lifetime = None
         if waited is not None and not math.isinf(item.expires):
-            lifetime = item.expires - (self._service_now() - waited)
-        cause = expiry_cause(lifetime=lifetime, waited=waited, clock_offset=self._clock_offset)
+            lifetime = item.expires - (self._control.service_now() - waited)
+        cause = expiry_cause(
+            lifetime=lifetime, waited=waited, clock_offset=self._control.clock_offset
+        )
         if waited is not None and waited < ARRIVAL_WINDOW_S:
             self._expired_on_arrival.add(job.id)
             if len(self._expired_on_arrival) >= ARRIVAL_EXPIRIES_TO_STOP:
@@ -1182,7 +1087,7 @@ class BatchRun:
             summary.images_per_minute = round(
                 summary.images_saved_this_run * 60 / summary.duration_s, 2
             )
-        summary.settle(self._exit, self._stop_reason)
+        summary.settle(self._control.exit_code, self._control.stop_reason)
         tmp = self.out_dir / ".summary.json.tmp"
         try:
             tmp.write_text(json.dumps(summary.to_json(), indent=2) + "\n", encoding="utf-8")

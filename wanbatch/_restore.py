@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,14 +17,14 @@ from typing import Any
 import aiohttp
 import anyio
 
-from wanbatch._config import BatchConfig
+from wanbatch._control import RunControl
 from wanbatch._download import SavedImage, download_image
 from wanbatch._errors import DownloadError, OutputError, UrlExpired
 from wanbatch._folder import Refetch, check_saved_images
 from wanbatch._journal import Journal
 from wanbatch._policy import Backoff
 from wanbatch._state import RunState
-from wanbatch._summary import ExitCode, RunSummary
+from wanbatch._summary import ExitCode
 from wanbatch._urls import image_filename
 
 __all__ = ["RESTORE_ATTEMPTS", "RESTORE_FAILURES", "ImageRestorer"]
@@ -42,27 +41,13 @@ RecordSaved = Callable[[Journal, str, int, SavedImage, dict[str, Any]], None]
 class ImageRestorer:
     """Checks the saved images at the start of a run and fetches missing ones again."""
 
-    def __init__(
-        self,
-        out_dir: Path,
-        config: BatchConfig,
-        summary: RunSummary,
-        *,
-        rand: random.Random,
-        service_now: Callable[[], float],
-        stopping: Callable[[], bool],
-        request_stop: Callable[[str, ExitCode], None],
-        record_saved: RecordSaved,
-    ) -> None:
+    def __init__(self, out_dir: Path, control: RunControl, *, record_saved: RecordSaved) -> None:
         self.out_dir = out_dir
         self._images_dir = out_dir / "images"
         self._tmp_dir = out_dir / ".tmp"
-        self._config = config
-        self._summary = summary
-        self._rand = rand
-        self._service_now = service_now
-        self._stopping = stopping
-        self._request_stop = request_stop
+        self._control = control
+        self._config = control.config
+        self._summary = control.summary
         self._record_saved = record_saved
         #: Missing images of done jobs found at the start, and those to fetch again.
         self.missing_at_start = 0
@@ -80,7 +65,9 @@ class ImageRestorer:
         calls (a million take seconds); fetch missing ones again while their URL is valid."""
         try:
             check = await anyio.to_thread.run_sync(
-                functools.partial(check_saved_images, self.out_dir, state, now=self._service_now()),
+                functools.partial(
+                    check_saved_images, self.out_dir, state, now=self._control.service_now()
+                ),
                 abandon_on_cancel=True,  # an abort does not wait for it
             )
         except (OSError, ValueError) as exc:  # the run goes on; the next one checks again
@@ -113,7 +100,7 @@ class ImageRestorer:
 
         async def worker() -> None:
             for item in pending:
-                if self._stopping() or self._restore_failures >= RESTORE_FAILURES:
+                if self._control.stopping or self._restore_failures >= RESTORE_FAILURES:
                     return
                 with contextlib.suppress(OutputError):  # the journal failed: stopping
                     await self._restore_one(session, item, journal, backoff)
@@ -145,11 +132,11 @@ class ImageRestorer:
             except UrlExpired:
                 return
             except OutputError as exc:
-                self._request_stop(str(exc), ExitCode.FATAL)
+                self._control.request_stop(str(exc), ExitCode.FATAL)
                 return
             except DownloadError:
                 if attempt < RESTORE_ATTEMPTS:
-                    await anyio.sleep(backoff.delay(attempt, rand=self._rand.random()) / 4)
+                    await anyio.sleep(backoff.delay(attempt, rand=self._control.rand.random()) / 4)
                 else:
                     self._restore_failures += 1
                 continue
