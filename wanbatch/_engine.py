@@ -17,7 +17,6 @@ either way because each record is one whole line written synchronously.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import math
 import os
@@ -36,20 +35,19 @@ from wanbatch._client import ApiClient
 from wanbatch._config import BatchConfig
 from wanbatch._control import EventCallback, RunControl
 from wanbatch._doneprefix import DonePrefix
-from wanbatch._download import SavedImage, Superseded, download_image
 from wanbatch._downloads import (
-    DOWNLOAD_ATTEMPTS,
     DOWNLOAD_BACKLOG_PER_WORKER,
     MAX_QUEUED_DOWNLOADS,
+    Downloader,
     DownloadItem,
     DownloadQueue,
+    Generations,
 )
 from wanbatch._errors import (
     ApiError,
     BatchFatal,
     ConnectFailed,
     DownloadError,
-    IntegrityError,
     InvalidJobs,
     JobRejected,
     JournalError,
@@ -88,7 +86,7 @@ from wanbatch._state import (
 )
 from wanbatch._streaks import error_fields
 from wanbatch._summary import ExitCode, RunSummary
-from wanbatch._urls import endpoint_of, image_filename, is_loopback_url, parse_expiry
+from wanbatch._urls import endpoint_of, is_loopback_url, parse_expiry
 from wanbatch._version import __version__
 
 __all__ = ["BatchRun", "run_batch"]
@@ -109,12 +107,6 @@ PLAN_KEYS = (
 NOTES_SHOWN = 10
 #: Jobs read from the file per hop to the worker thread.
 CHUNK_JOBS = 256
-#: A fresh URL the store refuses as expired within this many seconds of the answer that
-#: brought it expired "on arrival": never normal for URLs valid for a day.
-ARRIVAL_WINDOW_S = 300.0
-#: Jobs whose fresh URLs expired on arrival, with no fresh image saved between them, after
-#: which the run stops buying (what comes next would expire the same way).
-ARRIVAL_EXPIRIES_TO_STOP = 3
 
 
 class BatchRun:
@@ -150,24 +142,13 @@ class BatchRun:
             32, DOWNLOAD_BACKLOG_PER_WORKER * self.config.download_concurrency
         )
         self._images_bought = 0
-        # Generation numbers, unique within the run. _generation: the number a queued image
-        # must carry to be fetched (an expiry gives the job a fresh one: its queued siblings are
-        # dropped). _accepted: the job's generation in the journal (the last answered call), the
-        # only one whose images may still be saved. _remaining: images still to save of it.
-        self._generations = itertools.count(1)
-        self._generation: dict[str, int] = {}
-        self._accepted: dict[str, int] = {}
-        self._remaining: dict[str, int] = {}
+        self._generations = Generations()
         self._started = 0.0
-        #: Expired generations of the jobs that have one, as the journal counts them.
-        self._expiries: dict[str, int] = {}
-        #: Jobs whose fresh URLs expired on arrival since the last fresh image was saved.
-        self._expired_on_arrival: set[str] = set()
         #: Jobs being generated again after an expiry (summary.regenerated counts answers).
         self._regenerating: set[str] = set()
         #: Calls of a pending job that lost their answer in earlier runs (from the journal).
         self._lost_before: dict[str, int] = {}
-        self._restorer = ImageRestorer(self.out_dir, control, record_saved=self._record_saved)
+        self._restorer = ImageRestorer(self.out_dir, control)
         self._lock: FolderLock | None = None
 
     # ----------------------------------------------------------------- control
@@ -416,6 +397,9 @@ class BatchRun:
             limit=config.concurrency + config.download_concurrency + 4, ttl_dns_cache=300
         )
         downloads = DownloadQueue()
+        downloader = Downloader(
+            self.out_dir, self._control, downloads, self._generations, on_expiry=self._after_expiry
+        )
         send, receive = anyio.create_memory_object_stream[PlannedJob](
             max_buffer_size=max(2, config.concurrency)
         )
@@ -439,7 +423,7 @@ class BatchRun:
                         )
                     receive.close()
                     for _ in range(config.download_concurrency):
-                        tg.start_soon(self._download_worker, session, downloads, journal, backoff)
+                        tg.start_soon(downloader.worker, session, journal, backoff)
                     tg.start_soon(self._restorer.check, state, session, journal, backoff)
             self._control.abort_scope = None
         self.summary.concurrency_limit = pacer.statistics().limit
@@ -487,7 +471,7 @@ class BatchRun:
                         )
                         self.summary.changed_jobs += plan.changed
                         if plan.expiries:
-                            self._expiries[job.id] = plan.expiries
+                            self._generations.expiries[job.id] = plan.expiries
                         if plan.action is Action.FAIL:
                             cause = expiry_cause(
                                 lifetime=None, waited=None, clock_offset=self._control.clock_offset
@@ -506,7 +490,7 @@ class BatchRun:
                         elif plan.action is Action.SKIP_DONE and not plan.changed:
                             self._record_meta(state.job(job.id), job)
                         elif plan.action is Action.DOWNLOAD:
-                            gen = self._new_generation(job.id, len(plan.downloads))
+                            gen = self._generations.new(job.id, len(plan.downloads))
                             info = _saved_info_from_job(job, None, None)
                             for k, url, exp in plan.downloads:
                                 downloads.put(
@@ -525,7 +509,7 @@ class BatchRun:
                         if self.stopping:
                             break
         except OutputError:
-            pass  # the journal failed; the run is stopping (see _journal)
+            pass  # the journal failed; the run is stopping (see RunControl.journal)
         finally:
             downloads.producer_done()
             close = getattr(items, "close", None)
@@ -573,7 +557,7 @@ class BatchRun:
                     try:
                         await self._call_job(job, client, backoff, journal, downloads)
                     except OutputError:
-                        continue  # the journal failed; the run is stopping (see _journal)
+                        continue  # the journal failed; the run is stopping (see RunControl.journal)
         finally:
             downloads.producer_done()
 
@@ -859,7 +843,7 @@ class BatchRun:
         self.summary.calls_succeeded += 1
         self.summary.images_generated_this_run += len(urls)
         self._control.emit(ev.Generated(job.id, len(urls), result.request_id))
-        gen = self._new_generation(job.id, len(urls))
+        gen = self._generations.new(job.id, len(urls))
         info = _saved_info_from_job(job, result.request_id, usage.get("size"))
         arrived = time.monotonic()
         for k, image in enumerate(images):
@@ -877,152 +861,14 @@ class BatchRun:
                 )
             )
         if not urls:
-            self._forget(job.id)
+            self._generations.forget(job.id)
             self.summary.jobs_done += 1
             self._control.emit(ev.JobDone(job.id, 0))
 
     # ----------------------------------------------------------------- downloads
-    async def _download_worker(
-        self,
-        session: aiohttp.ClientSession,
-        downloads: DownloadQueue,
-        journal: Journal,
-        backoff: Backoff,
-    ) -> None:
-        while True:
-            item = await downloads.get()
-            if item is None:
-                return
-            if self._generation.get(item.job.id) != item.generation:
-                continue  # superseded by a newer generation of the same job
-            try:
-                await self._download_one(session, item, journal, backoff, downloads)
-            except OutputError:
-                continue  # the journal failed; the run is stopping (see _journal)
-
-    async def _download_one(
-        self,
-        session: aiohttp.ClientSession,
-        item: DownloadItem,
-        journal: Journal,
-        backoff: Backoff,
-        downloads: DownloadQueue,
-    ) -> None:
-        job = item.job
-        name = image_filename(job.id, item.k)
-        dest = self._images_dir / name
-        last: DownloadError | None = None
-        for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
-            try:
-                saved = await download_image(
-                    session,
-                    item.url,
-                    dest,
-                    self._tmp_dir,
-                    timeout=self.config.download_timeout,
-                    max_bytes=self.config.max_download_bytes,
-                    label=f"job {job.id} image {item.k}",
-                    keep=lambda: self._current(job.id, item.generation),
-                )
-            except Superseded:
-                return  # its job was generated again meanwhile: the new images count, not this
-            except UrlExpired:
-                self._expired(item, journal)
-                return
-            except OutputError as exc:
-                self.request_stop(str(exc), ExitCode.FATAL)
-                return
-            except DownloadError as exc:
-                last = exc
-                if isinstance(exc, IntegrityError) and "cap" in str(exc):
-                    break
-                await anyio.sleep(backoff.delay(attempt, rand=self._control.rand.random()) / 4)
-                continue
-            self._record_saved(journal, job.id, item.k, saved, item.info)
-            if item.arrived is not None:
-                self._expired_on_arrival.clear()  # fresh URLs work: the expiries were not a rule
-            left = self._remaining.get(job.id)
-            if left is None:
-                return  # a sibling expired: this generation is not finished by this run
-            left -= 1
-            if left <= 0:
-                self._forget(job.id)
-                self.summary.jobs_done += 1
-                self._control.emit(ev.JobDone(job.id, item.k + 1))
-            else:
-                self._remaining[job.id] = left
-            return
-        assert last is not None
-        # The image was paid for; leave the job GENERATED so a later run retries the download.
-        self._control.emit(ev.CallFailed(job.id, 0, type(last).__name__, str(last), False, False))
-
-    def _record_saved(
-        self, journal: Journal, job_id: str, k: int, saved: SavedImage, info: dict[str, Any]
-    ) -> None:
-        """Image ``k`` of the job is on disk: journal it (with its metadata row's fields)."""
-        file = f"images/{saved.path.name}"
-        self._control.journal(
-            journal,
-            "saved",
-            id=job_id,
-            k=k,
-            file=file,
-            bytes=saved.size,
-            sha256=saved.sha256,
-            width=saved.width,
-            height=saved.height,
-            **info,
-        )
-        self.summary.images_saved_this_run += 1
-        self._control.emit(ev.ImageSaved(job_id, k, file, saved.size))
-
-    def _new_generation(self, job_id: str, images: int) -> int:
-        """The journal now holds a new generation of the job, with ``images`` to save."""
-        gen = next(self._generations)
-        self._generation[job_id] = self._accepted[job_id] = gen
-        self._remaining[job_id] = images
-        return gen
-
-    def _forget(self, job_id: str) -> None:
-        """The job is done: nothing of it is pending any more."""
-        self._remaining.pop(job_id, None)
-        self._generation.pop(job_id, None)
-        self._accepted.pop(job_id, None)
-        self._expiries.pop(job_id, None)
-
-    def _current(self, job_id: str, generation: int) -> bool:
-        """Whether an image of ``generation`` may still be saved: it is the journal's latest
-        generation of the job. Once a regeneration is answered, an older image would be
-        recorded as the new one's, or overwrite it; a finished job has nothing pending."""
-        return self._accepted.get(job_id) == generation
-
-    def _expired(self, item: DownloadItem, journal: Journal) -> None:
-        """The store refused the URL as expired: generate the job again, within its bound."""
-        job = item.job
-        if self._generation.get(job.id) != item.generation:
-            return  # a sibling image of the same generation reported its expiry already
-        self._control.journal(journal, "expired", id=job.id, k=item.k)
-        self.summary.urls_expired += 1
-        self._control.emit(ev.UrlExpiredEvent(job.id, item.k))
-        self._generation[job.id] = next(self._generations)  # drop its queued siblings
-        self._remaining.pop(job.id, None)
-        expiries = self._expiries[job.id] = self._expiries.get(job.id, 0) + 1
-        waited = None if item.arrived is None else time.monotonic() - item.arrived
-        lifetime = None
-        if waited is not None and not math.isinf(item.expires):
-            lifetime = item.expires - (self._control.service_now() - waited)
-        cause = expiry_cause(
-            lifetime=lifetime, waited=waited, clock_offset=self._control.clock_offset
-        )
-        if waited is not None and waited < ARRIVAL_WINDOW_S:
-            self._expired_on_arrival.add(job.id)
-            if len(self._expired_on_arrival) >= ARRIVAL_EXPIRIES_TO_STOP:
-                self.request_stop(
-                    f"no more calls: the result URLs of {len(self._expired_on_arrival)} jobs "
-                    "expired on arrival (the store refused them right after the call); "
-                    f"likely cause: {cause}",
-                    ExitCode.FATAL,
-                )
+    def _after_expiry(self, job: PlannedJob, expiries: int, cause: str) -> None:
+        """The job's URLs expired: generate it again, within its bound, or fail it."""
+        journal = self._journal_file
         if not self.config.regenerate_expired or expiries > MAX_REGENERATIONS:
             self._fail_expired(journal, job, expiries, cause)
         elif not self.stopping:
@@ -1042,7 +888,7 @@ class BatchRun:
                 "its result URLs expired before its images were downloaded, and generating "
                 "it again is off (--no-regenerate-expired)"
             )
-        self._forget(job.id)
+        self._generations.forget(job.id)
         self._fail(journal, job, expiries, UrlExpired(f"{why}; likely cause: {cause}"))
 
     async def _regenerate(self, job: PlannedJob) -> None:
@@ -1051,7 +897,7 @@ class BatchRun:
                 job, self._client, self._backoff, self._journal_file, self._downloads
             )
         except OutputError:
-            pass  # the journal failed; the run is stopping (see _journal)
+            pass  # the journal failed; the run is stopping (see RunControl.journal)
         finally:
             self._downloads.producer_done()
 

@@ -10,15 +10,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import anyio
 
 from wanbatch._control import RunControl
-from wanbatch._download import SavedImage, download_image
+from wanbatch._download import download_image
+from wanbatch._downloads import record_saved
 from wanbatch._errors import DownloadError, OutputError, UrlExpired
 from wanbatch._folder import Refetch, check_saved_images
 from wanbatch._journal import Journal
@@ -34,21 +33,17 @@ __all__ = ["RESTORE_ATTEMPTS", "RESTORE_FAILURES", "ImageRestorer"]
 RESTORE_ATTEMPTS = 2
 RESTORE_FAILURES = 20
 
-#: Journals image k of a job as saved: (journal, job id, k, the image, its metadata fields).
-RecordSaved = Callable[[Journal, str, int, SavedImage, dict[str, Any]], None]
-
 
 class ImageRestorer:
     """Checks the saved images at the start of a run and fetches missing ones again."""
 
-    def __init__(self, out_dir: Path, control: RunControl, *, record_saved: RecordSaved) -> None:
+    def __init__(self, out_dir: Path, control: RunControl) -> None:
         self.out_dir = out_dir
         self._images_dir = out_dir / "images"
         self._tmp_dir = out_dir / ".tmp"
         self._control = control
         self._config = control.config
         self._summary = control.summary
-        self._record_saved = record_saved
         #: Missing images of done jobs found at the start, and those to fetch again.
         self.missing_at_start = 0
         self._refetch: list[Refetch] = []
@@ -141,6 +136,6 @@ class ImageRestorer:
                     self._restore_failures += 1
                 continue
             self._restore_failures = 0
-            self._record_saved(journal, item.job_id, item.k, saved, item.info)
+            record_saved(self._control, journal, item.job_id, item.k, saved, item.info)
             self._summary.images_missing -= 1
             return
