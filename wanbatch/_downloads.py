@@ -40,6 +40,8 @@ __all__ = [
     "Downloader",
     "Generations",
     "record_saved",
+    "saved_info",
+    "seed_of",
 ]
 
 #: Downloads queued before the producer waits (bounds memory when resuming many).
@@ -178,6 +180,24 @@ def record_saved(
     )
     control.summary.images_saved_this_run += 1
     control.emit(ev.ImageSaved(job_id, k, file, saved.size))
+
+
+def seed_of(job: PlannedJob) -> int | None:
+    """The job's seed, when its request sets one."""
+    params = job.body.get("parameters") or {}
+    seed = params.get("seed")
+    return seed if isinstance(seed, int) else None
+
+
+def saved_info(job: PlannedJob, request_id: str | None, size: Any) -> dict[str, Any]:
+    """The fields a saved image's journal record (and metadata row) carries."""
+    return {
+        "prompt": job.prompt,
+        "seed": seed_of(job),
+        "size": size,
+        "request_id": request_id,
+        "meta": job.meta,
+    }
 
 
 #: What the run does once a job's URLs expired: (job, its expiries so far, the likely cause).

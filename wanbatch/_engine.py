@@ -24,37 +24,29 @@ import signal
 import time
 from array import array
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 
 from wanbatch import _events as ev
+from wanbatch._calls import CallRunner
 from wanbatch._client import ApiClient
 from wanbatch._config import BatchConfig
 from wanbatch._control import EventCallback, RunControl
 from wanbatch._doneprefix import DonePrefix
 from wanbatch._downloads import (
-    DOWNLOAD_BACKLOG_PER_WORKER,
     MAX_QUEUED_DOWNLOADS,
     Downloader,
     DownloadItem,
     DownloadQueue,
     Generations,
+    saved_info,
 )
 from wanbatch._errors import (
-    ApiError,
-    BatchFatal,
-    ConnectFailed,
-    DownloadError,
     InvalidJobs,
-    JobRejected,
     JournalError,
     OutputError,
-    ResponseLost,
-    Throttled,
-    TransportError,
     UnusableOutput,
     UrlExpired,
 )
@@ -84,9 +76,8 @@ from wanbatch._state import (
     line_hash,
     plan_job,
 )
-from wanbatch._streaks import error_fields
 from wanbatch._summary import ExitCode, RunSummary
-from wanbatch._urls import endpoint_of, is_loopback_url, parse_expiry
+from wanbatch._urls import endpoint_of, is_loopback_url
 from wanbatch._version import __version__
 
 __all__ = ["BatchRun", "run_batch"]
@@ -132,22 +123,12 @@ class BatchRun:
         if on_event:
             control.listeners.append(on_event)
         self._used = False
-        self._reserved = 0
-        self._released = anyio.Event()
         #: Folded into line_hash(): a change of run defaults makes every line "changed".
         self._salt = self.config.defaults.model_dump_json()
         self._start_prefix: DonePrefix | None = None
         self._start_keys: array[int] | None = None
-        self._download_backlog = max(
-            32, DOWNLOAD_BACKLOG_PER_WORKER * self.config.download_concurrency
-        )
-        self._images_bought = 0
         self._generations = Generations()
         self._started = 0.0
-        #: Jobs being generated again after an expiry (summary.regenerated counts answers).
-        self._regenerating: set[str] = set()
-        #: Calls of a pending job that lost their answer in earlier runs (from the journal).
-        self._lost_before: dict[str, int] = {}
         self._restorer = ImageRestorer(self.out_dir, control)
         self._lock: FolderLock | None = None
 
@@ -338,7 +319,6 @@ class BatchRun:
                     f"file; run again to resume it"
                 )
         self._prepare_out_dir()
-        self._images_bought = state.images_generated
         self._control.emit(
             ev.RunPlanned(
                 total=counts["jobs"],
@@ -391,7 +371,6 @@ class BatchRun:
     async def _dispatch(self, state: RunState, journal: Journal) -> None:
         config = self.config
         pacer = Pacer(config.concurrency, config.rps, cooldown=config.throttle_cooldown)
-        self._pacer = pacer
         backoff = Backoff(initial=config.backoff_initial, maximum=config.backoff_max)
         connector = aiohttp.TCPConnector(
             limit=config.concurrency + config.download_concurrency + 4, ttl_dns_cache=300
@@ -408,7 +387,17 @@ class BatchRun:
             client = ApiClient(
                 session, config.base_url, config.api_key, timeout=config.call_timeout
             )
-            self._client, self._backoff = client, backoff
+            self._calls = calls = CallRunner(
+                self._control,
+                client=client,
+                pacer=pacer,
+                backoff=backoff,
+                journal=journal,
+                downloads=downloads,
+                generations=self._generations,
+                salt=self._salt,
+                images_bought=state.images_generated,
+            )
             self._journal_file, self._downloads = journal, downloads
             with anyio.CancelScope() as abort_scope:
                 self._control.abort_scope = abort_scope
@@ -418,9 +407,7 @@ class BatchRun:
                     tg.start_soon(self._produce, state, send, downloads)
                     for _ in range(config.concurrency):
                         downloads.add_producer()
-                        tg.start_soon(
-                            self._call_worker, receive.clone(), client, backoff, journal, downloads
-                        )
+                        tg.start_soon(calls.worker, receive.clone())
                     receive.close()
                     for _ in range(config.download_concurrency):
                         tg.start_soon(downloader.worker, session, journal, backoff)
@@ -479,9 +466,9 @@ class BatchRun:
                             self._fail_expired(self._journal_file, job, plan.expiries, cause)
                         elif plan.action is Action.CALL:
                             if plan.regenerate:
-                                self._regenerating.add(job.id)
+                                self._calls.regenerating.add(job.id)
                             if job.id in state.lost:
-                                self._lost_before[job.id] = state.lost[job.id]
+                                self._calls.lost_before[job.id] = state.lost[job.id]
                             try:
                                 send.send_nowait(job)  # the usual case: room in the buffer
                             except anyio.WouldBlock:
@@ -491,7 +478,7 @@ class BatchRun:
                             self._record_meta(state.job(job.id), job)
                         elif plan.action is Action.DOWNLOAD:
                             gen = self._generations.new(job.id, len(plan.downloads))
-                            info = _saved_info_from_job(job, None, None)
+                            info = saved_info(job, None, None)
                             for k, url, exp in plan.downloads:
                                 downloads.put(
                                     DownloadItem(
@@ -534,337 +521,6 @@ class BatchRun:
         )
 
     # ----------------------------------------------------------------- calls
-    async def _call_worker(
-        self,
-        receive: MemoryObjectReceiveStream[PlannedJob],
-        client: ApiClient,
-        backoff: Backoff,
-        journal: Journal,
-        downloads: DownloadQueue,
-    ) -> None:
-        try:
-            async with receive:
-                while True:
-                    try:
-                        try:
-                            job = receive.receive_nowait()  # no scheduling round trip if queued
-                        except anyio.WouldBlock:
-                            job = await receive.receive()
-                    except anyio.EndOfStream:
-                        break
-                    if self.stopping:
-                        continue  # drain: the job stays pending for the next run
-                    try:
-                        await self._call_job(job, client, backoff, journal, downloads)
-                    except OutputError:
-                        continue  # the journal failed; the run is stopping (see RunControl.journal)
-        finally:
-            downloads.producer_done()
-
-    def _release(self, images: int) -> None:
-        self._reserved -= images
-        self._released.set()
-        self._released = anyio.Event()
-
-    def _reserve(self, job: PlannedJob) -> bool:
-        cap = self.config.max_images
-        if cap is not None and self._images_bought + self._reserved + job.max_new_images > cap:
-            return False
-        self._reserved += job.max_new_images
-        return True
-
-    async def _call_job(
-        self,
-        job: PlannedJob,
-        client: ApiClient,
-        backoff: Backoff,
-        journal: Journal,
-        downloads: DownloadQueue,
-    ) -> None:
-        config = self.config
-        last_error: ApiError | TransportError | None = None
-        # Calls that lost their answer may each have been billed: at most --max-attempts of
-        # them per job, counted over runs, then the job fails (see the end of this method).
-        billed_attempts = self._lost_before.pop(job.id, 0)
-        attempt = 0
-        for attempt in range(1, config.max_attempts + 1):
-            if self.stopping:
-                return
-            if billed_attempts >= config.max_attempts:
-                attempt -= 1  # no call made now
-                break
-            if not self._reserve(job):
-                if self._reserved == 0:
-                    self.request_stop(
-                        f"--max-images {config.max_images} reached "
-                        f"({self._images_bought} images generated in this folder)",
-                        ExitCode.CAPPED,
-                    )
-                    return
-                # Others may release their reservation when they fail; wait for room.
-                with self._control.interruptible():
-                    while not self._reserve(job):
-                        await self._released.wait()
-                if self.stopping:
-                    return
-            token = self._pacer.try_acquire()
-            if token is None:
-                with self._control.interruptible():
-                    token = await self._pacer.acquire()
-                if token is None:
-                    return  # a stop request ended the wait
-            if self.stopping:
-                self._pacer.release(token)
-                return
-            call = next(self._control.call_numbers)
-            self._control.in_flight[call] = time.monotonic()
-            try:
-                try:
-                    self.summary.calls += 1
-                    self._control.emit(ev.CallStarted(job.id, attempt))
-                    result = await client.generate(job.body, interleave=job.interleave)
-                except anyio.get_cancelled_exc_class():
-                    self._abandoned(journal, job, attempt)
-                    raise
-                finally:
-                    del self._control.in_flight[call]
-                    self._pacer.release(token)
-            except (ApiError, TransportError) as exc:
-                self._release(job.max_new_images)
-                last_error = exc
-                billed_attempts += isinstance(exc, TransportError) and exc.possibly_billed
-                transport_stop = self._control.streaks.note_failure(exc)
-                if isinstance(exc, Throttled):
-                    self._pacer.on_throttle(exc.retry_after)
-                    self.summary.throttled += 1
-                    self._control.emit(
-                        ev.Throttled(
-                            job.id, exc.code, self._pacer.statistics().limit, exc.retry_after
-                        )
-                    )
-                if isinstance(exc, BatchFatal):
-                    self._record_attempt(journal, job, attempt, exc, will_retry=False)
-                    self.request_stop(
-                        f"the service refused the batch: {exc}. To go on, {exc.hint}; then run "
-                        "again to resume",
-                        ExitCode.FATAL,
-                    )
-                    return
-                if isinstance(
-                    exc, JobRejected
-                ) and not self._control.streaks.foreign_before_success(exc):
-                    self._fail(journal, job, attempt, exc)
-                    return
-                will_retry = (
-                    attempt < config.max_attempts
-                    and billed_attempts < config.max_attempts
-                    and transport_stop is None
-                )
-                self._record_attempt(journal, job, attempt, exc, will_retry=will_retry)
-                if transport_stop is not None:
-                    self.request_stop(transport_stop, ExitCode.FATAL)
-                    return  # the job stays pending
-                if not will_retry:
-                    break
-                self.summary.retries += 1
-                retry_after = exc.retry_after if isinstance(exc, ApiError) else None
-                delay = backoff.delay(
-                    attempt, retry_after=retry_after, rand=self._control.rand.random()
-                )
-                with self._control.interruptible():
-                    await anyio.sleep(delay)
-                continue
-            except OutputError as exc:
-                self._release(job.max_new_images)
-                self.request_stop(str(exc), ExitCode.FATAL)
-                return
-            self._pacer.on_success()
-            self._release(job.max_new_images)
-            if result.clock_offset is not None:  # the answer's Date header
-                self._control.clock_offset = result.clock_offset
-            self._control.streaks.succeeded(result.duration)
-            self._accept(
-                job, attempt, result.result, result.duration, journal, downloads, cut=result.cut
-            )
-            # Back-pressure: when downloads fall behind, calls wait (outside their slot), so
-            # the queue, and memory, stay bounded however fast the service answers.
-            await downloads.wait_below(self._download_backlog)
-            return
-        if last_error is None:  # earlier runs lost this job's answers max-attempts times
-            last_error = ResponseLost(
-                f"{billed_attempts} earlier calls lost their answer (each possibly billed)"
-            )
-        if isinstance(last_error, ConnectFailed) or self._control.streaks.foreign_before_success(
-            last_error
-        ):
-            # Never sent (so never billed), or not the service that answered: not this job's
-            # fault, every job would fail the same way. The job stays pending (a later run
-            # calls it without --retry-failed).
-            self.request_stop(
-                self._control.streaks.unreachable(last_error, attempts=attempt), ExitCode.FATAL
-            )
-            return
-        # Attempts that lost their answer may each have been billed. Failing the job for good
-        # keeps the money bounded across runs too: a script that runs the batch again until it
-        # succeeds does not buy this job again and again; --retry-failed does, by choice. (A lost
-        # answer common to all jobs, e.g. a too short --timeout, stops the batch before this:
-        # see CallStreaks.note_failure.)
-        self._fail(
-            journal, job, config.max_attempts, last_error, gave_up=True, billed=billed_attempts
-        )
-
-    def _abandoned(self, journal: Journal, job: PlannedJob, attempt: int) -> None:
-        """A call in flight was cancelled (abort): the service may still bill it."""
-        self.summary.possibly_billed += 1
-        # Straight to the journal: this runs while being cancelled; a failed write changes
-        # nothing more (the run is ending, and the summary counts it).
-        with contextlib.suppress(OutputError):
-            journal.append(
-                "attempt",
-                id=job.id,
-                attempt=attempt,
-                code="Abandoned",
-                status=None,
-                message="the run was aborted while the call was in flight",
-                request_id=None,
-                possibly_billed=True,
-                retry=True,
-            )
-
-    def _record_attempt(
-        self,
-        journal: Journal,
-        job: PlannedJob,
-        attempt: int,
-        exc: ApiError | TransportError,
-        *,
-        will_retry: bool,
-    ) -> None:
-        code, status, message, request_id = error_fields(exc)
-        billed = bool(getattr(exc, "possibly_billed", False))
-        if billed:
-            self.summary.possibly_billed += 1
-        self._control.journal(
-            journal,
-            "attempt",
-            id=job.id,
-            attempt=attempt,
-            code=code,
-            status=status,
-            message=message,
-            request_id=request_id,
-            possibly_billed=billed,
-            retry=will_retry,
-        )
-        self._control.emit(ev.CallFailed(job.id, attempt, code, message, will_retry, billed))
-
-    def _fail(
-        self,
-        journal: Journal,
-        job: PlannedJob,
-        attempt: int,
-        exc: ApiError | TransportError | DownloadError,
-        *,
-        gave_up: bool = False,
-        billed: int = 0,
-    ) -> None:
-        # Possibly billed calls were counted once, by _record_attempt, as they failed.
-        if isinstance(exc, (ApiError, TransportError)):
-            code, status, message, request_id = error_fields(exc)
-        else:
-            code, status, message, request_id = type(exc).__name__, None, str(exc), None
-        if gave_up:
-            message = f"gave up after {attempt} attempts; last error: {message}"
-        if billed:
-            message += (
-                f" ({billed} of the attempts may have been billed; run with --retry-failed to "
-                "try again)"
-            )
-        self._control.journal(
-            journal,
-            "failed",
-            id=job.id,
-            fp=job.fingerprint,
-            attempts=attempt,
-            code=code,
-            status=status,
-            message=message,
-            request_id=request_id,
-            source=job.source,
-        )
-        self.summary.jobs_failed += 1
-        self._control.emit(ev.JobFailed(job.id, code, message))
-
-    def _accept(
-        self,
-        job: PlannedJob,
-        attempt: int,
-        result: Any,
-        duration: float,
-        journal: Journal,
-        downloads: DownloadQueue,
-        *,
-        cut: str | None = None,
-    ) -> None:
-        urls: tuple[str, ...] = tuple(result.image_urls)
-        images = [{"url": u, "expires": parse_expiry(u)} for u in urls]
-        usage = dict(result.usage or {})
-        try:
-            self._control.journal(
-                journal,
-                "generated",
-                id=job.id,
-                fp=job.fingerprint,
-                line=line_hash(job.source, self._salt),
-                attempt=attempt,
-                request_id=result.request_id,
-                images=images,
-                texts=list(result.texts),
-                usage=usage,
-                prompt=job.prompt,
-                seed=_seed(job),
-                size=usage.get("size"),
-                meta=job.meta,
-                duration=round(duration, 3),
-                clock_offset=round(self._control.clock_offset),
-                **({"cut": cut} if cut else {}),
-            )
-        except OutputError as exc:
-            # A paid answer that cannot be written down is lost: a later run buys it again.
-            self.summary.possibly_billed += 1
-            self._control.emit(
-                ev.CallFailed(job.id, attempt, "JournalWriteFailed", str(exc), False, True)
-            )
-            raise
-        self._images_bought += len(urls)
-        if job.id in self._regenerating:
-            self._regenerating.discard(job.id)
-            self.summary.regenerated += 1
-        self.summary.calls_succeeded += 1
-        self.summary.images_generated_this_run += len(urls)
-        self._control.emit(ev.Generated(job.id, len(urls), result.request_id))
-        gen = self._generations.new(job.id, len(urls))
-        info = _saved_info_from_job(job, result.request_id, usage.get("size"))
-        arrived = time.monotonic()
-        for k, image in enumerate(images):
-            exp = image["expires"]
-            downloads.put(
-                DownloadItem(
-                    exp if isinstance(exp, float) else math.inf,
-                    0,
-                    job,
-                    k,
-                    str(image["url"]),
-                    gen,
-                    info,
-                    arrived,
-                )
-            )
-        if not urls:
-            self._generations.forget(job.id)
-            self.summary.jobs_done += 1
-            self._control.emit(ev.JobDone(job.id, 0))
-
     # ----------------------------------------------------------------- downloads
     def _after_expiry(self, job: PlannedJob, expiries: int, cause: str) -> None:
         """The job's URLs expired: generate it again, within its bound, or fail it."""
@@ -872,7 +528,7 @@ class BatchRun:
         if not self.config.regenerate_expired or expiries > MAX_REGENERATIONS:
             self._fail_expired(journal, job, expiries, cause)
         elif not self.stopping:
-            self._regenerating.add(job.id)  # counted once its new generation is answered
+            self._calls.regenerating.add(job.id)  # counted once its new generation is answered
             self._downloads.add_producer()  # before this worker can see an empty queue
             self._tg.start_soon(self._regenerate, job)
 
@@ -889,13 +545,11 @@ class BatchRun:
                 "it again is off (--no-regenerate-expired)"
             )
         self._generations.forget(job.id)
-        self._fail(journal, job, expiries, UrlExpired(f"{why}; likely cause: {cause}"))
+        self._calls.fail(journal, job, expiries, UrlExpired(f"{why}; likely cause: {cause}"))
 
     async def _regenerate(self, job: PlannedJob) -> None:
         try:
-            await self._call_job(
-                job, self._client, self._backoff, self._journal_file, self._downloads
-            )
+            await self._calls.call_job(job)
         except OutputError:
             pass  # the journal failed; the run is stopping (see RunControl.journal)
         finally:
@@ -945,22 +599,6 @@ class BatchRun:
             summary.stop_reason = summary.stop_reason or (
                 f"cannot write {self.out_dir / 'summary.json'}: {exc.strerror or exc}"
             )
-
-
-def _seed(job: PlannedJob) -> int | None:
-    params = job.body.get("parameters") or {}
-    seed = params.get("seed")
-    return seed if isinstance(seed, int) else None
-
-
-def _saved_info_from_job(job: PlannedJob, request_id: str | None, size: Any) -> dict[str, Any]:
-    return {
-        "prompt": job.prompt,
-        "seed": _seed(job),
-        "size": size,
-        "request_id": request_id,
-        "meta": job.meta,
-    }
 
 
 #: Signals that stop a run: Ctrl-C, kill, and a closed terminal or dropped ssh session (SIGHUP,
