@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import signal
 import time
@@ -27,7 +26,6 @@ from pathlib import Path
 
 import aiohttp
 import anyio
-from anyio.streams.memory import MemoryObjectSendStream
 
 from wanbatch import _events as ev
 from wanbatch._calls import CallRunner
@@ -36,12 +34,9 @@ from wanbatch._config import BatchConfig
 from wanbatch._control import EventCallback, RunControl
 from wanbatch._doneprefix import DonePrefix
 from wanbatch._downloads import (
-    MAX_QUEUED_DOWNLOADS,
     Downloader,
-    DownloadItem,
     DownloadQueue,
     Generations,
-    saved_info,
 )
 from wanbatch._errors import (
     InvalidJobs,
@@ -56,7 +51,6 @@ from wanbatch._journal import Journal, read_journal, read_prefix, write_prefix, 
 from wanbatch._loader import (
     ValidationReport,
     first_problems,
-    iter_jobs,
     scan_done_prefix,
     usable_prefix,
     validate_file,
@@ -64,16 +58,14 @@ from wanbatch._loader import (
 from wanbatch._lock import FolderLock
 from wanbatch._pacing import Pacer
 from wanbatch._policy import Backoff
+from wanbatch._producer import JobProducer
 from wanbatch._restore import ImageRestorer
 from wanbatch._state import (
     MAX_REGENERATIONS,
     Action,
     DoneLines,
-    JobState,
     RunState,
     TouchLog,
-    expiry_cause,
-    line_hash,
     plan_job,
 )
 from wanbatch._summary import ExitCode, RunSummary
@@ -96,8 +88,6 @@ PLAN_KEYS = (
 )
 #: Problems of the job file shown at the start of a run (validate lists them all).
 NOTES_SHOWN = 10
-#: Jobs read from the file per hop to the worker thread.
-CHUNK_JOBS = 256
 
 
 class BatchRun:
@@ -404,7 +394,18 @@ class BatchRun:
                 async with anyio.create_task_group() as tg:
                     self._tg = tg
                     downloads.add_producer()  # the producer
-                    tg.start_soon(self._produce, state, send, downloads)
+                    producer = JobProducer(
+                        self.jobs_path,
+                        self._control,
+                        calls,
+                        downloads,
+                        self._generations,
+                        journal,
+                        salt=self._salt,
+                        work_starts_at=self._work_starts_at,
+                        fail_expired=self._fail_expired,
+                    )
+                    tg.start_soon(producer.run, state, send)
                     for _ in range(config.concurrency):
                         downloads.add_producer()
                         tg.start_soon(calls.worker, receive.clone())
@@ -416,110 +417,6 @@ class BatchRun:
         self.summary.concurrency_limit = pacer.statistics().limit
 
     # ----------------------------------------------------------------- producer
-    async def _produce(
-        self, state: RunState, send: MemoryObjectSendStream[PlannedJob], downloads: DownloadQueue
-    ) -> None:
-        # Start where validation found the first line with work (a resume's done prefix is not
-        # read twice), unless invalid lines were skipped: then duplicate ids must be seen whole.
-        start = self._work_starts_at if self.summary.skipped_invalid == 0 else (1, 0)
-        items = iter_jobs(
-            self.jobs_path,
-            self.config.defaults,
-            skip_invalid=True,
-            done=self._done_lines(state),
-            start=start or (1, 0),
-            # Validation found no duplicate: no second id set (17 bytes a job) is needed.
-            check_duplicates=self.summary.skipped_invalid > 0,
-        )
-        if start is None:  # every line is done and unchanged
-            items.close()
-
-        def next_chunk() -> list[PlannedJob]:
-            chunk: list[PlannedJob] = []
-            for item in items:
-                if isinstance(item, PlannedJob):
-                    chunk.append(item)
-                    if len(chunk) >= CHUNK_JOBS:
-                        break
-            return chunk
-
-        try:
-            async with send:
-                while not self.stopping:
-                    chunk = await anyio.to_thread.run_sync(next_chunk)
-                    if not chunk:
-                        break
-                    for job in chunk:
-                        plan = plan_job(
-                            state.job(job.id),
-                            job.fingerprint,
-                            retry_failed=self.config.retry_failed,
-                            regenerate_expired=self.config.regenerate_expired,
-                        )
-                        self.summary.changed_jobs += plan.changed
-                        if plan.expiries:
-                            self._generations.expiries[job.id] = plan.expiries
-                        if plan.action is Action.FAIL:
-                            cause = expiry_cause(
-                                lifetime=None, waited=None, clock_offset=self._control.clock_offset
-                            )
-                            self._fail_expired(self._journal_file, job, plan.expiries, cause)
-                        elif plan.action is Action.CALL:
-                            if plan.regenerate:
-                                self._calls.regenerating.add(job.id)
-                            if job.id in state.lost:
-                                self._calls.lost_before[job.id] = state.lost[job.id]
-                            try:
-                                send.send_nowait(job)  # the usual case: room in the buffer
-                            except anyio.WouldBlock:
-                                with self._control.interruptible():
-                                    await send.send(job)
-                        elif plan.action is Action.SKIP_DONE and not plan.changed:
-                            self._record_meta(state.job(job.id), job)
-                        elif plan.action is Action.DOWNLOAD:
-                            gen = self._generations.new(job.id, len(plan.downloads))
-                            info = saved_info(job, None, None)
-                            for k, url, exp in plan.downloads:
-                                downloads.put(
-                                    DownloadItem(
-                                        exp if exp is not None else math.inf,
-                                        0,
-                                        job,
-                                        k,
-                                        url,
-                                        gen,
-                                        info,
-                                    )
-                                )
-                            with self._control.interruptible():
-                                await downloads.wait_below(MAX_QUEUED_DOWNLOADS)
-                        if self.stopping:
-                            break
-        except OutputError:
-            pass  # the journal failed; the run is stopping (see RunControl.journal)
-        finally:
-            downloads.producer_done()
-            close = getattr(items, "close", None)
-            if close is not None:
-                await anyio.to_thread.run_sync(close)
-
-    def _record_meta(self, job_state: JobState | None, job: PlannedJob) -> None:
-        """A done job whose line changed but not its request (its meta was edited, or only its
-        spelling): journal the line's meta and hash, so that metadata.jsonl shows the meta and
-        the next resume passes the line over unread. Nothing is bought."""
-        if job_state is None:
-            return
-        self._control.journal(
-            self._journal_file,
-            "meta",
-            id=job.id,
-            fp=job.fingerprint,
-            gen_line=job_state.gen_line,
-            images=job_state.saved.bit_count(),
-            line=line_hash(job.source, self._salt),
-            meta=job.meta,
-        )
-
     # ----------------------------------------------------------------- calls
     # ----------------------------------------------------------------- downloads
     def _after_expiry(self, job: PlannedJob, expiries: int, cause: str) -> None:
