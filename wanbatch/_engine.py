@@ -17,8 +17,6 @@ either way because each record is one whole line written synchronously.
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import signal
 import time
 from array import array
@@ -45,13 +43,13 @@ from wanbatch._errors import (
     UnusableOutput,
     UrlExpired,
 )
+from wanbatch._finish import finish_run
 from wanbatch._folder import orphan_images, service_conflict
 from wanbatch._jobs import PlannedJob
-from wanbatch._journal import Journal, read_journal, read_prefix, write_prefix, write_views
+from wanbatch._journal import Journal, read_journal, read_prefix
 from wanbatch._loader import (
     ValidationReport,
     first_problems,
-    scan_done_prefix,
     usable_prefix,
     validate_file,
 )
@@ -65,7 +63,6 @@ from wanbatch._state import (
     Action,
     DoneLines,
     RunState,
-    TouchLog,
     plan_job,
 )
 from wanbatch._summary import ExitCode, RunSummary
@@ -454,48 +451,17 @@ class BatchRun:
 
     # ----------------------------------------------------------------- finish
     def _finish(self) -> None:
-        touched = TouchLog()  # lets the views take only this run's new rows
-        state = read_journal(self.out_dir, write_snapshot=True, touched=touched)
-        prefix = scan_done_prefix(
+        finish_run(
+            self.out_dir,
             self.jobs_path,
-            state,
-            self._salt,
-            start=self._start_prefix,
+            self._control,
+            salt=self._salt,
+            start_prefix=self._start_prefix,
             start_keys=self._start_keys,
-        )
-        write_prefix(self.out_dir, prefix)
-        try:
             # Missing images at the start: rebuild, so the view lists exactly those on disk.
-            write_views(self.out_dir, state, None if self._restorer.missing_at_start else touched)
-        except OSError as exc:
-            self.request_stop(
-                f"cannot write the views of {self.out_dir}: {exc.strerror or exc}", ExitCode.FATAL
-            )
-        summary = self.summary
-        by_status = state.status_counts()
-        done, failed, images = by_status["done"], by_status.get("failed", 0), state.done.images()
-        summary.jobs_done = done
-        summary.jobs_failed = failed
-        summary.jobs_pending = max(0, summary.jobs_total - done - failed)
-        summary.images_on_disk = max(0, images - summary.images_missing)
-        summary.images_generated_total = state.images_generated
-        summary.duration_s = round(time.monotonic() - self._started, 3)
-        if summary.duration_s > 0:
-            summary.images_per_minute = round(
-                summary.images_saved_this_run * 60 / summary.duration_s, 2
-            )
-        summary.settle(self._control.exit_code, self._control.stop_reason)
-        tmp = self.out_dir / ".summary.json.tmp"
-        try:
-            tmp.write_text(json.dumps(summary.to_json(), indent=2) + "\n", encoding="utf-8")
-            os.replace(tmp, self.out_dir / "summary.json")
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            if summary.exit_code == ExitCode.OK:
-                summary.exit_code = ExitCode.FATAL
-            summary.stop_reason = summary.stop_reason or (
-                f"cannot write {self.out_dir / 'summary.json'}: {exc.strerror or exc}"
-            )
+            rebuild_views=self._restorer.missing_at_start > 0,
+            started=self._started,
+        )
 
 
 #: Signals that stop a run: Ctrl-C, kill, and a closed terminal or dropped ssh session (SIGHUP,
