@@ -44,7 +44,7 @@ from wanbatch._errors import (
     UrlExpired,
 )
 from wanbatch._finish import finish_run
-from wanbatch._folder import orphan_images, service_conflict
+from wanbatch._folder import orphan_images, prepare_out_dir, service_conflict
 from wanbatch._jobs import PlannedJob
 from wanbatch._journal import Journal, read_journal, read_prefix
 from wanbatch._loader import (
@@ -101,8 +101,6 @@ class BatchRun:
     ) -> None:
         self.jobs_path = Path(jobs_path)
         self.out_dir = Path(out_dir)
-        self._images_dir = self.out_dir / "images"
-        self._tmp_dir = self.out_dir / ".tmp"
         self.config = config or BatchConfig()
         self.dry_run = dry_run
         self.summary = RunSummary(dry_run=dry_run)
@@ -142,10 +140,6 @@ class BatchRun:
         return self._control.stopping
 
     # ----------------------------------------------------------------- phases
-    def _done_lines(self, state: RunState) -> DoneLines:
-        """The job lines no pass looks at again: done, and generated from this very line."""
-        return DoneLines(state, self._salt)
-
     def _validate(self, state: RunState, counts: dict[str, int]) -> ValidationReport:
         """Validate every line and plan in the same pass (counts by action)."""
         self._control.clock_offset = state.clock_offset
@@ -181,7 +175,7 @@ class BatchRun:
         report = validate_file(
             self.jobs_path,
             self.config.defaults,
-            done=self._done_lines(state),
+            done=DoneLines(state, self._salt),
             prefix=prefix,
             on_job=on_job,
         )
@@ -191,24 +185,6 @@ class BatchRun:
         self.summary.skipped_invalid = report.invalid_lines
         self.summary.validation_warnings = report.warning_count
         return report
-
-    def _prepare_out_dir(self) -> None:
-        out = self.out_dir
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            for sub in ("images", ".tmp"):
-                path = out / sub
-                if path.is_symlink():
-                    raise UnusableOutput(
-                        f"{path} is a symbolic link; refusing to write images outside {out}"
-                    )
-                path.mkdir(exist_ok=True)
-            for stale in (out / ".tmp").glob("*.part"):
-                stale.unlink(missing_ok=True)
-        except OSError as exc:
-            raise UnusableOutput(
-                f"cannot prepare the output folder {out}: {exc.strerror or exc}"
-            ) from exc
 
     async def run(self) -> RunSummary:
         """Run the batch to the end (or to a stop) and return its summary.
@@ -305,7 +281,7 @@ class BatchRun:
                     f"{self.out_dir} was started by another run while this one read its job "
                     f"file; run again to resume it"
                 )
-        self._prepare_out_dir()
+        prepare_out_dir(self.out_dir)
         self._control.emit(
             ev.RunPlanned(
                 total=counts["jobs"],
