@@ -31,18 +31,8 @@ from wanbatch._client import ApiClient
 from wanbatch._config import BatchConfig
 from wanbatch._control import EventCallback, RunControl
 from wanbatch._doneprefix import DonePrefix
-from wanbatch._downloads import (
-    Downloader,
-    DownloadQueue,
-    Generations,
-)
-from wanbatch._errors import (
-    InvalidJobs,
-    JournalError,
-    OutputError,
-    UnusableOutput,
-    UrlExpired,
-)
+from wanbatch._downloads import Downloader, DownloadQueue, Generations
+from wanbatch._errors import InvalidJobs, JournalError, OutputError, UnusableOutput, UrlExpired
 from wanbatch._finish import finish_run
 from wanbatch._folder import orphan_images, prepare_out_dir, service_conflict
 from wanbatch._jobs import PlannedJob
@@ -389,9 +379,7 @@ class BatchRun:
             self._control.abort_scope = None
         self.summary.concurrency_limit = pacer.statistics().limit
 
-    # ----------------------------------------------------------------- producer
-    # ----------------------------------------------------------------- calls
-    # ----------------------------------------------------------------- downloads
+    # ----------------------------------------------------------------- expired URLs
     def _after_expiry(self, job: PlannedJob, expiries: int, cause: str) -> None:
         """The job's URLs expired: generate it again, within its bound, or fail it."""
         journal = self._journal_file
