@@ -18,6 +18,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from wanbatch import _events as ev
+from wanbatch._cap import ImageCap
 from wanbatch._client import ApiClient
 from wanbatch._control import RunControl
 from wanbatch._downloads import (
@@ -78,11 +79,7 @@ class CallRunner:
         self._generations = generations
         #: Folded into line_hash() (see BatchRun).
         self._salt = salt
-        #: Images generated in the folder (the journal's count, then this run's answers), and
-        #: those reserved by calls in flight: together they stay within --max-images.
-        self._images_bought = images_bought
-        self._reserved = 0
-        self._released = anyio.Event()
+        self._cap = ImageCap(self._config.max_images, bought=images_bought)
         self._download_backlog = max(
             32, DOWNLOAD_BACKLOG_PER_WORKER * self._config.download_concurrency
         )
@@ -113,18 +110,6 @@ class CallRunner:
         finally:
             downloads.producer_done()
 
-    def _release(self, images: int) -> None:
-        self._reserved -= images
-        self._released.set()
-        self._released = anyio.Event()
-
-    def _reserve(self, job: PlannedJob) -> bool:
-        cap = self._config.max_images
-        if cap is not None and self._images_bought + self._reserved + job.max_new_images > cap:
-            return False
-        self._reserved += job.max_new_images
-        return True
-
     async def call_job(self, job: PlannedJob) -> None:
         """Call the service for the job until it is answered, fails, or the run stops."""
         config = self._config
@@ -141,18 +126,18 @@ class CallRunner:
             if billed_attempts >= config.max_attempts:
                 attempt -= 1  # no call made now
                 break
-            if not self._reserve(job):
-                if self._reserved == 0:
+            if not self._cap.reserve(job.max_new_images):
+                if self._cap.reserved == 0:
                     self._control.request_stop(
                         f"--max-images {config.max_images} reached "
-                        f"({self._images_bought} images generated in this folder)",
+                        f"({self._cap.bought} images generated in this folder)",
                         ExitCode.CAPPED,
                     )
                     return
                 # Others may release their reservation when they fail; wait for room.
                 with self._control.interruptible():
-                    while not self._reserve(job):
-                        await self._released.wait()
+                    while not self._cap.reserve(job.max_new_images):
+                        await self._cap.wait_release()
                 if self._control.stopping:
                     return
             token = self._pacer.try_acquire()
@@ -178,7 +163,7 @@ class CallRunner:
                     del self._control.in_flight[call]
                     self._pacer.release(token)
             except (ApiError, TransportError) as exc:
-                self._release(job.max_new_images)
+                self._cap.release(job.max_new_images)
                 last_error = exc
                 billed_attempts += isinstance(exc, TransportError) and exc.possibly_billed
                 transport_stop = self._control.streaks.note_failure(exc)
@@ -223,11 +208,11 @@ class CallRunner:
                     await anyio.sleep(delay)
                 continue
             except OutputError as exc:
-                self._release(job.max_new_images)
+                self._cap.release(job.max_new_images)
                 self._control.request_stop(str(exc), ExitCode.FATAL)
                 return
             self._pacer.on_success()
-            self._release(job.max_new_images)
+            self._cap.release(job.max_new_images)
             if result.clock_offset is not None:  # the answer's Date header
                 self._control.clock_offset = result.clock_offset
             self._control.streaks.succeeded(result.duration)
@@ -384,7 +369,7 @@ class CallRunner:
                 ev.CallFailed(job.id, attempt, "JournalWriteFailed", str(exc), False, True)
             )
             raise
-        self._images_bought += len(urls)
+        self._cap.bought += len(urls)
         if job.id in self.regenerating:
             self.regenerating.discard(job.id)
             self._summary.regenerated += 1
