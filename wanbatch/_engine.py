@@ -17,67 +17,42 @@ either way because each record is one whole line written synchronously.
 from __future__ import annotations
 
 import contextlib
-import functools
-import heapq
-import itertools
-import json
-import logging
-import math
-import os
-import random
 import signal
 import time
 from array import array
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from wanbatch import _events as ev
+from wanbatch._calls import CallRunner
 from wanbatch._client import ApiClient
 from wanbatch._config import BatchConfig
-from wanbatch._donejobs import DoneLines, line_hash
+from wanbatch._control import EventCallback, RunControl
+from wanbatch._donejobs import DoneLines
 from wanbatch._doneprefix import DonePrefix
-from wanbatch._download import SavedImage, Superseded, download_image
-from wanbatch._errors import (
-    ApiError,
-    BatchFatal,
-    ConnectFailed,
-    DownloadError,
-    IntegrityError,
-    InvalidJobs,
-    JobRejected,
-    JournalError,
-    OutputError,
-    ResponseLost,
-    Throttled,
-    TransportError,
-    UnusableOutput,
-    UrlExpired,
-)
-from wanbatch._folder import Refetch, check_saved_images, orphan_images, service_conflict
+from wanbatch._downloads import Downloader, DownloadQueue, Generations
+from wanbatch._errors import InvalidJobs, JournalError, OutputError, UnusableOutput, UrlExpired
+from wanbatch._finish import finish_run
+from wanbatch._folder import orphan_images, prepare_out_dir, service_conflict
 from wanbatch._jobs import PlannedJob
-from wanbatch._journal import Journal, read_journal, read_prefix, write_prefix, write_views
-from wanbatch._loader import iter_jobs
+from wanbatch._journal import Journal, read_journal, read_prefix
 from wanbatch._lock import FolderLock
 from wanbatch._pacing import Pacer
-from wanbatch._plan import MAX_REGENERATIONS, Action, expiry_cause, plan_job
+from wanbatch._plan import MAX_REGENERATIONS, Action, plan_job
 from wanbatch._policy import Backoff
-from wanbatch._prefixscan import scan_done_prefix, usable_prefix
-from wanbatch._state import JobState, RunState
+from wanbatch._prefixscan import usable_prefix
+from wanbatch._producer import JobProducer
+from wanbatch._restore import ImageRestorer
+from wanbatch._state import RunState
 from wanbatch._summary import ExitCode, RunSummary
-from wanbatch._touchlog import TouchLog
-from wanbatch._urls import endpoint_of, image_filename, is_loopback_url, parse_expiry
+from wanbatch._urls import endpoint_of, is_loopback_url
 from wanbatch._validate import ValidationReport, first_problems, validate_file
 from wanbatch._version import __version__
 
 __all__ = ["BatchRun", "run_batch"]
 
-EventCallback = Callable[[ev.Event], None]
 #: What the plan counts (``RunSummary.plan``, the dry-run report).
 PLAN_KEYS = (
     "jobs",
@@ -92,90 +67,6 @@ PLAN_KEYS = (
 )
 #: Problems of the job file shown at the start of a run (validate lists them all).
 NOTES_SHOWN = 10
-#: Jobs read from the file per hop to the worker thread.
-CHUNK_JOBS = 256
-#: Downloads queued before the producer waits (bounds memory when resuming many).
-MAX_QUEUED_DOWNLOADS = 10_000
-#: Queued downloads (per download worker) before call workers wait for the downloader.
-DOWNLOAD_BACKLOG_PER_WORKER = 8
-#: Attempts at one image download before the job is given up to regeneration.
-DOWNLOAD_ATTEMPTS = 5
-#: A fresh URL the store refuses as expired within this many seconds of the answer that
-#: brought it expired "on arrival": never normal for URLs valid for a day.
-ARRIVAL_WINDOW_S = 300.0
-#: Jobs whose fresh URLs expired on arrival, with no fresh image saved between them, after
-#: which the run stops buying (what comes next would expire the same way).
-ARRIVAL_EXPIRIES_TO_STOP = 3
-#: Calls in a row that could not connect, with no call of this run having reached the service,
-#: after which the batch stops (a wrong base URL, no network): seconds, not minutes of retries.
-UNREACHABLE_AFTER = 3
-#: Answers with no sign of the DashScope API in a row, with no call of this run succeeded,
-#: after which the batch stops (a wrong base URL reaching some other web server).
-FOREIGN_ANSWERS_TO_STOP = 5
-#: Calls whose answer was lost (each possibly billed) since the run's last successful call,
-#: after which the batch stops buying; twice the concurrency instead when that is more.
-LOST_ANSWERS_TO_STOP = 10
-#: Attempts at downloading a missing image of a done job again, and failures in a row (not
-#: expiries) after which a run stops trying (the store is out of reach; the next run tries).
-RESTORE_ATTEMPTS = 2
-RESTORE_FAILURES = 20
-
-
-@dataclass(order=True)
-class _DownloadItem:
-    expires: float
-    seq: int
-    job: PlannedJob = field(compare=False)
-    k: int = field(compare=False)
-    url: str = field(compare=False)
-    generation: int = field(compare=False)
-    info: dict[str, Any] = field(compare=False)
-    #: time.monotonic() when the call that bought it answered; None for an earlier run's URL.
-    arrived: float | None = field(default=None, compare=False)
-
-
-class _DownloadQueue:
-    """Earliest-expiry-first queue that knows when no more items can come."""
-
-    def __init__(self) -> None:
-        self._heap: list[_DownloadItem] = []
-        self._producers = 0
-        self._changed = anyio.Event()
-        self._seq = 0
-
-    def __len__(self) -> int:
-        return len(self._heap)
-
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = anyio.Event()
-
-    def add_producer(self) -> None:
-        self._producers += 1
-
-    def producer_done(self) -> None:
-        self._producers -= 1
-        self._notify()
-
-    def put(self, item: _DownloadItem) -> None:
-        self._seq += 1
-        item.seq = self._seq
-        heapq.heappush(self._heap, item)
-        self._notify()
-
-    async def get(self) -> _DownloadItem | None:
-        while True:
-            if self._heap:
-                item = heapq.heappop(self._heap)
-                self._notify()
-                return item
-            if self._producers <= 0:
-                return None
-            await self._changed.wait()
-
-    async def wait_below(self, size: int) -> None:
-        while len(self._heap) >= size:
-            await self._changed.wait()
 
 
 class BatchRun:
@@ -192,98 +83,30 @@ class BatchRun:
     ) -> None:
         self.jobs_path = Path(jobs_path)
         self.out_dir = Path(out_dir)
-        self._images_dir = self.out_dir / "images"
-        self._tmp_dir = self.out_dir / ".tmp"
         self.config = config or BatchConfig()
         self.dry_run = dry_run
-        self._listeners: list[EventCallback] = [on_event] if on_event else []
         self.summary = RunSummary(dry_run=dry_run)
-        self._stop_reason: str | None = None
-        self._exit: ExitCode | None = None
-        self._stopping = anyio.Event()
-        self._wait_scopes: set[anyio.CancelScope] = set()
-        self._abort_scope: anyio.CancelScope | None = None
+        self._control = control = RunControl(self.config, self.summary)
+        if on_event:
+            control.listeners.append(on_event)
         self._used = False
-        self._reserved = 0
-        self._released = anyio.Event()
         #: Folded into line_hash(): a change of run defaults makes every line "changed".
         self._salt = self.config.defaults.model_dump_json()
         self._start_prefix: DonePrefix | None = None
         self._start_keys: array[int] | None = None
-        self._download_backlog = max(
-            32, DOWNLOAD_BACKLOG_PER_WORKER * self.config.download_concurrency
-        )
-        self._images_bought = 0
-        # Generation numbers, unique within the run. _generation: the number a queued image
-        # must carry to be fetched (an expiry gives the job a fresh one: its queued siblings are
-        # dropped). _accepted: the job's generation in the journal (the last answered call), the
-        # only one whose images may still be saved. _remaining: images still to save of it.
-        self._generations = itertools.count(1)
-        self._generation: dict[str, int] = {}
-        self._accepted: dict[str, int] = {}
-        self._remaining: dict[str, int] = {}
-        self._rand = random.Random()
+        self._generations = Generations()
         self._started = 0.0
-        #: The service's clock minus ours: the journal's last measure, then each answer's.
-        self._clock_offset = 0.0
-        #: Expired generations of the jobs that have one, as the journal counts them.
-        self._expiries: dict[str, int] = {}
-        #: Jobs whose fresh URLs expired on arrival since the last fresh image was saved.
-        self._expired_on_arrival: set[str] = set()
-        #: Jobs being generated again after an expiry (summary.regenerated counts answers).
-        self._regenerating: set[str] = set()
-        #: Calls of a pending job that lost their answer in earlier runs (from the journal).
-        self._lost_before: dict[str, int] = {}
-        # Calls in flight (call number -> monotonic start), answered calls' total time and
-        # count, and the streaks that stop a batch that cannot reach the service or keeps
-        # losing (possibly paid) answers.
-        self._in_flight: dict[int, float] = {}
-        self._call_numbers = itertools.count()
-        self._answered_s = 0.0
-        self._answered = 0
-        self._reached = False
-        self._connect_failures = 0
-        self._lost_since_success = 0
-        self._foreign_answers = 0
-        #: Missing images of done jobs found at the start, and those to fetch again.
-        self._missing_at_start = 0
-        self._refetch: list[Refetch] = []
+        self._restorer = ImageRestorer(self.out_dir, control)
         self._lock: FolderLock | None = None
-        self._restore_failures = 0
 
     # ----------------------------------------------------------------- control
     def subscribe(self, callback: EventCallback) -> None:
         """Call ``callback`` with every event the run emits."""
-        self._listeners.append(callback)
-
-    def _emit(self, event: ev.Event) -> None:
-        for callback in self._listeners:
-            callback(event)
+        self._control.listeners.append(callback)
 
     def request_stop(self, reason: str = "interrupted", exit_code: ExitCode | None = None) -> None:
         """Start no new call; let calls in flight finish and their images download."""
-        if self._stop_reason is None:
-            self._stop_reason = reason
-            self._exit = exit_code or ExitCode.INTERRUPTED
-            now = time.monotonic()
-            starts = self._in_flight.values()
-            self._emit(
-                ev.RunStopping(
-                    reason,
-                    in_flight=len(starts),
-                    wait_s=max(0.0, max(starts) + self.config.call_timeout - now)
-                    if starts
-                    else None,
-                    typical_s=self._answered_s / self._answered if self._answered else None,
-                )
-            )
-        self._halt()
-
-    def _halt(self) -> None:
-        """No new call starts; every wait ends."""
-        self._stopping.set()
-        for scope in list(self._wait_scopes):
-            scope.cancel()
+        self._control.request_stop(reason, exit_code)
 
     def abort(self) -> None:
         """Cancel everything now (second Ctrl-C). The folder stays consistent and resumable.
@@ -291,51 +114,17 @@ class BatchRun:
         Calls in flight are abandoned: the service may still bill them, so each counts (and is
         journaled) as possibly billed.
         """
-        self._abort("aborted", ExitCode.INTERRUPTED)
-
-    def _abort(self, reason: str, exit_code: ExitCode) -> None:
-        abandoned = len(self._in_flight)
-        if abandoned:
-            calls = "1 call" if abandoned == 1 else f"{abandoned} calls"
-            reason += (
-                f"; {calls} in flight abandoned "
-                "(the service may still bill them: counted as possibly billed)"
-            )
-        if self._stop_reason not in (None, "interrupted"):
-            reason += f" (while stopping: {self._stop_reason})"
-        self._stop_reason = reason
-        if self._exit is None or exit_code is ExitCode.FATAL:
-            self._exit = exit_code
-        self._halt()
-        self._emit(ev.RunAborted(reason, abandoned))
-        if self._abort_scope is not None:
-            self._abort_scope.cancel()
+        self._control.abort("aborted", ExitCode.INTERRUPTED)
 
     @property
     def stopping(self) -> bool:
         """True once no new call may start."""
-        return self._stopping.is_set()
-
-    @contextlib.contextmanager
-    def _interruptible(self) -> Iterator[anyio.CancelScope]:
-        """A scope for *waiting* that a stop request cancels."""
-        with anyio.CancelScope() as scope:
-            if self.stopping:
-                scope.cancel()
-            self._wait_scopes.add(scope)
-            try:
-                yield scope
-            finally:
-                self._wait_scopes.discard(scope)
+        return self._control.stopping
 
     # ----------------------------------------------------------------- phases
-    def _done_lines(self, state: RunState) -> DoneLines:
-        """The job lines no pass looks at again: done, and generated from this very line."""
-        return DoneLines(state, self._salt)
-
     def _validate(self, state: RunState, counts: dict[str, int]) -> ValidationReport:
         """Validate every line and plan in the same pass (counts by action)."""
-        self._clock_offset = state.clock_offset
+        self._control.clock_offset = state.clock_offset
 
         def on_job(job_id: str, max_new_images: int) -> None:
             job_state = state.job(job_id)
@@ -368,7 +157,7 @@ class BatchRun:
         report = validate_file(
             self.jobs_path,
             self.config.defaults,
-            done=self._done_lines(state),
+            done=DoneLines(state, self._salt),
             prefix=prefix,
             on_job=on_job,
         )
@@ -378,24 +167,6 @@ class BatchRun:
         self.summary.skipped_invalid = report.invalid_lines
         self.summary.validation_warnings = report.warning_count
         return report
-
-    def _prepare_out_dir(self) -> None:
-        out = self.out_dir
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            for sub in ("images", ".tmp"):
-                path = out / sub
-                if path.is_symlink():
-                    raise UnusableOutput(
-                        f"{path} is a symbolic link; refusing to write images outside {out}"
-                    )
-                path.mkdir(exist_ok=True)
-            for stale in (out / ".tmp").glob("*.part"):
-                stale.unlink(missing_ok=True)
-        except OSError as exc:
-            raise UnusableOutput(
-                f"cannot prepare the output folder {out}: {exc.strerror or exc}"
-            ) from exc
 
     async def run(self) -> RunSummary:
         """Run the batch to the end (or to a stop) and return its summary.
@@ -457,7 +228,7 @@ class BatchRun:
         )
         if report.warning_count or (report.error_count and not refused):
             # The warnings, and what skip_invalid skips (InvalidJobs carries the errors).
-            self._emit(
+            self._control.emit(
                 ev.ValidationNotes(
                     str(self.jobs_path),
                     report.warning_count,
@@ -492,9 +263,8 @@ class BatchRun:
                     f"{self.out_dir} was started by another run while this one read its job "
                     f"file; run again to resume it"
                 )
-        self._prepare_out_dir()
-        self._images_bought = state.images_generated
-        self._emit(
+        prepare_out_dir(self.out_dir)
+        self._control.emit(
             ev.RunPlanned(
                 total=counts["jobs"],
                 already_done=counts["done"],
@@ -541,96 +311,19 @@ class BatchRun:
     def _append_end(self, journal: Journal) -> None:
         """The ``end`` record: the run was not killed (``status`` tells a finished folder)."""
         with contextlib.suppress(OutputError):  # a broken journal: the run says why already
-            journal.append("end", stopped=self._stop_reason)
-
-    async def _check_images(
-        self, state: RunState, session: aiohttp.ClientSession, journal: Journal
-    ) -> None:
-        """Stat the images the journal records as saved, in a worker thread beside the first
-        calls (a million take seconds); fetch missing ones again while their URL is valid."""
-        try:
-            check = await anyio.to_thread.run_sync(
-                functools.partial(check_saved_images, self.out_dir, state, now=self._service_now()),
-                abandon_on_cancel=True,  # an abort does not wait for it
-            )
-        except (OSError, ValueError) as exc:  # the run goes on; the next one checks again
-            logging.getLogger("wanbatch").warning("could not check the saved images: %s", exc)
-            return
-        self._missing_at_start = self.summary.images_missing = check.missing
-        self._refetch = check.refetch
-        if check.missing:
-            logging.getLogger("wanbatch").warning(
-                "%d image(s) recorded as saved are missing or damaged in %s (e.g. %s); %d will "
-                "be downloaded again while their URLs are valid, the others are not bought "
-                "again and are left out of metadata.jsonl",
-                check.missing,
-                self._images_dir,
-                ", ".join(check.sample),
-                len(check.refetch),
-            )
-        if self._refetch:
-            await self._restore_images(session, journal)
-
-    async def _restore_images(self, session: aiohttp.ClientSession, journal: Journal) -> None:
-        """Download missing images of done jobs again from their still-valid URLs (free).
-
-        An expired one stays missing: a done job is never generated again on its own. After
-        RESTORE_FAILURES failures in a row the store is taken as out of reach: the rest wait.
-        """
-        pending = iter(self._refetch)
-
-        async def worker() -> None:
-            for item in pending:
-                if self.stopping or self._restore_failures >= RESTORE_FAILURES:
-                    return
-                with contextlib.suppress(OutputError):  # the journal failed: stopping
-                    await self._restore_one(session, item, journal)
-
-        async with anyio.create_task_group() as tg:
-            for _ in range(min(self.config.download_concurrency, len(self._refetch))):
-                tg.start_soon(worker)
-
-    async def _restore_one(
-        self, session: aiohttp.ClientSession, item: Refetch, journal: Journal
-    ) -> None:
-        name = image_filename(item.job_id, item.k)
-        for attempt in range(1, RESTORE_ATTEMPTS + 1):
-            try:
-                saved = await download_image(
-                    session,
-                    item.url,
-                    self._images_dir / name,
-                    self._tmp_dir,
-                    timeout=self.config.download_timeout,
-                    max_bytes=self.config.max_download_bytes,
-                    label=f"job {item.job_id} image {item.k} (missing)",
-                    keep=lambda: True,
-                )
-            except UrlExpired:
-                return
-            except OutputError as exc:
-                self.request_stop(str(exc), ExitCode.FATAL)
-                return
-            except DownloadError:
-                if attempt < RESTORE_ATTEMPTS:
-                    await anyio.sleep(self._backoff.delay(attempt, rand=self._rand.random()) / 4)
-                else:
-                    self._restore_failures += 1
-                continue
-            self._restore_failures = 0
-            self._record_saved(journal, item.job_id, item.k, saved, item.info)
-            self.summary.images_missing -= 1
-            return
+            journal.append("end", stopped=self._control.stop_reason)
 
     async def _dispatch(self, state: RunState, journal: Journal) -> None:
         config = self.config
         pacer = Pacer(config.concurrency, config.rps, cooldown=config.throttle_cooldown)
-        self._pacer = pacer
         backoff = Backoff(initial=config.backoff_initial, maximum=config.backoff_max)
         connector = aiohttp.TCPConnector(
             limit=config.concurrency + config.download_concurrency + 4, ttl_dns_cache=300
         )
-        downloads = _DownloadQueue()
+        downloads = DownloadQueue()
+        downloader = Downloader(
+            self.out_dir, self._control, downloads, self._generations, on_expiry=self._after_expiry
+        )
         send, receive = anyio.create_memory_object_stream[PlannedJob](
             max_buffer_size=max(2, config.concurrency)
         )
@@ -639,675 +332,53 @@ class BatchRun:
             client = ApiClient(
                 session, config.base_url, config.api_key, timeout=config.call_timeout
             )
-            self._client, self._backoff = client, backoff
+            self._calls = calls = CallRunner(
+                self._control,
+                client=client,
+                pacer=pacer,
+                backoff=backoff,
+                journal=journal,
+                downloads=downloads,
+                generations=self._generations,
+                salt=self._salt,
+                images_bought=state.images_generated,
+            )
             self._journal_file, self._downloads = journal, downloads
             with anyio.CancelScope() as abort_scope:
-                self._abort_scope = abort_scope
+                self._control.abort_scope = abort_scope
                 async with anyio.create_task_group() as tg:
                     self._tg = tg
                     downloads.add_producer()  # the producer
-                    tg.start_soon(self._produce, state, send, downloads)
+                    producer = JobProducer(
+                        self.jobs_path,
+                        self._control,
+                        calls,
+                        downloads,
+                        self._generations,
+                        journal,
+                        salt=self._salt,
+                        work_starts_at=self._work_starts_at,
+                        fail_expired=self._fail_expired,
+                    )
+                    tg.start_soon(producer.run, state, send)
                     for _ in range(config.concurrency):
                         downloads.add_producer()
-                        tg.start_soon(
-                            self._call_worker, receive.clone(), client, backoff, journal, downloads
-                        )
+                        tg.start_soon(calls.worker, receive.clone())
                     receive.close()
                     for _ in range(config.download_concurrency):
-                        tg.start_soon(self._download_worker, session, downloads, journal, backoff)
-                    tg.start_soon(self._check_images, state, session, journal)
-            self._abort_scope = None
+                        tg.start_soon(downloader.worker, session, journal, backoff)
+                    tg.start_soon(self._restorer.check, state, session, journal, backoff)
+            self._control.abort_scope = None
         self.summary.concurrency_limit = pacer.statistics().limit
 
-    # ----------------------------------------------------------------- producer
-    async def _produce(
-        self, state: RunState, send: MemoryObjectSendStream[PlannedJob], downloads: _DownloadQueue
-    ) -> None:
-        # Start where validation found the first line with work (a resume's done prefix is not
-        # read twice), unless invalid lines were skipped: then duplicate ids must be seen whole.
-        start = self._work_starts_at if self.summary.skipped_invalid == 0 else (1, 0)
-        items = iter_jobs(
-            self.jobs_path,
-            self.config.defaults,
-            skip_invalid=True,
-            done=self._done_lines(state),
-            start=start or (1, 0),
-            # Validation found no duplicate: no second id set (17 bytes a job) is needed.
-            check_duplicates=self.summary.skipped_invalid > 0,
-        )
-        if start is None:  # every line is done and unchanged
-            items.close()
-
-        def next_chunk() -> list[PlannedJob]:
-            chunk: list[PlannedJob] = []
-            for item in items:
-                if isinstance(item, PlannedJob):
-                    chunk.append(item)
-                    if len(chunk) >= CHUNK_JOBS:
-                        break
-            return chunk
-
-        try:
-            async with send:
-                while not self.stopping:
-                    chunk = await anyio.to_thread.run_sync(next_chunk)
-                    if not chunk:
-                        break
-                    for job in chunk:
-                        plan = plan_job(
-                            state.job(job.id),
-                            job.fingerprint,
-                            retry_failed=self.config.retry_failed,
-                            regenerate_expired=self.config.regenerate_expired,
-                        )
-                        self.summary.changed_jobs += plan.changed
-                        if plan.expiries:
-                            self._expiries[job.id] = plan.expiries
-                        if plan.action is Action.FAIL:
-                            cause = expiry_cause(
-                                lifetime=None, waited=None, clock_offset=self._clock_offset
-                            )
-                            self._fail_expired(self._journal_file, job, plan.expiries, cause)
-                        elif plan.action is Action.CALL:
-                            if plan.regenerate:
-                                self._regenerating.add(job.id)
-                            if job.id in state.lost:
-                                self._lost_before[job.id] = state.lost[job.id]
-                            try:
-                                send.send_nowait(job)  # the usual case: room in the buffer
-                            except anyio.WouldBlock:
-                                with self._interruptible():
-                                    await send.send(job)
-                        elif plan.action is Action.SKIP_DONE and not plan.changed:
-                            self._record_meta(state.job(job.id), job)
-                        elif plan.action is Action.DOWNLOAD:
-                            gen = self._new_generation(job.id, len(plan.downloads))
-                            info = _saved_info_from_job(job, None, None)
-                            for k, url, exp in plan.downloads:
-                                downloads.put(
-                                    _DownloadItem(
-                                        exp if exp is not None else math.inf,
-                                        0,
-                                        job,
-                                        k,
-                                        url,
-                                        gen,
-                                        info,
-                                    )
-                                )
-                            with self._interruptible():
-                                await downloads.wait_below(MAX_QUEUED_DOWNLOADS)
-                        if self.stopping:
-                            break
-        except OutputError:
-            pass  # the journal failed; the run is stopping (see _journal)
-        finally:
-            downloads.producer_done()
-            close = getattr(items, "close", None)
-            if close is not None:
-                await anyio.to_thread.run_sync(close)
-
-    def _service_now(self) -> float:
-        """The service's time, by our clock and the offset its answers showed."""
-        return time.time() + self._clock_offset
-
-    def _record_meta(self, job_state: JobState | None, job: PlannedJob) -> None:
-        """A done job whose line changed but not its request (its meta was edited, or only its
-        spelling): journal the line's meta and hash, so that metadata.jsonl shows the meta and
-        the next resume passes the line over unread. Nothing is bought."""
-        if job_state is None:
-            return
-        self._journal(
-            self._journal_file,
-            "meta",
-            id=job.id,
-            fp=job.fingerprint,
-            gen_line=job_state.gen_line,
-            images=job_state.saved.bit_count(),
-            line=line_hash(job.source, self._salt),
-            meta=job.meta,
-        )
-
-    # ----------------------------------------------------------------- calls
-    async def _call_worker(
-        self,
-        receive: MemoryObjectReceiveStream[PlannedJob],
-        client: ApiClient,
-        backoff: Backoff,
-        journal: Journal,
-        downloads: _DownloadQueue,
-    ) -> None:
-        try:
-            async with receive:
-                while True:
-                    try:
-                        try:
-                            job = receive.receive_nowait()  # no scheduling round trip if queued
-                        except anyio.WouldBlock:
-                            job = await receive.receive()
-                    except anyio.EndOfStream:
-                        break
-                    if self.stopping:
-                        continue  # drain: the job stays pending for the next run
-                    try:
-                        await self._call_job(job, client, backoff, journal, downloads)
-                    except OutputError:
-                        continue  # the journal failed; the run is stopping (see _journal)
-        finally:
-            downloads.producer_done()
-
-    def _release(self, images: int) -> None:
-        self._reserved -= images
-        self._released.set()
-        self._released = anyio.Event()
-
-    def _reserve(self, job: PlannedJob) -> bool:
-        cap = self.config.max_images
-        if cap is not None and self._images_bought + self._reserved + job.max_new_images > cap:
-            return False
-        self._reserved += job.max_new_images
-        return True
-
-    async def _call_job(
-        self,
-        job: PlannedJob,
-        client: ApiClient,
-        backoff: Backoff,
-        journal: Journal,
-        downloads: _DownloadQueue,
-    ) -> None:
-        config = self.config
-        last_error: ApiError | TransportError | None = None
-        # Calls that lost their answer may each have been billed: at most --max-attempts of
-        # them per job, counted over runs, then the job fails (see the end of this method).
-        billed_attempts = self._lost_before.pop(job.id, 0)
-        attempt = 0
-        for attempt in range(1, config.max_attempts + 1):
-            if self.stopping:
-                return
-            if billed_attempts >= config.max_attempts:
-                attempt -= 1  # no call made now
-                break
-            if not self._reserve(job):
-                if self._reserved == 0:
-                    self.request_stop(
-                        f"--max-images {config.max_images} reached "
-                        f"({self._images_bought} images generated in this folder)",
-                        ExitCode.CAPPED,
-                    )
-                    return
-                # Others may release their reservation when they fail; wait for room.
-                with self._interruptible():
-                    while not self._reserve(job):
-                        await self._released.wait()
-                if self.stopping:
-                    return
-            token = self._pacer.try_acquire()
-            if token is None:
-                with self._interruptible():
-                    token = await self._pacer.acquire()
-                if token is None:
-                    return  # a stop request ended the wait
-            if self.stopping:
-                self._pacer.release(token)
-                return
-            call = next(self._call_numbers)
-            self._in_flight[call] = time.monotonic()
-            try:
-                try:
-                    self.summary.calls += 1
-                    self._emit(ev.CallStarted(job.id, attempt))
-                    result = await client.generate(job.body, interleave=job.interleave)
-                except anyio.get_cancelled_exc_class():
-                    self._abandoned(journal, job, attempt)
-                    raise
-                finally:
-                    del self._in_flight[call]
-                    self._pacer.release(token)
-            except (ApiError, TransportError) as exc:
-                self._release(job.max_new_images)
-                last_error = exc
-                billed_attempts += isinstance(exc, TransportError) and exc.possibly_billed
-                transport_stop = self._note_failure(exc)
-                if isinstance(exc, Throttled):
-                    self._pacer.on_throttle(exc.retry_after)
-                    self.summary.throttled += 1
-                    self._emit(
-                        ev.Throttled(
-                            job.id, exc.code, self._pacer.statistics().limit, exc.retry_after
-                        )
-                    )
-                if isinstance(exc, BatchFatal):
-                    self._record_attempt(journal, job, attempt, exc, will_retry=False)
-                    self.request_stop(
-                        f"the service refused the batch: {exc}. To go on, {exc.hint}; then run "
-                        "again to resume",
-                        ExitCode.FATAL,
-                    )
-                    return
-                if isinstance(exc, JobRejected) and not self._foreign_before_success(exc):
-                    self._fail(journal, job, attempt, exc)
-                    return
-                will_retry = (
-                    attempt < config.max_attempts
-                    and billed_attempts < config.max_attempts
-                    and transport_stop is None
-                )
-                self._record_attempt(journal, job, attempt, exc, will_retry=will_retry)
-                if transport_stop is not None:
-                    self.request_stop(transport_stop, ExitCode.FATAL)
-                    return  # the job stays pending
-                if not will_retry:
-                    break
-                self.summary.retries += 1
-                retry_after = exc.retry_after if isinstance(exc, ApiError) else None
-                delay = backoff.delay(attempt, retry_after=retry_after, rand=self._rand.random())
-                with self._interruptible():
-                    await anyio.sleep(delay)
-                continue
-            except OutputError as exc:
-                self._release(job.max_new_images)
-                self.request_stop(str(exc), ExitCode.FATAL)
-                return
-            self._pacer.on_success()
-            self._release(job.max_new_images)
-            if result.clock_offset is not None:  # the answer's Date header
-                self._clock_offset = result.clock_offset
-            self._reached, self._connect_failures, self._lost_since_success = True, 0, 0
-            self._answered_s += result.duration
-            self._answered += 1
-            self._accept(
-                job, attempt, result.result, result.duration, journal, downloads, cut=result.cut
-            )
-            # Back-pressure: when downloads fall behind, calls wait (outside their slot), so
-            # the queue, and memory, stay bounded however fast the service answers.
-            await downloads.wait_below(self._download_backlog)
-            return
-        if last_error is None:  # earlier runs lost this job's answers max-attempts times
-            last_error = ResponseLost(
-                f"{billed_attempts} earlier calls lost their answer (each possibly billed)"
-            )
-        if isinstance(last_error, ConnectFailed) or self._foreign_before_success(last_error):
-            # Never sent (so never billed), or not the service that answered: not this job's
-            # fault, every job would fail the same way. The job stays pending (a later run
-            # calls it without --retry-failed).
-            self.request_stop(self._unreachable(last_error, attempts=attempt), ExitCode.FATAL)
-            return
-        # Attempts that lost their answer may each have been billed. Failing the job for good
-        # keeps the money bounded across runs too: a script that runs the batch again until it
-        # succeeds does not buy this job again and again; --retry-failed does, by choice. (A lost
-        # answer common to all jobs, e.g. a too short --timeout, stops the batch before this:
-        # see _note_failure.)
-        self._fail(
-            journal, job, config.max_attempts, last_error, gave_up=True, billed=billed_attempts
-        )
-
-    def _foreign_before_success(self, exc: ApiError | TransportError) -> bool:
-        """An answer that is not the API's while no call of this run has succeeded: the base
-        URL is suspect, so the answer says nothing about the job."""
-        return isinstance(exc, ApiError) and exc.foreign and self._answered == 0
-
-    def _unreachable(self, exc: ApiError | TransportError, *, attempts: int = 0) -> str:
-        where = self.config.base_url
-        if isinstance(exc, ApiError):
-            return (
-                f"the server at {where} does not answer like the DashScope API: "
-                f"{attempts or self._foreign_answers} answers without a request id or an error "
-                f"code of the service (last: HTTP {exc.status}: {exc.message[:120]}), and no "
-                "call succeeded. Check --base-url / --region (or DASHSCOPE_HTTP_BASE_URL); if "
-                "it is right, the service's gateway is failing: the jobs stay pending, run the "
-                "same command again later"
-            )
-        if attempts:
-            return (
-                f"cannot reach the service at {where}: {attempts} attempts of one job failed to "
-                f"connect (last: {exc.message}); nothing was sent for them, nothing billed. The "
-                "jobs not done stay pending: run the same command again once it is reachable"
-            )
-        return (
-            f"cannot reach the service at {where}: {exc.message}; no call of this run reached it "
-            "(nothing sent, nothing billed). Check --base-url / --region (or "
-            "DASHSCOPE_HTTP_BASE_URL) and the network; the jobs stay pending: run the same "
-            "command again"
-        )
-
-    def _note_failure(self, exc: ApiError | TransportError) -> str | None:
-        """Follow the streaks of failed calls; return why the batch must stop, if it must.
-
-        A call that cannot connect was never sent: when no call of this run reached the service,
-        a few in a row mean a wrong URL or no network, and retrying every job cannot help. A lost
-        answer may have been billed: when many are lost since the last success (a too short
-        timeout, a network that cuts long calls), buying on would pay for answers never seen.
-        """
-        if isinstance(exc, ConnectFailed):
-            self._connect_failures += 1
-            if not self._reached and self._connect_failures >= UNREACHABLE_AFTER:
-                return self._unreachable(exc)
-            return None
-        self._reached, self._connect_failures = True, 0
-        if self._foreign_before_success(exc):
-            self._foreign_answers += 1
-            if self._foreign_answers >= FOREIGN_ANSWERS_TO_STOP:
-                return self._unreachable(exc)
-        if isinstance(exc, ResponseLost):
-            self._lost_since_success += 1
-            limit = max(LOST_ANSWERS_TO_STOP, 2 * self.config.concurrency)
-            if self._lost_since_success >= limit:
-                return (
-                    f"{self._lost_since_success} calls lost their answer since the last "
-                    f"successful one (last: {exc.message}); each may have been billed, so no "
-                    f"more are bought. Check --timeout ({self.config.call_timeout:g} s; a call "
-                    "can take minutes) and the network; the jobs stay pending: run again"
-                )
-        return None
-
-    def _abandoned(self, journal: Journal, job: PlannedJob, attempt: int) -> None:
-        """A call in flight was cancelled (abort): the service may still bill it."""
-        self.summary.possibly_billed += 1
-        # Straight to the journal: this runs while being cancelled; a failed write changes
-        # nothing more (the run is ending, and the summary counts it).
-        with contextlib.suppress(OutputError):
-            journal.append(
-                "attempt",
-                id=job.id,
-                attempt=attempt,
-                code="Abandoned",
-                status=None,
-                message="the run was aborted while the call was in flight",
-                request_id=None,
-                possibly_billed=True,
-                retry=True,
-            )
-
-    def _record_attempt(
-        self,
-        journal: Journal,
-        job: PlannedJob,
-        attempt: int,
-        exc: ApiError | TransportError,
-        *,
-        will_retry: bool,
-    ) -> None:
-        code, status, message, request_id = _error_fields(exc)
-        billed = bool(getattr(exc, "possibly_billed", False))
-        if billed:
-            self.summary.possibly_billed += 1
-        self._journal(
-            journal,
-            "attempt",
-            id=job.id,
-            attempt=attempt,
-            code=code,
-            status=status,
-            message=message,
-            request_id=request_id,
-            possibly_billed=billed,
-            retry=will_retry,
-        )
-        self._emit(ev.CallFailed(job.id, attempt, code, message, will_retry, billed))
-
-    def _fail(
-        self,
-        journal: Journal,
-        job: PlannedJob,
-        attempt: int,
-        exc: ApiError | TransportError | DownloadError,
-        *,
-        gave_up: bool = False,
-        billed: int = 0,
-    ) -> None:
-        # Possibly billed calls were counted once, by _record_attempt, as they failed.
-        if isinstance(exc, (ApiError, TransportError)):
-            code, status, message, request_id = _error_fields(exc)
-        else:
-            code, status, message, request_id = type(exc).__name__, None, str(exc), None
-        if gave_up:
-            message = f"gave up after {attempt} attempts; last error: {message}"
-        if billed:
-            message += (
-                f" ({billed} of the attempts may have been billed; run with --retry-failed to "
-                "try again)"
-            )
-        self._journal(
-            journal,
-            "failed",
-            id=job.id,
-            fp=job.fingerprint,
-            attempts=attempt,
-            code=code,
-            status=status,
-            message=message,
-            request_id=request_id,
-            source=job.source,
-        )
-        self.summary.jobs_failed += 1
-        self._emit(ev.JobFailed(job.id, code, message))
-
-    def _journal(self, journal: Journal, event: str, **fields: Any) -> None:
-        """Append a record; on a write error abort the run and raise OutputError.
-
-        Once a record cannot be written no later one can (the journal keeps what it has), so
-        nothing is waited for: a call in flight would come back paid and unrecorded. Workers
-        catch that OutputError and end quietly: the stop reason carries the message.
-        """
-        try:
-            journal.append(event, **fields)
-        except OutputError as exc:
-            self._abort(str(exc), ExitCode.FATAL)
-            raise
-
-    def _accept(
-        self,
-        job: PlannedJob,
-        attempt: int,
-        result: Any,
-        duration: float,
-        journal: Journal,
-        downloads: _DownloadQueue,
-        *,
-        cut: str | None = None,
-    ) -> None:
-        urls: tuple[str, ...] = tuple(result.image_urls)
-        images = [{"url": u, "expires": parse_expiry(u)} for u in urls]
-        usage = dict(result.usage or {})
-        try:
-            self._journal(
-                journal,
-                "generated",
-                id=job.id,
-                fp=job.fingerprint,
-                line=line_hash(job.source, self._salt),
-                attempt=attempt,
-                request_id=result.request_id,
-                images=images,
-                texts=list(result.texts),
-                usage=usage,
-                prompt=job.prompt,
-                seed=_seed(job),
-                size=usage.get("size"),
-                meta=job.meta,
-                duration=round(duration, 3),
-                clock_offset=round(self._clock_offset),
-                **({"cut": cut} if cut else {}),
-            )
-        except OutputError as exc:
-            # A paid answer that cannot be written down is lost: a later run buys it again.
-            self.summary.possibly_billed += 1
-            self._emit(ev.CallFailed(job.id, attempt, "JournalWriteFailed", str(exc), False, True))
-            raise
-        self._images_bought += len(urls)
-        if job.id in self._regenerating:
-            self._regenerating.discard(job.id)
-            self.summary.regenerated += 1
-        self.summary.calls_succeeded += 1
-        self.summary.images_generated_this_run += len(urls)
-        self._emit(ev.Generated(job.id, len(urls), result.request_id))
-        gen = self._new_generation(job.id, len(urls))
-        info = _saved_info_from_job(job, result.request_id, usage.get("size"))
-        arrived = time.monotonic()
-        for k, image in enumerate(images):
-            exp = image["expires"]
-            downloads.put(
-                _DownloadItem(
-                    exp if isinstance(exp, float) else math.inf,
-                    0,
-                    job,
-                    k,
-                    str(image["url"]),
-                    gen,
-                    info,
-                    arrived,
-                )
-            )
-        if not urls:
-            self._forget(job.id)
-            self.summary.jobs_done += 1
-            self._emit(ev.JobDone(job.id, 0))
-
-    # ----------------------------------------------------------------- downloads
-    async def _download_worker(
-        self,
-        session: aiohttp.ClientSession,
-        downloads: _DownloadQueue,
-        journal: Journal,
-        backoff: Backoff,
-    ) -> None:
-        while True:
-            item = await downloads.get()
-            if item is None:
-                return
-            if self._generation.get(item.job.id) != item.generation:
-                continue  # superseded by a newer generation of the same job
-            try:
-                await self._download_one(session, item, journal, backoff, downloads)
-            except OutputError:
-                continue  # the journal failed; the run is stopping (see _journal)
-
-    async def _download_one(
-        self,
-        session: aiohttp.ClientSession,
-        item: _DownloadItem,
-        journal: Journal,
-        backoff: Backoff,
-        downloads: _DownloadQueue,
-    ) -> None:
-        job = item.job
-        name = image_filename(job.id, item.k)
-        dest = self._images_dir / name
-        last: DownloadError | None = None
-        for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
-            try:
-                saved = await download_image(
-                    session,
-                    item.url,
-                    dest,
-                    self._tmp_dir,
-                    timeout=self.config.download_timeout,
-                    max_bytes=self.config.max_download_bytes,
-                    label=f"job {job.id} image {item.k}",
-                    keep=lambda: self._current(job.id, item.generation),
-                )
-            except Superseded:
-                return  # its job was generated again meanwhile: the new images count, not this
-            except UrlExpired:
-                self._expired(item, journal)
-                return
-            except OutputError as exc:
-                self.request_stop(str(exc), ExitCode.FATAL)
-                return
-            except DownloadError as exc:
-                last = exc
-                if isinstance(exc, IntegrityError) and "cap" in str(exc):
-                    break
-                await anyio.sleep(backoff.delay(attempt, rand=self._rand.random()) / 4)
-                continue
-            self._record_saved(journal, job.id, item.k, saved, item.info)
-            if item.arrived is not None:
-                self._expired_on_arrival.clear()  # fresh URLs work: the expiries were not a rule
-            left = self._remaining.get(job.id)
-            if left is None:
-                return  # a sibling expired: this generation is not finished by this run
-            left -= 1
-            if left <= 0:
-                self._forget(job.id)
-                self.summary.jobs_done += 1
-                self._emit(ev.JobDone(job.id, item.k + 1))
-            else:
-                self._remaining[job.id] = left
-            return
-        assert last is not None
-        # The image was paid for; leave the job GENERATED so a later run retries the download.
-        self._emit(ev.CallFailed(job.id, 0, type(last).__name__, str(last), False, False))
-
-    def _record_saved(
-        self, journal: Journal, job_id: str, k: int, saved: SavedImage, info: dict[str, Any]
-    ) -> None:
-        """Image ``k`` of the job is on disk: journal it (with its metadata row's fields)."""
-        file = f"images/{saved.path.name}"
-        self._journal(
-            journal,
-            "saved",
-            id=job_id,
-            k=k,
-            file=file,
-            bytes=saved.size,
-            sha256=saved.sha256,
-            width=saved.width,
-            height=saved.height,
-            **info,
-        )
-        self.summary.images_saved_this_run += 1
-        self._emit(ev.ImageSaved(job_id, k, file, saved.size))
-
-    def _new_generation(self, job_id: str, images: int) -> int:
-        """The journal now holds a new generation of the job, with ``images`` to save."""
-        gen = next(self._generations)
-        self._generation[job_id] = self._accepted[job_id] = gen
-        self._remaining[job_id] = images
-        return gen
-
-    def _forget(self, job_id: str) -> None:
-        """The job is done: nothing of it is pending any more."""
-        self._remaining.pop(job_id, None)
-        self._generation.pop(job_id, None)
-        self._accepted.pop(job_id, None)
-        self._expiries.pop(job_id, None)
-
-    def _current(self, job_id: str, generation: int) -> bool:
-        """Whether an image of ``generation`` may still be saved: it is the journal's latest
-        generation of the job. Once a regeneration is answered, an older image would be
-        recorded as the new one's, or overwrite it; a finished job has nothing pending."""
-        return self._accepted.get(job_id) == generation
-
-    def _expired(self, item: _DownloadItem, journal: Journal) -> None:
-        """The store refused the URL as expired: generate the job again, within its bound."""
-        job = item.job
-        if self._generation.get(job.id) != item.generation:
-            return  # a sibling image of the same generation reported its expiry already
-        self._journal(journal, "expired", id=job.id, k=item.k)
-        self.summary.urls_expired += 1
-        self._emit(ev.UrlExpiredEvent(job.id, item.k))
-        self._generation[job.id] = next(self._generations)  # drop its queued siblings
-        self._remaining.pop(job.id, None)
-        expiries = self._expiries[job.id] = self._expiries.get(job.id, 0) + 1
-        waited = None if item.arrived is None else time.monotonic() - item.arrived
-        lifetime = None
-        if waited is not None and not math.isinf(item.expires):
-            lifetime = item.expires - (self._service_now() - waited)
-        cause = expiry_cause(lifetime=lifetime, waited=waited, clock_offset=self._clock_offset)
-        if waited is not None and waited < ARRIVAL_WINDOW_S:
-            self._expired_on_arrival.add(job.id)
-            if len(self._expired_on_arrival) >= ARRIVAL_EXPIRIES_TO_STOP:
-                self.request_stop(
-                    f"no more calls: the result URLs of {len(self._expired_on_arrival)} jobs "
-                    "expired on arrival (the store refused them right after the call); "
-                    f"likely cause: {cause}",
-                    ExitCode.FATAL,
-                )
+    # ----------------------------------------------------------------- expired URLs
+    def _after_expiry(self, job: PlannedJob, expiries: int, cause: str) -> None:
+        """The job's URLs expired: generate it again, within its bound, or fail it."""
+        journal = self._journal_file
         if not self.config.regenerate_expired or expiries > MAX_REGENERATIONS:
             self._fail_expired(journal, job, expiries, cause)
         elif not self.stopping:
-            self._regenerating.add(job.id)  # counted once its new generation is answered
+            self._calls.regenerating.add(job.id)  # counted once its new generation is answered
             self._downloads.add_producer()  # before this worker can see an empty queue
             self._tg.start_soon(self._regenerate, job)
 
@@ -1323,98 +394,30 @@ class BatchRun:
                 "its result URLs expired before its images were downloaded, and generating "
                 "it again is off (--no-regenerate-expired)"
             )
-        self._forget(job.id)
-        self._fail(journal, job, expiries, UrlExpired(f"{why}; likely cause: {cause}"))
+        self._generations.forget(job.id)
+        self._calls.fail(journal, job, expiries, UrlExpired(f"{why}; likely cause: {cause}"))
 
     async def _regenerate(self, job: PlannedJob) -> None:
         try:
-            await self._call_job(
-                job, self._client, self._backoff, self._journal_file, self._downloads
-            )
+            await self._calls.call_job(job)
         except OutputError:
-            pass  # the journal failed; the run is stopping (see _journal)
+            pass  # the journal failed; the run is stopping (see RunControl.journal)
         finally:
             self._downloads.producer_done()
 
     # ----------------------------------------------------------------- finish
     def _finish(self) -> None:
-        touched = TouchLog()  # lets the views take only this run's new rows
-        state = read_journal(self.out_dir, write_snapshot=True, touched=touched)
-        prefix = scan_done_prefix(
+        finish_run(
+            self.out_dir,
             self.jobs_path,
-            state,
-            self._salt,
-            start=self._start_prefix,
+            self._control,
+            salt=self._salt,
+            start_prefix=self._start_prefix,
             start_keys=self._start_keys,
-        )
-        write_prefix(self.out_dir, prefix)
-        try:
             # Missing images at the start: rebuild, so the view lists exactly those on disk.
-            write_views(self.out_dir, state, None if self._missing_at_start else touched)
-        except OSError as exc:
-            self.request_stop(
-                f"cannot write the views of {self.out_dir}: {exc.strerror or exc}", ExitCode.FATAL
-            )
-        summary = self.summary
-        by_status = state.status_counts()
-        done, failed, images = by_status["done"], by_status.get("failed", 0), state.done.images()
-        summary.jobs_done = done
-        summary.jobs_failed = failed
-        summary.jobs_pending = max(0, summary.jobs_total - done - failed)
-        summary.images_on_disk = max(0, images - summary.images_missing)
-        summary.images_generated_total = state.images_generated
-        summary.duration_s = round(time.monotonic() - self._started, 3)
-        if summary.duration_s > 0:
-            summary.images_per_minute = round(
-                summary.images_saved_this_run * 60 / summary.duration_s, 2
-            )
-        summary.stop_reason = self._stop_reason
-        if self._exit is not None:
-            summary.exit_code = self._exit
-        elif summary.jobs_failed:
-            summary.exit_code = ExitCode.JOBS_FAILED
-        elif summary.jobs_pending:
-            summary.exit_code = ExitCode.JOBS_FAILED
-            summary.stop_reason = summary.stop_reason or (
-                "1 job has images still to download; run again"
-                if summary.jobs_pending == 1
-                else f"{summary.jobs_pending} jobs have images still to download; run again"
-            )
-        else:
-            summary.exit_code = ExitCode.OK
-        tmp = self.out_dir / ".summary.json.tmp"
-        try:
-            tmp.write_text(json.dumps(summary.to_json(), indent=2) + "\n", encoding="utf-8")
-            os.replace(tmp, self.out_dir / "summary.json")
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            if summary.exit_code == ExitCode.OK:
-                summary.exit_code = ExitCode.FATAL
-            summary.stop_reason = summary.stop_reason or (
-                f"cannot write {self.out_dir / 'summary.json'}: {exc.strerror or exc}"
-            )
-
-
-def _seed(job: PlannedJob) -> int | None:
-    params = job.body.get("parameters") or {}
-    seed = params.get("seed")
-    return seed if isinstance(seed, int) else None
-
-
-def _saved_info_from_job(job: PlannedJob, request_id: str | None, size: Any) -> dict[str, Any]:
-    return {
-        "prompt": job.prompt,
-        "seed": _seed(job),
-        "size": size,
-        "request_id": request_id,
-        "meta": job.meta,
-    }
-
-
-def _error_fields(exc: ApiError | TransportError) -> tuple[str, int | None, str, str | None]:
-    if isinstance(exc, ApiError):
-        return exc.code, exc.status, exc.message, exc.request_id
-    return type(exc).__name__, None, exc.message, None
+            rebuild_views=self._restorer.missing_at_start > 0,
+            started=self._started,
+        )
 
 
 #: Signals that stop a run: Ctrl-C, kill, and a closed terminal or dropped ssh session (SIGHUP,

@@ -16,11 +16,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wanbatch._errors import UnusableOutput
 from wanbatch._saved import JOURNAL_NAME, current_saved, image_on_disk
 from wanbatch._state import RunState
 from wanbatch._urls import endpoint_of, image_filename, is_loopback_url
 
-__all__ = ["ImageCheck", "Refetch", "check_saved_images", "orphan_images", "service_conflict"]
+__all__ = [
+    "ImageCheck",
+    "Refetch",
+    "check_saved_images",
+    "orphan_images",
+    "prepare_out_dir",
+    "service_conflict",
+]
 
 #: Missing images one run fetches again at most (the rest: the next run). Bounds the memory of
 #: a folder whose images were all deleted: only missing ones are held, each a small record.
@@ -169,3 +177,22 @@ def service_conflict(state: RunState, base_url: str) -> str | None:
         f"the images in this folder were made by the service at {before}; a run against the "
         f"mock ({now}) would mix test images into them. Use another --out folder for the mock"
     )
+
+
+def prepare_out_dir(out: Path) -> None:
+    """Create the folder with its images/ and .tmp/, and drop partial downloads left over."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for sub in ("images", ".tmp"):
+            path = out / sub
+            if path.is_symlink():
+                raise UnusableOutput(
+                    f"{path} is a symbolic link; refusing to write images outside {out}"
+                )
+            path.mkdir(exist_ok=True)
+        for stale in (out / ".tmp").glob("*.part"):
+            stale.unlink(missing_ok=True)
+    except OSError as exc:
+        raise UnusableOutput(
+            f"cannot prepare the output folder {out}: {exc.strerror or exc}"
+        ) from exc

@@ -57,6 +57,27 @@ class RunSummary:
     dry_run: bool = False
     plan: dict[str, int] = field(default_factory=dict)
 
+    def settle(self, exit_code: ExitCode | None, stop_reason: str | None) -> None:
+        """Decide the exit code and stop reason of a finished run, from its counts.
+
+        A stop's own exit code wins; otherwise failed jobs, then jobs still pending (images
+        left to download), mean :attr:`ExitCode.JOBS_FAILED`.
+        """
+        self.stop_reason = stop_reason
+        if exit_code is not None:
+            self.exit_code = exit_code
+        elif self.jobs_failed:
+            self.exit_code = ExitCode.JOBS_FAILED
+        elif self.jobs_pending:
+            self.exit_code = ExitCode.JOBS_FAILED
+            self.stop_reason = self.stop_reason or (
+                "1 job has images still to download; run again"
+                if self.jobs_pending == 1
+                else f"{self.jobs_pending} jobs have images still to download; run again"
+            )
+        else:
+            self.exit_code = ExitCode.OK
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         data = dict(self.__dict__)

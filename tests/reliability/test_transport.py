@@ -25,14 +25,10 @@ import pytest
 from tests.conftest import REPO, journal_records, png_info, run_args, run_cli, write_jobs
 from wanbatch import BatchConfig, Secret, run_batch
 from wanbatch import _events as ev
-from wanbatch._engine import (
-    FOREIGN_ANSWERS_TO_STOP,
-    LOST_ANSWERS_TO_STOP,
-    UNREACHABLE_AFTER,
-    ExitCode,
-)
+from wanbatch._engine import ExitCode
 from wanbatch._errors import ConnectFailed, ResponseLost, TransportError
 from wanbatch._progress import format_summary
+from wanbatch._streaks import FOREIGN_ANSWERS_TO_STOP, LOST_ANSWERS_TO_STOP, UNREACHABLE_AFTER
 from wanbatch.mock import MockConfig, MockServer, serve_in_thread
 
 pytestmark = pytest.mark.anyio

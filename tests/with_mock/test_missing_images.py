@@ -92,7 +92,7 @@ async def test_images_past_their_url_are_reported_missing_never_bought_and_not_l
 async def test_restoring_stops_when_the_store_keeps_failing(
     tmp_path: Path, dashscope_mock: ThreadedMock
 ) -> None:
-    from wanbatch._engine import RESTORE_ATTEMPTS, RESTORE_FAILURES
+    from wanbatch._restore import RESTORE_ATTEMPTS, RESTORE_FAILURES
 
     count = RESTORE_FAILURES + 10
     jobs = write_jobs(

@@ -1,0 +1,399 @@
+"""The call attempt loop: one job called until it is answered, fails, or the run stops.
+
+Each attempt takes a ``--max-images`` reservation and a pacer slot, calls the service, and
+journals the outcome: an answer (its images queued for download), a failed attempt (retried
+after a backoff when worth it), a failed job, or a stop of the batch (a fatal answer, a streak
+of failures no retry can help: see :class:`CallStreaks`). A call cancelled in flight by an
+abort is journaled as possibly billed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from typing import Any
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from wanbatch import _events as ev
+from wanbatch._cap import ImageCap
+from wanbatch._client import ApiClient
+from wanbatch._control import RunControl
+from wanbatch._donejobs import line_hash
+from wanbatch._downloads import (
+    DOWNLOAD_BACKLOG_PER_WORKER,
+    DownloadItem,
+    DownloadQueue,
+    Generations,
+    saved_info,
+    seed_of,
+)
+from wanbatch._errors import (
+    ApiError,
+    BatchFatal,
+    ConnectFailed,
+    DownloadError,
+    JobRejected,
+    OutputError,
+    ResponseLost,
+    Throttled,
+    TransportError,
+)
+from wanbatch._jobs import PlannedJob
+from wanbatch._journal import Journal
+from wanbatch._pacing import Pacer
+from wanbatch._policy import Backoff
+from wanbatch._streaks import error_fields
+from wanbatch._summary import ExitCode
+from wanbatch._urls import parse_expiry
+
+__all__ = ["CallRunner"]
+
+
+class CallRunner:
+    """Calls jobs for the run: the call workers, and the calls that regenerate expired jobs."""
+
+    def __init__(
+        self,
+        control: RunControl,
+        *,
+        client: ApiClient,
+        pacer: Pacer,
+        backoff: Backoff,
+        journal: Journal,
+        downloads: DownloadQueue,
+        generations: Generations,
+        salt: str,
+        images_bought: int,
+    ) -> None:
+        self._control = control
+        self._config = control.config
+        self._summary = control.summary
+        self._client = client
+        self._pacer = pacer
+        self._backoff = backoff
+        self._journal = journal
+        self._downloads = downloads
+        self._generations = generations
+        #: Folded into line_hash() (see BatchRun).
+        self._salt = salt
+        self._cap = ImageCap(self._config.max_images, bought=images_bought)
+        self._download_backlog = max(
+            32, DOWNLOAD_BACKLOG_PER_WORKER * self._config.download_concurrency
+        )
+        #: Jobs being generated again after an expiry (summary.regenerated counts answers).
+        self.regenerating: set[str] = set()
+        #: Calls of a pending job that lost their answer in earlier runs (from the journal).
+        self.lost_before: dict[str, int] = {}
+
+    async def worker(self, receive: MemoryObjectReceiveStream[PlannedJob]) -> None:
+        """Call the jobs the producer sends until its stream ends."""
+        downloads = self._downloads
+        try:
+            async with receive:
+                while True:
+                    try:
+                        try:
+                            job = receive.receive_nowait()  # no scheduling round trip if queued
+                        except anyio.WouldBlock:
+                            job = await receive.receive()
+                    except anyio.EndOfStream:
+                        break
+                    if self._control.stopping:
+                        continue  # drain: the job stays pending for the next run
+                    try:
+                        await self.call_job(job)
+                    except OutputError:
+                        continue  # the journal failed; the run is stopping (see RunControl.journal)
+        finally:
+            downloads.producer_done()
+
+    async def call_job(self, job: PlannedJob) -> None:
+        """Call the service for the job until it is answered, fails, or the run stops."""
+        config = self._config
+        client, backoff = self._client, self._backoff
+        journal, downloads = self._journal, self._downloads
+        last_error: ApiError | TransportError | None = None
+        # Calls that lost their answer may each have been billed: at most --max-attempts of
+        # them per job, counted over runs, then the job fails (see the end of this method).
+        billed_attempts = self.lost_before.pop(job.id, 0)
+        attempt = 0
+        for attempt in range(1, config.max_attempts + 1):
+            if self._control.stopping:
+                return
+            if billed_attempts >= config.max_attempts:
+                attempt -= 1  # no call made now
+                break
+            if not self._cap.reserve(job.max_new_images):
+                if self._cap.reserved == 0:
+                    self._control.request_stop(
+                        f"--max-images {config.max_images} reached "
+                        f"({self._cap.bought} images generated in this folder)",
+                        ExitCode.CAPPED,
+                    )
+                    return
+                # Others may release their reservation when they fail; wait for room.
+                with self._control.interruptible():
+                    while not self._cap.reserve(job.max_new_images):
+                        await self._cap.wait_release()
+                if self._control.stopping:
+                    return
+            token = self._pacer.try_acquire()
+            if token is None:
+                with self._control.interruptible():
+                    token = await self._pacer.acquire()
+                if token is None:
+                    return  # a stop request ended the wait
+            if self._control.stopping:
+                self._pacer.release(token)
+                return
+            call = next(self._control.call_numbers)
+            self._control.in_flight[call] = time.monotonic()
+            try:
+                try:
+                    self._summary.calls += 1
+                    self._control.emit(ev.CallStarted(job.id, attempt))
+                    result = await client.generate(job.body, interleave=job.interleave)
+                except anyio.get_cancelled_exc_class():
+                    self._abandoned(journal, job, attempt)
+                    raise
+                finally:
+                    del self._control.in_flight[call]
+                    self._pacer.release(token)
+            except (ApiError, TransportError) as exc:
+                self._cap.release(job.max_new_images)
+                last_error = exc
+                billed_attempts += isinstance(exc, TransportError) and exc.possibly_billed
+                transport_stop = self._control.streaks.note_failure(exc)
+                if isinstance(exc, Throttled):
+                    self._pacer.on_throttle(exc.retry_after)
+                    self._summary.throttled += 1
+                    self._control.emit(
+                        ev.Throttled(
+                            job.id, exc.code, self._pacer.statistics().limit, exc.retry_after
+                        )
+                    )
+                if isinstance(exc, BatchFatal):
+                    self._record_attempt(journal, job, attempt, exc, will_retry=False)
+                    self._control.request_stop(
+                        f"the service refused the batch: {exc}. To go on, {exc.hint}; then run "
+                        "again to resume",
+                        ExitCode.FATAL,
+                    )
+                    return
+                if isinstance(
+                    exc, JobRejected
+                ) and not self._control.streaks.foreign_before_success(exc):
+                    self.fail(journal, job, attempt, exc)
+                    return
+                will_retry = (
+                    attempt < config.max_attempts
+                    and billed_attempts < config.max_attempts
+                    and transport_stop is None
+                )
+                self._record_attempt(journal, job, attempt, exc, will_retry=will_retry)
+                if transport_stop is not None:
+                    self._control.request_stop(transport_stop, ExitCode.FATAL)
+                    return  # the job stays pending
+                if not will_retry:
+                    break
+                self._summary.retries += 1
+                retry_after = exc.retry_after if isinstance(exc, ApiError) else None
+                delay = backoff.delay(
+                    attempt, retry_after=retry_after, rand=self._control.rand.random()
+                )
+                with self._control.interruptible():
+                    await anyio.sleep(delay)
+                continue
+            except OutputError as exc:
+                self._cap.release(job.max_new_images)
+                self._control.request_stop(str(exc), ExitCode.FATAL)
+                return
+            self._pacer.on_success()
+            self._cap.release(job.max_new_images)
+            if result.clock_offset is not None:  # the answer's Date header
+                self._control.clock_offset = result.clock_offset
+            self._control.streaks.succeeded(result.duration)
+            self._accept(
+                job, attempt, result.result, result.duration, journal, downloads, cut=result.cut
+            )
+            # Back-pressure: when downloads fall behind, calls wait (outside their slot), so
+            # the queue, and memory, stay bounded however fast the service answers.
+            await downloads.wait_below(self._download_backlog)
+            return
+        if last_error is None:  # earlier runs lost this job's answers max-attempts times
+            last_error = ResponseLost(
+                f"{billed_attempts} earlier calls lost their answer (each possibly billed)"
+            )
+        if isinstance(last_error, ConnectFailed) or self._control.streaks.foreign_before_success(
+            last_error
+        ):
+            # Never sent (so never billed), or not the service that answered: not this job's
+            # fault, every job would fail the same way. The job stays pending (a later run
+            # calls it without --retry-failed).
+            self._control.request_stop(
+                self._control.streaks.unreachable(last_error, attempts=attempt), ExitCode.FATAL
+            )
+            return
+        # Attempts that lost their answer may each have been billed. Failing the job for good
+        # keeps the money bounded across runs too: a script that runs the batch again until it
+        # succeeds does not buy this job again and again; --retry-failed does, by choice. (A lost
+        # answer common to all jobs, e.g. a too short --timeout, stops the batch before this:
+        # see CallStreaks.note_failure.)
+        self.fail(
+            journal, job, config.max_attempts, last_error, gave_up=True, billed=billed_attempts
+        )
+
+    def _abandoned(self, journal: Journal, job: PlannedJob, attempt: int) -> None:
+        """A call in flight was cancelled (abort): the service may still bill it."""
+        self._summary.possibly_billed += 1
+        # Straight to the journal: this runs while being cancelled; a failed write changes
+        # nothing more (the run is ending, and the summary counts it).
+        with contextlib.suppress(OutputError):
+            journal.append(
+                "attempt",
+                id=job.id,
+                attempt=attempt,
+                code="Abandoned",
+                status=None,
+                message="the run was aborted while the call was in flight",
+                request_id=None,
+                possibly_billed=True,
+                retry=True,
+            )
+
+    def _record_attempt(
+        self,
+        journal: Journal,
+        job: PlannedJob,
+        attempt: int,
+        exc: ApiError | TransportError,
+        *,
+        will_retry: bool,
+    ) -> None:
+        code, status, message, request_id = error_fields(exc)
+        billed = bool(getattr(exc, "possibly_billed", False))
+        if billed:
+            self._summary.possibly_billed += 1
+        self._control.journal(
+            journal,
+            "attempt",
+            id=job.id,
+            attempt=attempt,
+            code=code,
+            status=status,
+            message=message,
+            request_id=request_id,
+            possibly_billed=billed,
+            retry=will_retry,
+        )
+        self._control.emit(ev.CallFailed(job.id, attempt, code, message, will_retry, billed))
+
+    def fail(
+        self,
+        journal: Journal,
+        job: PlannedJob,
+        attempt: int,
+        exc: ApiError | TransportError | DownloadError,
+        *,
+        gave_up: bool = False,
+        billed: int = 0,
+    ) -> None:
+        # Possibly billed calls were counted once, by _record_attempt, as they failed.
+        if isinstance(exc, (ApiError, TransportError)):
+            code, status, message, request_id = error_fields(exc)
+        else:
+            code, status, message, request_id = type(exc).__name__, None, str(exc), None
+        if gave_up:
+            message = f"gave up after {attempt} attempts; last error: {message}"
+        if billed:
+            message += (
+                f" ({billed} of the attempts may have been billed; run with --retry-failed to "
+                "try again)"
+            )
+        self._control.journal(
+            journal,
+            "failed",
+            id=job.id,
+            fp=job.fingerprint,
+            attempts=attempt,
+            code=code,
+            status=status,
+            message=message,
+            request_id=request_id,
+            source=job.source,
+        )
+        self._summary.jobs_failed += 1
+        self._control.emit(ev.JobFailed(job.id, code, message))
+
+    def _accept(
+        self,
+        job: PlannedJob,
+        attempt: int,
+        result: Any,
+        duration: float,
+        journal: Journal,
+        downloads: DownloadQueue,
+        *,
+        cut: str | None = None,
+    ) -> None:
+        urls: tuple[str, ...] = tuple(result.image_urls)
+        images = [{"url": u, "expires": parse_expiry(u)} for u in urls]
+        usage = dict(result.usage or {})
+        try:
+            self._control.journal(
+                journal,
+                "generated",
+                id=job.id,
+                fp=job.fingerprint,
+                line=line_hash(job.source, self._salt),
+                attempt=attempt,
+                request_id=result.request_id,
+                images=images,
+                texts=list(result.texts),
+                usage=usage,
+                prompt=job.prompt,
+                seed=seed_of(job),
+                size=usage.get("size"),
+                meta=job.meta,
+                duration=round(duration, 3),
+                clock_offset=round(self._control.clock_offset),
+                **({"cut": cut} if cut else {}),
+            )
+        except OutputError as exc:
+            # A paid answer that cannot be written down is lost: a later run buys it again.
+            self._summary.possibly_billed += 1
+            self._control.emit(
+                ev.CallFailed(job.id, attempt, "JournalWriteFailed", str(exc), False, True)
+            )
+            raise
+        self._cap.bought += len(urls)
+        if job.id in self.regenerating:
+            self.regenerating.discard(job.id)
+            self._summary.regenerated += 1
+        self._summary.calls_succeeded += 1
+        self._summary.images_generated_this_run += len(urls)
+        self._control.emit(ev.Generated(job.id, len(urls), result.request_id))
+        gen = self._generations.new(job.id, len(urls))
+        info = saved_info(job, result.request_id, usage.get("size"))
+        arrived = time.monotonic()
+        for k, image in enumerate(images):
+            exp = image["expires"]
+            downloads.put(
+                DownloadItem(
+                    exp if isinstance(exp, float) else math.inf,
+                    0,
+                    job,
+                    k,
+                    str(image["url"]),
+                    gen,
+                    info,
+                    arrived,
+                )
+            )
+        if not urls:
+            self._generations.forget(job.id)
+            self._summary.jobs_done += 1
+            self._control.emit(ev.JobDone(job.id, 0))
