@@ -47,11 +47,7 @@ t1 = time.perf_counter()
 jobs, out = Path(sys.argv[1]), Path(sys.argv[2])
 state = read_journal(out)
 t2 = time.perf_counter()
-run = BatchRun.__new__(BatchRun)  # only its validate-and-plan pass, outside an event loop
-run.jobs_path, run.out_dir, run.config = jobs, out, BatchConfig()
-run._salt = run.config.defaults.model_dump_json()
-from wanbatch._summary import RunSummary
-run.summary = RunSummary()
+run = BatchRun(jobs, out, BatchConfig())  # only its validate-and-plan pass, outside a loop
 counts = dict.fromkeys(PLAN_KEYS, 0)
 report = run._validate(state, counts)
 t3 = time.perf_counter()
