@@ -71,6 +71,8 @@ def _config(args: argparse.Namespace, base_url: str, api_key: Secret | None) -> 
         regenerate_expired=not args.no_regenerate_expired,
         price_per_image=args.price,
         defaults=_defaults(args),
+        mode=args.mode,
+        poll_interval=args.poll_interval,
     )
 
 

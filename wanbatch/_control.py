@@ -50,6 +50,8 @@ class RunControl:
         # that cannot reach the service or keeps losing (possibly paid) answers.
         self.in_flight: dict[int, float] = {}
         self.call_numbers = itertools.count()
+        #: How many of the calls in flight are journaled tasks (task mode: a stop leaves them).
+        self.tasks_waiting: Callable[[], int] = lambda: 0
         self.streaks = CallStreaks(
             config.base_url, concurrency=config.concurrency, call_timeout=config.call_timeout
         )
@@ -69,10 +71,12 @@ class RunControl:
             self.exit_code = exit_code or ExitCode.INTERRUPTED
             now = time.monotonic()
             starts = self.in_flight.values()
+            tasks = min(self.tasks_waiting(), len(starts))
             self.emit(
                 ev.RunStopping(
                     reason,
-                    in_flight=len(starts),
+                    in_flight=len(starts) - tasks,
+                    tasks=tasks,
                     wait_s=max(0.0, max(starts) + self.config.call_timeout - now)
                     if starts
                     else None,

@@ -3,7 +3,7 @@
 Stages (one task group, owned here and nowhere else)::
 
     producer (job file, streamed in chunks on a worker thread, planned against the journal)
-      -> call stream (bounded) -> call workers (pacer slot -> ApiClient.generate)
+      -> call stream (bounded) -> call workers (pacer slot -> TaskClient.generate)
       -> journal "generated" -> download queue (earliest Expires= first)
       -> download workers (download_image) -> journal "saved"
 
@@ -27,7 +27,6 @@ import anyio
 
 from wanbatch import _events as ev
 from wanbatch._calls import CallRunner
-from wanbatch._client import ApiClient
 from wanbatch._config import BatchConfig
 from wanbatch._control import EventCallback, RunControl
 from wanbatch._donejobs import DoneLines
@@ -47,6 +46,7 @@ from wanbatch._producer import JobProducer
 from wanbatch._restore import ImageRestorer
 from wanbatch._state import RunState
 from wanbatch._summary import ExitCode, RunSummary
+from wanbatch._taskcalls import TaskClient, cancel_left_tasks
 from wanbatch._urls import endpoint_of, is_loopback_url
 from wanbatch._validate import ValidationReport, first_problems, validate_file
 from wanbatch._version import __version__
@@ -329,9 +329,18 @@ class BatchRun:
         )
         assert config.api_key is not None
         async with aiohttp.ClientSession(connector=connector, trust_env=False) as session:
-            client = ApiClient(
-                session, config.base_url, config.api_key, timeout=config.call_timeout
+            client = TaskClient(
+                session,
+                config.base_url,
+                config.api_key,
+                timeout=config.call_timeout,
+                control=self._control,
+                journal=journal,
+                tasks=config.mode == "async",
+                poll_interval=config.poll_interval,
+                open_tasks=state.tasks,
             )
+            self._control.tasks_waiting = lambda: len(client.open)
             self._calls = calls = CallRunner(
                 self._control,
                 client=client,
@@ -369,6 +378,8 @@ class BatchRun:
                         tg.start_soon(downloader.worker, session, journal, backoff)
                     tg.start_soon(self._restorer.check, state, session, journal, backoff)
             self._control.abort_scope = None
+            if abort_scope.cancel_called and self._control.exit_code is ExitCode.INTERRUPTED:
+                await cancel_left_tasks(client, self._control)
         self.summary.concurrency_limit = pacer.statistics().limit
 
     # ----------------------------------------------------------------- expired URLs
