@@ -404,7 +404,15 @@ async def _poll(request: web.Request) -> web.Response:
     state.counters.task_polls += 1
     task_id = request.match_info["task_id"]
     task = request.app[_TASKS].get(task_id)
-    return _json(poll_body(task, task_id, request_id, state.now()))
+    return _json(
+        poll_body(
+            task,
+            task_id,
+            request_id,
+            state.now(),
+            error_in_output=state.config.task_error_in_output,
+        )
+    )
 
 
 async def _cancel(request: web.Request) -> web.Response:
