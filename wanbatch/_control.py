@@ -40,6 +40,8 @@ class RunControl:
         self.stop_reason: str | None = None
         self.exit_code: ExitCode | None = None
         self._stopping = anyio.Event()
+        #: Set by :meth:`abort` (a second Ctrl-C), also after the run's work ended.
+        self.aborted = anyio.Event()
         self._wait_scopes: set[anyio.CancelScope] = set()
         #: The scope of the run's task group, cancelled by an abort.
         self.abort_scope: anyio.CancelScope | None = None
@@ -110,6 +112,7 @@ class RunControl:
         if self.exit_code is None or exit_code is ExitCode.FATAL:
             self.exit_code = exit_code
         self._halt()
+        self.aborted.set()
         self.emit(ev.RunAborted(reason, abandoned))
         if self.abort_scope is not None:
             self.abort_scope.cancel()

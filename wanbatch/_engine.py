@@ -46,7 +46,7 @@ from wanbatch._producer import JobProducer
 from wanbatch._restore import ImageRestorer
 from wanbatch._state import RunState
 from wanbatch._summary import ExitCode, RunSummary
-from wanbatch._taskcalls import TaskClient, cancel_left_tasks
+from wanbatch._taskcalls import TaskClient, settle_left_tasks
 from wanbatch._urls import endpoint_of, is_loopback_url
 from wanbatch._validate import ValidationReport, first_problems, validate_file
 from wanbatch._version import __version__
@@ -378,8 +378,7 @@ class BatchRun:
                         tg.start_soon(downloader.worker, session, journal, backoff)
                     tg.start_soon(self._restorer.check, state, session, journal, backoff)
             self._control.abort_scope = None
-            if abort_scope.cancel_called and self._control.exit_code is ExitCode.INTERRUPTED:
-                await cancel_left_tasks(client, self._control)
+            await settle_left_tasks(client, self._control)
         self.summary.concurrency_limit = pacer.statistics().limit
 
     # ----------------------------------------------------------------- expired URLs

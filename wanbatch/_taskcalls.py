@@ -48,13 +48,16 @@ from wanbatch._tasks import (
     task_path,
 )
 
-__all__ = ["MAX_POLL_FAILURES", "TaskClient", "TaskLeft"]
+__all__ = ["MAX_POLL_FAILURES", "TaskClient", "TaskLeft", "settle_left_tasks"]
 
 #: Polls in a row that get no answer about a task (lost, 5xx) before the run stops; the task
 #: stays journaled, and the next run polls it again.
 MAX_POLL_FAILURES = 30
 #: Seconds an abort may spend cancelling the tasks it leaves.
 CANCEL_TIMEOUT_S = 10.0
+#: After a first Ctrl-C that left PENDING tasks, seconds the run waits for a second one (which
+#: cancels them) before it ends.
+CANCEL_GRACE_S = 2.0
 #: A journaled task not polled yet in this run.
 _NOT_POLLED = "?"
 
@@ -211,6 +214,14 @@ class TaskClient(ApiClient):
         return parse_poll(resp.status, raw, content_type), offset
 
     # ---------------------------------------------------------------- cancel
+    def pending(self) -> list[tuple[str, str]]:
+        """(job id, task id) of the tasks left that were last seen PENDING (or never polled)."""
+        return [
+            (job_id, task)
+            for job_id, (task, status) in self.open.items()
+            if status in ("PENDING", _NOT_POLLED)
+        ]
+
     async def cancel_pending(self) -> int:
         """Cancel the tasks this run left that were last seen PENDING (or never polled).
 
@@ -218,11 +229,7 @@ class TaskClient(ApiClient):
         ``attempt``, not billed), so the next run submits the job again instead of polling.
         Returns how many were cancelled.
         """
-        targets = [
-            (job_id, task)
-            for job_id, (task, status) in self.open.items()
-            if status in ("PENDING", _NOT_POLLED)
-        ]
+        targets = self.pending()
         cancelled: list[str] = []
 
         async def cancel(job_id: str, task: str) -> None:
@@ -268,10 +275,22 @@ def _gone_message(task: str, status: str) -> str:
     return f"task {task} was cancelled before it ran: generated again"
 
 
-async def cancel_left_tasks(client: TaskClient, control: RunControl) -> None:
-    """After an abort (second Ctrl-C): cancel the run's tasks still PENDING, and say so."""
-    if not client.open:
+async def settle_left_tasks(client: TaskClient, control: RunControl) -> None:
+    """At the end of the run's work: tasks it left stay for the next run, unless aborted.
+
+    After a first Ctrl-C that left tasks still PENDING, a second one within
+    :data:`CANCEL_GRACE_S` (the run waits that long for it) cancels them; so does an abort
+    that came earlier. A stop of any other kind (a fatal answer, the image cap) leaves them.
+    """
+    if not client.open or control.exit_code is not ExitCode.INTERRUPTED:
         return
+    if not control.aborted.is_set():
+        if not client.pending():
+            return
+        with anyio.move_on_after(CANCEL_GRACE_S):
+            await control.aborted.wait()
+        if not control.aborted.is_set():
+            return
     cancelled = await client.cancel_pending()
     left = len(client.open)
     notes = []
@@ -280,6 +299,6 @@ async def cancel_left_tasks(client: TaskClient, control: RunControl) -> None:
     if left:
         notes.append(
             f"{left} task{'s' if left != 1 else ''} already running left to finish at the "
-            "service (the next run collects {})".format("them" if left != 1 else "it")
+            f"service (the next run collects {'them' if left != 1 else 'it'})"
         )
     control.stop_reason = "; ".join([control.stop_reason or "aborted", *notes])

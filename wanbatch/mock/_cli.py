@@ -252,8 +252,7 @@ def _parser() -> argparse.ArgumentParser:
         "--task-error-in-output",
         action="store_true",
         default=None,
-        help="a FAILED task's code and message inside output, not at the top level "
-        "(default off)",
+        help="a FAILED task's code and message inside output, not at the top level (default off)",
     )
     return parser
 
