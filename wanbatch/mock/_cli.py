@@ -251,7 +251,6 @@ def _parser() -> argparse.ArgumentParser:
     add(
         "--task-error-in-output",
         action="store_true",
-        default=None,
         help="a FAILED task's code and message inside output, not at the top level (default off)",
     )
     return parser
