@@ -331,6 +331,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
         "failed_attempts": state.failed_attempts,
         "throttled": state.throttled,
         "possibly_billed": state.possibly_billed,
+        # Task mode: tasks submitted whose end no run has seen (the next run collects them).
+        "tasks_open": len(state.tasks),
         "damaged_journal_lines": state.damaged[:20],
     }
     print(json.dumps(report, indent=2))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -9,7 +12,7 @@ from typing import Any
 import anyio
 import pytest
 
-from tests.conftest import journal_records, png_info, write_jobs
+from tests.conftest import REPO, journal_records, png_info, write_jobs
 from wanbatch import BatchConfig, BatchRun, ExitCode, Secret, run_batch
 from wanbatch import _events as ev
 from wanbatch.mock import MockConfig, serve_in_thread
@@ -44,6 +47,19 @@ def edit_jobs(count: int, prefix: str = "e") -> list[dict[str, Any]]:
         {"id": f"{prefix}{i}", "prompt": f"edit {prefix} {i}", "images": [REF]}
         for i in range(count)
     ]
+
+
+def status_report(out: Path) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "wanbatch", "status", str(out)],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO,
+        ).stdout
+    )
+    return report
 
 
 def events_of(records: list[dict[str, Any]], event: str) -> list[dict[str, Any]]:
@@ -110,6 +126,8 @@ async def test_a_resumed_run_polls_journaled_tasks_instead_of_submitting(
     assert len(events_of(records, "submitted")) == 4 and not events_of(records, "generated")
     assert not events_of(records, "attempt")  # a task left open is not an abandoned call
     assert mock.counters().calls == 4
+    status = await anyio.to_thread.run_sync(status_report, out)
+    assert status["tasks_open"] == 4 and status["by_state"]["pending"] == 4
 
     second = await run_batch(jobs, out, config)
     assert second.exit_code == ExitCode.OK and second.jobs_done == 4
@@ -119,6 +137,7 @@ async def test_a_resumed_run_polls_journaled_tasks_instead_of_submitting(
     assert sorted(counters.images_by_prompt.values()) == [1, 1, 1, 1]
     records = journal_records(out)
     assert len(events_of(records, "submitted")) == 4 and len(events_of(records, "generated")) == 4
+    assert (await anyio.to_thread.run_sync(status_report, out))["tasks_open"] == 0
 
 
 async def test_a_sync_run_also_collects_journaled_tasks(mock: Any, tmp_path: Path) -> None:
