@@ -86,7 +86,7 @@ def test_a_second_ctrl_c_cancels_the_pending_tasks(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_kill_9_during_hundreds_of_tasks_buys_at_most_one_extra_per_kill(tmp_path: Path) -> None:
-    count, kills = 300, 8
+    count, kills, concurrency = 200, 8, 5
     rng = random.Random(1806)
     jobs = write_jobs(
         tmp_path / "jobs.jsonl",
@@ -97,12 +97,12 @@ def test_kill_9_during_hundreds_of_tasks_buys_at_most_one_extra_per_kill(tmp_pat
     )
     out = tmp_path / "out"
     args = run_args(
-        jobs, out, "--mode", "async", "--poll-interval", "0.05", "--concurrency", "5",
+        jobs, out, "--mode", "async", "--poll-interval", "0.05", "--concurrency", str(concurrency),
         "--download-concurrency", "2",
     )  # fmt: skip
     started = time.monotonic()
     with serve_in_thread(
-        MockConfig(image_size=(16, 16), latency=0.4, latency_jitter=0.2, seed=18)
+        MockConfig(image_size=(16, 16), latency=0.8, latency_jitter=0.2, seed=18)
     ) as mock:
         env = env_for(mock)
         for _ in range(kills):
@@ -133,6 +133,7 @@ def test_kill_9_during_hundreds_of_tasks_buys_at_most_one_extra_per_kill(tmp_pat
         f"done, {counters.calls} submissions, {tasks} journaled, {extra} extra generations, "
         f"{counters.task_polls} polls, {elapsed:.1f} s"
     )
-    # Each kill can lose only the submissions whose answer was not journaled yet.
+    # Only a task whose submission was not journaled (its answer was on the way at a kill) is
+    # generated twice: at most the submissions in flight at each kill, about one.
+    assert extra <= counters.calls - tasks <= kills * concurrency
     assert extra <= kills
-    assert counters.calls - tasks <= kills
