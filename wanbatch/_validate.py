@@ -35,6 +35,7 @@ from ._jobs import (
     parse_line_issues,
 )
 from ._lines import open_job_file, read_lines
+from ._models import not_offered_problem
 from ._rules import analyse_job
 
 __all__ = [
@@ -136,8 +137,10 @@ class _Checker:
         *,
         done: DoneLines | None = None,
         first: array[int] | None = None,
+        region: str | None = None,
     ) -> None:
         self.path = path
+        self.region = region  #: the run's region: a model not offered there is an error
         self.defaults = defaults
         self.resolver = ImageResolver(
             os.path.dirname(os.path.abspath(path)), embed=False, max_bytes=0
@@ -170,6 +173,9 @@ class _Checker:
                     errors.append(JobFileError(self.path, lineno, i.field, i.message))
         if settings is None:
             return None, errors, warnings, job.id
+        offer = not_offered_problem(settings.model, self.region)
+        if offer is not None:
+            errors.append(JobFileError(self.path, lineno, "model", offer))
         for field_name, ref in settings.refs:
             try:
                 self.resolver(ref)
@@ -180,7 +186,9 @@ class _Checker:
         job_id, derived = job.id, False
         if job_id is None:
             job_id, derived = derive_job_id(job), True
-        checked = _Checked(job_id, derived, settings.interleave, settings.max_new_images, job.meta)
+        checked = _Checked(
+            job_id, derived, settings.interleave, settings.max_new_images, job.meta, settings.model
+        )
         return checked, [], warnings, None
 
 
@@ -193,6 +201,7 @@ class _Checked:
     interleave: bool
     max_new_images: int
     meta: dict[str, Any] | None
+    model: str
 
 
 def validate_file(
@@ -202,7 +211,8 @@ def validate_file(
     max_errors: int = 1000,
     done: DoneLines | None = None,
     prefix: DonePrefix | None = None,
-    on_job: Callable[[str, int], None] | None = None,
+    on_job: Callable[[str, int, str], None] | None = None,
+    region: str | None = None,
 ) -> ValidationReport:
     """Check the whole file in one streaming pass and report every problem.
 
@@ -212,8 +222,8 @@ def validate_file(
     error. Memory stays flat:
     ids are kept as 8-byte hashes, and only the first ``max_errors`` errors and warnings are
     kept (all are counted). Lines ``done`` matches (done and unchanged) count as valid without
-    a second look (``skipped_done``); ``on_job(id, max_new_images)`` is called for every other
-    valid line, so a caller can plan in the same pass. A ``prefix`` (checked by
+    a second look (``skipped_done``); ``on_job(id, max_new_images, model)`` is called for every
+    other valid line, so a caller can plan in the same pass. A ``prefix`` (checked by
     :func:`~wanbatch._prefixscan.usable_prefix` against this file and ``done``'s state) is not
     read at all: its lines count as done, and reading starts where it ends.
     """
@@ -234,7 +244,7 @@ def validate_file(
     if prefix is not None and done is not None:
         start, first_lines = (prefix.next_line, prefix.size), prefix.first
         report.jobs = report.valid_jobs = report.skipped_done = prefix.jobs
-    checker = _Checker(spath, defaults, done=done, first=first_lines)
+    checker = _Checker(spath, defaults, done=done, first=first_lines, region=region)
     ids = checker.ids
     seen: list[Any] = [start[0] - 1, start[1], b""]
     with opened as fh:
@@ -285,7 +295,7 @@ def validate_file(
             report.images += planned.max_new_images
             report.interleaved += planned.interleave
             if on_job is not None:
-                on_job(planned.id, planned.max_new_images)
+                on_job(planned.id, planned.max_new_images, planned.model)
     report.lines = seen[0]
     report.image_reads = checker.resolver.stats().reads
     if report.jobs == 0:
