@@ -258,7 +258,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return ExitCode.INTERRUPTED
     progress.close()
     try:
-        print(format_summary(summary, args.out, price=config.price), file=sys.stderr)
+        bought = summary.images_generated_this_run
+        price = summary.spent_this_run / bought if bought else config.price
+        print(format_summary(summary, args.out, price=price), file=sys.stderr)
         if summary.exit_code == ExitCode.INTERRUPTED:
             aborted = (summary.stop_reason or "").startswith("aborted")
             what = "aborted" if aborted else "interrupted"

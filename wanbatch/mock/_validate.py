@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from wanbatch.mock._errors import DOWNLOAD_FAILED, MODEL_NOT_FOUND, URL_ERROR, Rejection
 from wanbatch.mock._imageinfo import sniff_image
 from wanbatch.mock._sizing import SizeRequest, parse_size
+from wanbatch.mock._wan27 import MAX_PROMPT, MODELS_27, check_wan27
 
 __all__ = ["MODEL", "GenerationRequest", "InputImage", "prompt_of", "validate_generation"]
 
@@ -102,7 +103,7 @@ def validate_generation(body: object) -> GenerationRequest:
         )
     if not isinstance(model, str):
         raise Rejection.invalid("model must be a string")
-    if model != MODEL:
+    if model != MODEL and model not in MODELS_27:
         raise Rejection(404, "ModelNotFound", MODEL_NOT_FOUND)
     raw_input = body.get("input")
     if raw_input is None or raw_input == {}:
@@ -117,6 +118,8 @@ def validate_generation(body: object) -> GenerationRequest:
     if not isinstance(params, dict):
         raise Rejection.invalid("parameters must be a JSON object")
 
+    if model in MODELS_27:
+        return _wan27_request(model, raw_input, params)
     for name in _BOOL_PARAMS:
         if name in params and not isinstance(params[name], bool):
             raise Rejection.invalid(f"parameters.{name} must be a boolean")
@@ -155,6 +158,34 @@ def validate_generation(body: object) -> GenerationRequest:
         max_images=max_images,
         size=size,
         seed=seed,
+        images=tuple(images),
+    )
+
+
+def _wan27_request(
+    model: str, raw_input: dict[str, Any], params: dict[str, Any]
+) -> GenerationRequest:
+    """A wan2.7 request (:mod:`wanbatch.mock._wan27`); sets may make fewer images than ``n``."""
+    prompt, values = _split_message(raw_input)
+    deferred: Rejection | None = None
+    images: list[InputImage] = []
+    for value in values[:10]:
+        image, problem = _input_image(value)
+        images.append(image)
+        deferred = deferred or problem
+    sizes = [(i.width, i.height) if i.width and i.height else None for i in images]
+    plan = check_wan27(model, params, prompt, sizes + [None] * (len(values) - len(images)))
+    if deferred is not None:
+        raise deferred
+    seed = params.get("seed")
+    return GenerationRequest(
+        prompt=prompt[:MAX_PROMPT],
+        negative_prompt=None,
+        interleave=False,
+        n=plan.count,
+        max_images=1,
+        size=plan.size,
+        seed=seed if isinstance(seed, int) else None,
         images=tuple(images),
     )
 
