@@ -259,14 +259,14 @@ def _settings(
     """Add the passthrough ``parameters`` (fields wanbatch does not model, sent as-is)."""
     for key, value in job.parameters.items() if job.parameters else ():
         field = f"parameters.{key}"
-        if key in _MODELLED_PARAMS:
+        if key in profile.refused:
+            issues.append(Issue(field, f"{profile.name} does not take '{key}'; remove it"))
+        elif key in _MODELLED_PARAMS:
             msg = f"'{key}' is a job field: write it at the top level of the line"
             issues.append(Issue(field, msg + ", not inside parameters"))
         elif key == "stream":
             msg = "set by wanbatch from the mode (true in interleaved mode); remove it"
             issues.append(Issue(field, msg))
-        elif key in profile.refused or (key == "prompt_extend" and profile.family == "wan2.7"):
-            issues.append(Issue(field, f"{profile.name} does not take '{key}'; remove it"))
         else:
             params[key] = value
     if prompt is None or (issues and any(not i.warning for i in issues)):
