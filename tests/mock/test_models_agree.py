@@ -124,7 +124,7 @@ def request_body(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def client_valid(job: dict[str, Any]) -> bool:
-    settings_, issues = analyse_job(Job.model_validate(job), GenerationDefaults())
+    settings_, _issues = analyse_job(Job.model_validate(job), GenerationDefaults())
     return settings_ is not None
 
 

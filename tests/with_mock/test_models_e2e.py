@@ -115,10 +115,11 @@ async def test_dry_run_prices_each_job_at_its_model_and_sets_at_their_maximum(
          "n": 12},
     ]  # fmt: skip
     path = write_jobs(tmp_path / "mixed.jsonl", jobs)
+    workspace_sg = "https://ws-abc123.ap-southeast-1.maas.aliyuncs.com/api/v1"
     for base_url, prices in (
         ("https://dashscope.aliyuncs.com/api/v1", (0.20, 0.20, 0.50)),
-        ("https://ws-abc123.ap-southeast-1.maas.aliyuncs.com/api/v1", (0.220177, 0.220177, 0.562065)),
-    ):  # fmt: skip
+        (workspace_sg, (0.220177, 0.220177, 0.562065)),
+    ):
         summary = await run_batch(path, tmp_path / "out", config(base_url), dry_run=True)
         assert summary.plan["images_max"] == 1 + 3 + 12
         expected = prices[0] * 1 + prices[1] * 3 + prices[2] * 12
