@@ -4,7 +4,8 @@ Implements the documented request rules (docs/service.md, Request body): model, 
 message, the text/image items, each parameter's type and range, per-mode image counts, and the
 input-image rules (URL schemes, data-URI decoding, 10 MB, 240–8000 px, no PNG alpha). Over-long
 prompts are truncated, not rejected, and unknown parameters (such as the SDK's ``is_async``)
-are accepted.
+are accepted. ``wan2.7-image`` and ``wan2.7-image-pro`` requests are checked by
+:mod:`wanbatch.mock._wan27` after the shared message and image checks.
 """
 
 from __future__ import annotations
