@@ -204,7 +204,7 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wanbatch",
-        description="Batch image generation with Alibaba's Wan image models (DashScope), resumable.",
+        description="Batch image generation with Alibaba's Wan image models, resumable.",
         epilog=f"{ENVIRONMENT_HELP}\n{EXIT_CODES_HELP}",
         formatter_class=_HelpFormatter,
     )

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from ._columns import MAX_COLUMNS, TEXT, Kind, describe, kind_of, unify
-from ._config import GenerationDefaults
+from ._config import DEFAULT_MODEL, GenerationDefaults
 from ._donejobs import DoneLines
 from ._doneprefix import DonePrefix
 from ._errors import JobFileError
@@ -61,6 +61,7 @@ class ValidationReport:
     jobs: int = 0  #: non-blank lines, valid or not
     valid_jobs: int = 0
     interleaved: int = 0  #: valid jobs in interleaved mode (the rest edit)
+    other_models: int = 0  #: valid jobs on another model than wan2.6-image (no such modes)
     images: int = 0  #: most images a run may buy: sum of max_new_images of valid jobs
     skipped_done: int = 0  #: valid lines passed over as done and unchanged (``done``)
     #: (line number, byte offset) of the first line ``done`` did not pass over: a later pass
@@ -294,6 +295,7 @@ def validate_file(
             report.valid_jobs += 1
             report.images += planned.max_new_images
             report.interleaved += planned.interleave
+            report.other_models += planned.model != DEFAULT_MODEL
             if on_job is not None:
                 on_job(planned.id, planned.max_new_images, planned.model)
     report.lines = seen[0]
@@ -317,10 +319,11 @@ def format_report(report: ValidationReport) -> list[str]:
     if report.truncated:
         summary += f" (first {len(report.errors)} errors and {len(report.warnings)} warnings shown)"
     if report.ok:
-        editing = report.valid_jobs - report.interleaved
+        editing = report.valid_jobs - report.interleaved - report.other_models
+        others = f", {report.other_models} on wan2.7 models" if report.other_models else ""
         summary += (
             f"; a run buys at most {_plural(report.images, 'image')} "
-            f"({report.interleaved} interleaved, {editing} editing)"
+            f"({report.interleaved} interleaved, {editing} editing{others})"
         )
     out.append(summary)
     return out
