@@ -16,7 +16,7 @@ from wanbatch._models import (
     region_of_url,
     workspace_base_url,
 )
-from wanbatch._requests import build_body
+from wanbatch._requests import build_body, build_planned_job
 from wanbatch._rules import analyse_job
 
 
@@ -77,6 +77,16 @@ def test_wan27_body_sends_n_and_no_event_stream_flags() -> None:
     assert len(edit["input"]["messages"][0]["content"]) == 2
     sets = body({"model": "wan2.7-image", "prompt": "x", "enable_sequential": True, "n": 12})
     assert sets["parameters"] == {"n": 12, "enable_sequential": True}
+    # Called as plain JSON (no event stream), planned at its maximum, with its model.
+    planned, errors, _warnings = build_planned_job(
+        Job.model_validate({"model": "wan2.7-image-pro", "prompt": "x", "n": 9,
+                            "enable_sequential": True}),
+        GenerationDefaults(), lambda ref: ref, path="j", line=1, source="",
+    )  # fmt: skip
+    assert planned is not None and not errors
+    assert (planned.interleave, planned.max_new_images, planned.model) == (
+        False, 9, "wan2.7-image-pro"
+    )  # fmt: skip
     # The run-wide model applies to a job that names none; a job's own model wins.
     assert body({"prompt": "x"}, model="wan2.7-image")["model"] == "wan2.7-image"
     own = body({"prompt": "x", "model": "wan2.6-image"}, model="wan2.7-image")

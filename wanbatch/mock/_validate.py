@@ -81,9 +81,10 @@ def prompt_of(body: object) -> str | None:
     """The (truncated) prompt of a body, or ``None``; lenient, for counting calls by prompt."""
     try:
         content = body["input"]["messages"][0]["content"]  # type: ignore[index]
+        cut = MAX_PROMPT if body.get("model") in MODELS_27 else MAX_PROMPT_CHARS  # type: ignore[attr-defined]
         for item in content:
             if isinstance(item, dict) and isinstance(item.get("text"), str):
-                return str(item["text"])[:MAX_PROMPT_CHARS]
+                return str(item["text"])[:cut]
     except (KeyError, IndexError, TypeError):
         return None
     return None
