@@ -35,7 +35,7 @@ from ._jobs import (
     parse_line_issues,
 )
 from ._lines import open_job_file, read_lines
-from ._models import not_offered_problem
+from ._models import PROFILES, not_offered_problem
 from ._rules import analyse_job
 
 __all__ = [
@@ -177,11 +177,20 @@ class _Checker:
         offer = not_offered_problem(settings.model, self.region)
         if offer is not None:
             errors.append(JobFileError(self.path, lineno, "model", offer))
+        ratio = PROFILES[settings.model].max_image_ratio
         for field_name, ref in settings.refs:
             try:
                 self.resolver(ref)
             except ValueError as exc:
                 errors.append(JobFileError(self.path, lineno, field_name, str(exc)))
+                continue
+            size = self.resolver.last_size
+            if ratio and size is not None and max(size) > ratio * min(size):
+                msg = (
+                    f"image is {size[0]}x{size[1]} px; {settings.model} takes reference images "
+                    f"with an aspect ratio within 1:{ratio} to {ratio}:1"
+                )
+                errors.append(JobFileError(self.path, lineno, field_name, msg))
         if errors:
             return None, errors, warnings, job.id
         job_id, derived = job.id, False

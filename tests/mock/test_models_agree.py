@@ -2,8 +2,9 @@
 
 The two are separate readings of the service's documentation (the mock imports nothing from the
 client), so agreement on generated jobs is evidence that both read it the same way. Each
-generated job is judged twice: by :func:`wanbatch._rules.analyse_job` (valid when it returns
-settings) and by the mock's :func:`validate_generation` on the body the job asks for, built
+generated job is judged twice: by the client's validation of a job file
+(:func:`wanbatch._validate.validate_file`, as ``wanbatch validate`` and every run do) and by the
+mock's :func:`validate_generation` on the body the job asks for, built
 here by a small translator of the job format (not by the client's code).
 
 wan2.7-only fields are generated for the wan2.7 models only: on ``wan2.6-image`` the client
@@ -13,14 +14,17 @@ them pass.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mock_helpers import data_uri
 
 from wanbatch._config import GenerationDefaults
-from wanbatch._jobs import Job
-from wanbatch._rules import analyse_job
+from wanbatch._validate import validate_file
 from wanbatch.mock._errors import Rejection
 from wanbatch.mock._validate import validate_generation
 
@@ -31,6 +35,16 @@ SIZES = [
     "1281*1280", "3000*3000", "2048*2049", "abc", "0*0", "1k",
 ]  # fmt: skip
 
+#: Reference images: URLs (not fetched), and inline ones of sizes around the rules' edges
+#: (240 px a side at least; a ratio of 8:1 at most for the wan2.7 models).
+IMAGES = [
+    *(f"https://example.com/ref{k}.png" for k in range(6)),
+    data_uri(320, 320),
+    data_uri(1920, 240),
+    data_uri(240, 1921),
+    data_uri(2000, 240),
+    data_uri(239, 300),
+]
 texts = st.one_of(
     st.sampled_from(["a red fox", "  ", "", "x" * 2100, "y" * 5100]),
     st.text(min_size=0, max_size=30),
@@ -63,9 +77,9 @@ def jobs(draw: st.DrawFn) -> dict[str, Any]:
     job: dict[str, Any] = {"prompt": draw(texts)}
     if model is not None:
         job["model"] = model
-    count = draw(st.integers(0, 11))
+    count = draw(st.one_of(st.integers(0, 2), st.integers(0, 11)))
     if count or draw(st.booleans()):
-        job["images"] = [f"https://example.com/ref{k}.png" for k in range(count)]
+        job["images"] = [draw(st.sampled_from(IMAGES)) for _ in range(count)]
     optional: dict[str, st.SearchStrategy[Any]] = {
         "size": st.sampled_from(SIZES),
         "n": st.integers(0, 14),
@@ -94,8 +108,9 @@ def jobs(draw: st.DrawFn) -> dict[str, Any]:
             prompt_extend=st.booleans(),
             negative_prompt=st.sampled_from(["blurry", "z" * 600]),
         )
+    sparse = draw(st.sampled_from([2, 4, 10, 30]))  # some jobs set many fields, some few
     for name, strategy in optional.items():
-        if draw(st.integers(0, 3)) == 0:
+        if draw(st.integers(1, sparse)) == 1:
             job[name] = draw(strategy)
     return job
 
@@ -123,9 +138,10 @@ def request_body(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def client_valid(job: dict[str, Any]) -> bool:
-    settings_, _issues = analyse_job(Job.model_validate(job), GenerationDefaults())
-    return settings_ is not None
+def client_valid(job: dict[str, Any], folder: Path) -> bool:
+    path = folder / "job.jsonl"
+    path.write_text(json.dumps(job) + "\n", encoding="utf-8")
+    return validate_file(path, GenerationDefaults()).ok
 
 
 def mock_valid(job: dict[str, Any]) -> bool:
@@ -136,20 +152,25 @@ def mock_valid(job: dict[str, Any]) -> bool:
     return True
 
 
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("agree")
+
+
 @settings(max_examples=1500, deadline=None, database=None)
-@given(jobs())
-def test_client_and_mock_agree_on_what_is_valid(job: dict[str, Any]) -> None:
-    assert client_valid(job) == mock_valid(job), job
+@given(job=jobs())
+def test_client_and_mock_agree_on_what_is_valid(job: dict[str, Any], folder: Path) -> None:
+    assert client_valid(job, folder) == mock_valid(job), job
 
 
-def test_the_generator_reaches_both_verdicts_for_every_model() -> None:
+def test_the_generator_reaches_both_verdicts_for_every_model(folder: Path) -> None:
     """Not a vacuous agreement: for each model, valid and invalid jobs are generated."""
     seen: set[tuple[str, bool]] = set()
 
-    @settings(max_examples=600, deadline=None, database=None)
+    @settings(max_examples=1000, deadline=None, database=None)
     @given(jobs())
     def collect(job: dict[str, Any]) -> None:
-        seen.add((job.get("model", "wan2.6-image"), client_valid(job)))
+        seen.add((job.get("model", "wan2.6-image"), client_valid(job, folder)))
 
     collect()
     assert seen == {(m, v) for m in MODELS for v in (True, False)}

@@ -207,6 +207,29 @@ def test_the_base_url_a_run_calls(
     assert _base_url_for(args) == expected
 
 
+def test_wan27_reference_images_must_be_within_1_to_8(tmp_path: Path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (2000, 240)).save(tmp_path / "wide.png")  # 8.3:1
+    Image.new("RGB", (1920, 240)).save(tmp_path / "eight.png")  # 8:1
+    path = write_jobs(
+        tmp_path / "j.jsonl",
+        [
+            {"model": "wan2.6-image", "prompt": "a", "images": ["wide.png"]},
+            {"model": "wan2.7-image", "prompt": "b", "images": ["eight.png", "wide.png"]},
+            {"model": "wan2.7-image-pro", "prompt": "c", "images": ["wide.png"]},
+        ],
+    )
+    result = run_cli("validate", str(path))
+    assert result.returncode == 2
+    assert result.stdout.splitlines()[:2] == [
+        f"{path}:2: images[1]: image is 2000x240 px; wan2.7-image takes reference images with "
+        "an aspect ratio within 1:8 to 8:1",
+        f"{path}:3: images[0]: image is 2000x240 px; wan2.7-image-pro takes reference images "
+        "with an aspect ratio within 1:8 to 8:1",
+    ]
+
+
 def test_cli_refuses_a_workspace_with_a_base_url(tmp_path: Path) -> None:
     path = write_jobs(tmp_path / "j.jsonl", [{"prompt": "a fox"}])
     result = run_cli(
