@@ -62,10 +62,11 @@ exit codes:
 ENVIRONMENT_HELP = """\
 environment:
   DASHSCOPE_API_KEY        the API key (required unless --mock or --dry-run); never printed
-  DASHSCOPE_HTTP_BASE_URL  the API base URL when neither --base-url, --workspace nor
-                           --region is given (default https://dashscope-intl.aliyuncs.com/api/v1)
-  DASHSCOPE_WORKSPACE_ID   the workspace whose own host to call, when --workspace is not
-                           given and --base-url is not either
+  DASHSCOPE_WORKSPACE_ID   the workspace whose own host (in --region) to call, when neither
+                           --base-url nor --workspace is given
+  DASHSCOPE_HTTP_BASE_URL  the API base URL when none of --base-url, --workspace,
+                           DASHSCOPE_WORKSPACE_ID, --region is given
+                           (default https://dashscope-intl.aliyuncs.com/api/v1)
 """
 
 
