@@ -96,6 +96,33 @@ async def test_editing_and_interleaved_jobs_run_as_tasks(mock: Any, tmp_path: Pa
     assert len(list((out / "images").glob("*.png"))) == 3 + 2 + 1
 
 
+async def test_every_wan27_mode_runs_as_a_task(mock: Any, tmp_path: Path) -> None:
+    jobs = [
+        {"id": "t2i", "model": "wan2.7-image", "prompt": "a lighthouse", "size": "1K"},
+        {"id": "edit", "model": "wan2.7-image", "prompt": "a bow tie", "images": [REF, REF]},
+        {
+            "id": "set",
+            "model": "wan2.7-image",
+            "prompt": "four seasons",
+            "enable_sequential": True,
+            "n": 3,
+        },
+        {"id": "pro", "model": "wan2.7-image-pro", "prompt": "a dew drop", "size": "4K"},
+    ]
+    out = tmp_path / "out"
+    summary = await run_batch(
+        write_jobs(tmp_path / "jobs.jsonl", jobs), out, task_config(mock.base_url)
+    )
+    assert summary.exit_code == ExitCode.OK and summary.jobs_done == 4
+    records = journal_records(out)
+    assert sorted(r["id"] for r in events_of(records, "submitted")) == ["edit", "pro", "set", "t2i"]
+    generated = {r["id"]: len(r["images"]) for r in events_of(records, "generated")}
+    assert generated["t2i"] == generated["edit"] == generated["pro"] == 1
+    assert 1 <= generated["set"] <= 3  # a set's n is a maximum
+    counters = mock.counters()
+    assert counters.calls == 4 and counters.images_generated == sum(generated.values())
+
+
 async def stop_after_submissions(jobs: Path, out: Path, config: BatchConfig, count: int) -> Any:
     """Run until ``count`` calls started, then stop (first Ctrl-C): their tasks stay open."""
     run = BatchRun(jobs, out, config)
