@@ -171,7 +171,7 @@ class CallRunner:
                     self._pacer.on_throttle(exc.retry_after)
                     self._summary.throttled += 1
                     self._control.emit(
-                        ev.Throttled(
+                        ev.ThrottledEvent(
                             job.id, exc.code, self._pacer.statistics().limit, exc.retry_after
                         )
                     )
