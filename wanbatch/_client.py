@@ -21,7 +21,7 @@ import aiohttp
 from wanbatch._answer import GenerationResult
 from wanbatch._config import Secret
 from wanbatch._errors import ApiError, ConnectFailed, ResponseLost
-from wanbatch._protocol import build_headers, generation_url
+from wanbatch._protocol import build_headers, encode_body, generation_url
 from wanbatch._response import parse_json_response
 from wanbatch._sse import InterleaveAccumulator, SSEDecoder
 
@@ -111,7 +111,7 @@ class ApiClient:
         cut: str | None = None
         with _mapped_errors():
             async with self._session.post(
-                self._url, json=body, headers=headers, timeout=self._timeout
+                self._url, data=encode_body(body), headers=headers, timeout=self._timeout
             ) as resp:
                 offset = _clock_offset(resp.headers.get("Date"), time.time())
                 content_type = resp.headers.get("Content-Type", "")

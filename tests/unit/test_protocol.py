@@ -15,7 +15,7 @@ from wanbatch._errors import (
     RetryableApiError,
     Throttled,
 )
-from wanbatch._protocol import GENERATION_PATH, build_headers, generation_url
+from wanbatch._protocol import GENERATION_PATH, build_headers, encode_body, generation_url
 from wanbatch._response import parse_json_response
 
 JSON = "application/json"
@@ -58,6 +58,14 @@ def test_generation_path_and_headers() -> None:
 @pytest.mark.parametrize("base", ["http://127.0.0.1:1/api/v1", "http://127.0.0.1:1/api/v1/"])
 def test_generation_url_joins_the_path_to_the_api_root(base: str) -> None:
     assert generation_url(base) == "http://127.0.0.1:1/api/v1" + GENERATION_PATH
+
+
+def test_the_body_is_json_in_utf8_with_non_ascii_escaped() -> None:
+    body = {"model": "wan2.6-image", "input": {"messages": [{"content": [{"text": "猫 é"}]}]}}
+    raw = encode_body(body)
+    assert json.loads(raw) == body
+    assert raw.isascii() and b"\\u732b" in raw
+    assert raw.startswith(b'{"model": "wan2.6-image", "input": ')
 
 
 def test_the_documented_edit_answer() -> None:
