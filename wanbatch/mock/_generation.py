@@ -77,7 +77,9 @@ async def generate(request: web.Request) -> web.StreamResponse:
         if sse:
             return await _stream(request, state, generation, size, latency, request_id)
         count = generation.images_to_make
-        urls = state.issue_urls(origin(request), size, count)
+        urls = state.issue_urls(
+            origin(request), size, count, prompt=generation.prompt, seed=generation.seed
+        )
         state.counters.billed(generation.prompt, count)
         state.succeeded()
         answer = {
@@ -100,7 +102,9 @@ async def _stream(
 ) -> web.StreamResponse:
     """Answer as SSE: incremental items, ``finish_reason`` null until the last event."""
     count = generation.images_to_make
-    urls = state.issue_urls(origin(request), size, count)
+    urls = state.issue_urls(
+        origin(request), size, count, prompt=generation.prompt, seed=generation.seed
+    )
     input_tokens = output_tokens = 0  # token semantics of interleave are undocumented
     if generation.interleave:
         # One item per event; the last event carries the closing text.

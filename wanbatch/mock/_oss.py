@@ -43,7 +43,7 @@ async def download(request: web.Request) -> web.StreamResponse:
             "The request signature we calculated does not match the signature you provided. "
             "Check your key and signing method.",
         )
-    data = state.pngs.get(stored.width, stored.height, stored.variant)
+    data = state.png(stored)
     head = request.method == "HEAD"
     if not head and state.behaviour.truncate():
         return await _truncated(request, state, data)
