@@ -7,10 +7,10 @@ Run by hand (not part of pytest)::
 
 The mock (own process) serves ``--image-size 1296x1296 --image-style noise`` stand-in PNGs: a
 noisy gradient in stored-deflate RGB, so one file is ~5.0 MB (the exact size is printed), about
-what the service returns for a large image (the mock's default pictures are a few kilobytes). For each stream count in ``--parallel`` and each variant, one client
-subprocess gets one signed image URL and downloads it ``--images`` times a round with that many
-streams; every round starts from an empty folder and a ``sync``, so no round pays for the dirty
-pages of the one before:
+what the service returns for a large image (the mock's default pictures are a few kilobytes).
+For each stream count in ``--parallel`` and each variant, one client subprocess gets one signed
+image URL and downloads it ``--images`` times a round with that many streams; every round starts
+from an empty folder and a ``sync``, so no round pays for the dirty pages of the one before:
 
 - the floor: ``session.get(url)``, ``iter_chunked(256 KiB)``, plain writes to a temp name, then
   ``fsync`` and rename on a worker thread: the least a loop does to have each file on disk and
