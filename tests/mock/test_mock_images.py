@@ -120,6 +120,19 @@ async def test_streamed_and_async_images_are_numbered_in_their_answer() -> None:
     assert task_text[0]["seed"] == task_text[1]["seed"]  # one seed per call
 
 
+async def test_an_image_set_numbers_every_image_of_the_call() -> None:
+    payload = body("a set of stickers", images=[], enable_sequential=True, n=12, seed=9)
+    payload["model"] = "wan2.7-image"
+    async with running_mock(MockConfig(image_size=(96, 96))) as (_mock, session):
+        status, _, answer = await post(session, SYNC_PATH, payload)
+        assert status == 200, answer
+        pngs = [await fetch(session, url) for url in urls_of(answer)]
+    texts = [decode(data).text for data in pngs]  # type: ignore[attr-defined]
+    assert [t["index"] for t in texts] == [str(k) for k in range(len(pngs))]
+    assert {(t["prompt"], t["seed"]) for t in texts} == {("a set of stickers", "9")}
+    assert len(pngs) >= 10 and len({decode(data).tobytes() for data in pngs}) == len(pngs)
+
+
 @pytest.mark.parametrize("size", [(1, 1), (17, 3), (8, 8), (240, 1000), (2048, 512)])
 def test_pictures_of_any_size_decode(size: tuple[int, int]) -> None:
     image = decode(draw_picture(*size, prompt="x", seed=0, index=12))
