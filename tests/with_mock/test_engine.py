@@ -319,7 +319,7 @@ async def test_resume_passes_over_done_lines_and_reports_changed_requests(
 
 async def test_large_images_are_saved_with_their_sha256(tmp_path: Path) -> None:
     """Images over 1 MiB (many chunks): the journal's sha256 is each file's."""
-    with serve_in_thread(MockConfig(image_size=(640, 640), seed=7)) as big:
+    with serve_in_thread(MockConfig(image_size=(640, 640), image_style="noise", seed=7)) as big:
         jobs = write_jobs(tmp_path / "jobs.jsonl", text_jobs(3))
         out = tmp_path / "out"
         run = BatchRun(jobs, out, fast_config(big.base_url))
