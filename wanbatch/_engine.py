@@ -155,7 +155,7 @@ class BatchRun:
                         "job file; run again to resume it"
                     )
             prepare_out_dir(self.out_dir)
-            self._control.emit(plan.planned_event(self.config.price))
+            self._control.emit(plan.planned_event())
             journal = Journal(self.out_dir)
             journal.open()
             try:

@@ -18,6 +18,7 @@ from wanbatch._donejobs import DoneLines
 from wanbatch._doneprefix import DonePrefix
 from wanbatch._errors import InvalidJobs, JournalError
 from wanbatch._journal import read_prefix
+from wanbatch._models import price_for, run_region
 from wanbatch._plan import Action, plan_job
 from wanbatch._prefixscan import usable_prefix
 from wanbatch._state import RunState
@@ -53,8 +54,10 @@ class RunPlan:
     #: the done keys then: the end of this run scans on from it.
     start_prefix: DonePrefix | None
     start_keys: array[int] | None
+    #: What the calls planned may cost at most, CNY (each image at its model's price).
+    cost: float
 
-    def planned_event(self, price: float) -> ev.RunPlanned:
+    def planned_event(self) -> ev.RunPlanned:
         """The event that announces a real run (its plan and its most cost)."""
         counts = self.counts
         return ev.RunPlanned(
@@ -64,7 +67,7 @@ class RunPlan:
             to_call=counts["call"],
             to_download=counts["download"],
             images_max=counts["images_max"],
-            price=price,
+            price=self.cost / max(1, counts["images_max"]),
         )
 
 
@@ -77,8 +80,10 @@ def plan_run(
     Blocking: run it on a worker thread.
     """
     counts = dict.fromkeys(PLAN_KEYS, 0)
+    cost = 0.0
 
-    def on_job(job_id: str, max_new_images: int) -> None:
+    def on_job(job_id: str, max_new_images: int, model: str) -> None:
+        nonlocal cost
         job_state = state.job(job_id)
         counts["jobs"] += 1
         counts["matched"] += job_state is not None
@@ -93,6 +98,7 @@ def plan_run(
         if plan.action is Action.CALL:
             counts["call"] += 1
             counts["images_max"] += max_new_images
+            cost += max_new_images * price_for(config, model)
         elif plan.action is Action.DOWNLOAD:
             counts["download"] += 1
         elif plan.action is Action.SKIP_DONE:
@@ -111,11 +117,12 @@ def plan_run(
         done=DoneLines(state, salt),
         prefix=prefix,
         on_job=on_job,
+        region=run_region(config),
     )
     counts["jobs"] += report.skipped_done
     counts["matched"] += report.skipped_done
     counts["done"] += report.skipped_done
-    return RunPlan(counts, report, prefix, start_keys)
+    return RunPlan(counts, report, prefix, start_keys, cost)
 
 
 def accept_plan(
@@ -161,7 +168,7 @@ def accept_plan(
             f"{out_dir} holds a run of another job file ({state.jobs_file}): none of its "
             f"{len(state)} job ids is in {jobs_path}; use a new --out folder"
         )
-    summary.estimated_cost = round(counts["images_max"] * config.price, 4)
+    summary.estimated_cost = round(plan.cost, 4)
     if summary.dry_run:
         summary.jobs_done = counts["done"]
         summary.jobs_failed = counts["failed"]
