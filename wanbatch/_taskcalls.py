@@ -21,7 +21,6 @@ the tasks this run left that are still PENDING (:meth:`TaskClient.cancel_pending
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +28,7 @@ import aiohttp
 import anyio
 
 from wanbatch._client import ApiClient, CallResult, _clock_offset, _mapped_errors
+from wanbatch._clock import SYSTEM_CLOCK, Clock
 from wanbatch._config import Secret
 from wanbatch._control import RunControl
 from wanbatch._errors import ApiError, BatchFatal, OutputError, TransportError, api_error
@@ -76,13 +76,14 @@ class TaskClient(ApiClient):
         api_key: Secret,
         *,
         timeout: float,
+        clock: Clock = SYSTEM_CLOCK,
         control: RunControl,
         journal: Journal,
         tasks: bool,
         poll_interval: float,
         open_tasks: Mapping[str, str] = {},
     ) -> None:
-        super().__init__(session, base_url, api_key, timeout=timeout)
+        super().__init__(session, base_url, api_key, timeout=timeout, clock=clock)
         self._base = base_url.rstrip("/")
         self._control = control
         self._journal = journal
@@ -104,7 +105,7 @@ class TaskClient(ApiClient):
         task = self._journaled.pop(job_id, None) if job_id is not None else None
         if task is None and not self._tasks:
             return await super().generate(body, interleave=interleave)
-        started = time.monotonic()
+        started = self._clock.monotonic()
         resumed = task is not None
         if task is None:
             task = await self._submit(body, job_id)
@@ -122,7 +123,7 @@ class TaskClient(ApiClient):
             ) as resp:
                 raw = await resp.read()
                 retry_after = resp.headers.get("Retry-After")
-        task, request_id = parse_submit(resp.status, raw, retry_after, now=time.time())
+        task, request_id = parse_submit(resp.status, raw, retry_after, now=self._clock.now())
         if job_id is not None:
             # Before any wait: a crash from here on costs nothing, the next run polls it.
             self._control.journal(
@@ -147,7 +148,7 @@ class TaskClient(ApiClient):
             if wait:
                 delay = poll_delay(self._interval, self._control.rand.random())
                 with self._control.interruptible():
-                    await anyio.sleep(delay)
+                    await self._clock.sleep(delay)
             wait = True
             if self._control.stopping:
                 raise TaskLeft(task)
@@ -161,7 +162,9 @@ class TaskClient(ApiClient):
             self.open[key][1] = poll.status
             if poll.status == "SUCCEEDED" and poll.result is not None:
                 del self.open[key]
-                return CallResult(poll.result, time.monotonic() - started, clock_offset=offset)
+                return CallResult(
+                    poll.result, self._clock.monotonic() - started, clock_offset=offset
+                )
             if poll.status == "FAILED" and poll.error is not None:
                 del self.open[key]
                 raise poll.error
@@ -208,7 +211,7 @@ class TaskClient(ApiClient):
             async with self._session.get(
                 self._base + task_path(task), headers=headers, timeout=self._timeout
             ) as resp:
-                offset = _clock_offset(resp.headers.get("Date"), time.time())
+                offset = _clock_offset(resp.headers.get("Date"), self._clock.now())
                 raw = await resp.read()
                 content_type = resp.headers.get("Content-Type", "")
         return parse_poll(resp.status, raw, content_type), offset
@@ -287,8 +290,15 @@ async def settle_left_tasks(client: TaskClient, control: RunControl) -> None:
     if not control.aborted.is_set():
         if not client.pending():
             return
-        with anyio.move_on_after(CANCEL_GRACE_S):
+        async with anyio.create_task_group() as tg:
+
+            async def grace() -> None:
+                await control.clock.sleep(CANCEL_GRACE_S)
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(grace)
             await control.aborted.wait()
+            tg.cancel_scope.cancel()
         if not control.aborted.is_set():
             return
     cancelled = await client.cancel_pending()

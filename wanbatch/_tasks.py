@@ -1,6 +1,7 @@
 """The task API's wire protocol, sans-I/O: submit, poll and cancel requests and their answers.
 
-Pure (stdlib only, like :mod:`wanbatch._protocol`, whose result and error parsing it reuses).
+Pure (stdlib only, like :mod:`wanbatch._protocol`; it reuses the answer and error parsing of
+:mod:`wanbatch._response` and :mod:`wanbatch._answer`).
 A task is submitted to the image-generation path with ``X-DashScope-Async: enable`` and the
 same body as a synchronous call; the answer carries only its id (``output.task_id``, status
 ``PENDING``). ``GET /tasks/{id}`` then reads its status (docs/service.md, Task mode)::
@@ -20,14 +21,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from wanbatch._answer import GenerationResult, error_from_body
 from wanbatch._errors import ApiError, api_error
 from wanbatch._policy import parse_retry_after
-from wanbatch._protocol import (
-    GenerationResult,
-    build_headers,
-    error_from_body,
-    parse_json_response,
-)
+from wanbatch._protocol import build_headers
+from wanbatch._response import parse_json_response
 
 __all__ = [
     "ENDED",
