@@ -32,6 +32,11 @@ def submitted(out: Path) -> int:
     return journal.read_bytes().count(b'"event":"submitted"')
 
 
+def runs_journaled(out: Path) -> int:
+    journal = out / "journal.jsonl"
+    return journal.read_bytes().count(b'"event":"run"') if journal.exists() else 0
+
+
 def wait_until(check: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -105,11 +110,14 @@ def test_kill_9_during_hundreds_of_tasks_buys_at_most_one_extra_per_kill(tmp_pat
         MockConfig(image_size=(16, 16), latency=0.8, latency_jitter=0.2, seed=18)
     ) as mock:
         env = env_for(mock)
-        for _ in range(kills):
+        for number in range(1, kills + 1):
             proc = subprocess.Popen(
                 args, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
-            time.sleep(rng.uniform(1.0, 3.0))  # a random instant, not a timing assertion
+            # A random instant after the run journaled its start (start-up time varies with the
+            # machine's load; a kill before it would test nothing).
+            wait_until(lambda n=number: runs_journaled(out) >= n, 60, f"run {number} to start")
+            time.sleep(rng.uniform(0.05, 1.5))  # a random instant, not a timing assertion
             proc.kill()
             proc.wait(timeout=30)
             assert proc.returncode == -9
@@ -124,6 +132,7 @@ def test_kill_9_during_hundreds_of_tasks_buys_at_most_one_extra_per_kill(tmp_pat
         png_info(image)
     records = journal_records(out)
     runs = sum(1 for r in records if r["event"] == "run")
+    assert runs == kills + 1  # every kill landed mid-run
     tasks = sum(1 for r in records if r["event"] == "submitted")
     per_prompt = counters.images_by_prompt
     assert len(per_prompt) == count
