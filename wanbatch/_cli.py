@@ -35,6 +35,7 @@ from wanbatch._errors import (
     WanbatchError,
 )
 from wanbatch._models import region_of_url, workspace_base_url, workspace_id_problem
+from wanbatch._shards import Shard
 from wanbatch._summary import ExitCode, RunSummary
 
 __all__ = ["main"]
@@ -75,6 +76,7 @@ def _config(args: argparse.Namespace, base_url: str, api_key: Secret | None) -> 
         defaults=_defaults(args),
         mode=args.mode,
         poll_interval=args.poll_interval,
+        shard=args.shard,
     )
 
 
@@ -292,7 +294,31 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if problem:
         print(f"wanbatch: {problem}", file=sys.stderr)
         return ExitCode.USAGE
-    return validate_command(args.jobs, _defaults(args), sys.stdout)
+    if args.shard is None:
+        return validate_command(args.jobs, _defaults(args), sys.stdout)
+    return _validate_shard(args.jobs, _defaults(args), args.shard)
+
+
+def _validate_shard(path: str, defaults: GenerationDefaults, shard: Shard) -> int:
+    """``validate --shard I/N``: every line is checked (a bad line in another shard is a bad
+    file for every machine), then the shard's own jobs and images are counted."""
+    from wanbatch._validate import format_report, validate_file
+
+    jobs = images = 0
+
+    def on_job(job_id: str, max_new_images: int, model: str) -> None:
+        nonlocal jobs, images
+        if shard.holds(job_id):
+            jobs, images = jobs + 1, images + max_new_images
+
+    report = validate_file(path, defaults, on_job=on_job)
+    for line in format_report(report):
+        print(line)
+    print(
+        f"{path}: shard {shard}: {jobs} of {report.valid_jobs} valid jobs; "
+        f"a run of this shard buys at most {images} image{'' if images == 1 else 's'}"
+    )
+    return 0 if report.ok else 2
 
 
 def _cmd_status(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ from wanbatch._config import (
     REGION_BASE_URLS,
 )
 from wanbatch._models import MODELS
+from wanbatch._shards import Shard, parse_shard
 from wanbatch._version import __version__
 
 __all__ = ["build_parser", "url_problem"]
@@ -199,6 +200,25 @@ def _add_generation_defaults(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _shard(text: str) -> Shard:
+    try:
+        return parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_shard(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--shard",
+        type=_shard,
+        default=None,
+        metavar="I/N",
+        help=f"{what} only the jobs of shard I of N (1/N to N/N), chosen by a hash of the job "
+        "id: every machine agrees, and reordering or appending lines moves no job "
+        "(default: every job)",
+    )
+
+
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Keeps the epilog's tables as written."""
 
@@ -356,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no progress bar (default: a bar when stderr is a terminal)",
     )
+    _add_shard(run, "run")
     _add_generation_defaults(run)
 
     val = sub.add_parser(
@@ -367,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_HelpFormatter,
     )
     val.add_argument("jobs", metavar="JOBS", help="the JSONL job file (a regular file)")
+    _add_shard(val, "count")
     _add_generation_defaults(val)  # so validate sees what `run` with the same flags would send
 
     status = sub.add_parser(

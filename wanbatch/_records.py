@@ -8,7 +8,8 @@ Journal format v1 (one JSON object per line; ``v`` and ``ts`` on every record):
 
 - ``run``: a run started (``jobs_file``, ``version``, ``jobs``: valid jobs in the file,
   ``endpoint``: the API base URL without credentials, ``mock``: true when it was the built-in
-  mock, i.e. a loopback address).
+  mock, i.e. a loopback address; ``shard``: ``"I/N"`` when the run ran one shard of the file,
+  absent or ``null`` for every job).
 - ``end``: that run reached its end (``stopped``: why it stopped early, or ``null``). A run
   with no ``end`` after its ``run`` was killed or crashed (or is still running).
 - ``generated``: a call succeeded (``id``, ``fp``, ``attempt``, ``request_id``,
