@@ -71,6 +71,7 @@ def _config(args: argparse.Namespace, base_url: str, api_key: Secret | None) -> 
         regenerate_expired=not args.no_regenerate_expired,
         price_per_image=args.price,
         defaults=_defaults(args),
+        job_input=args.job_input,
     )
 
 
@@ -246,6 +247,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return ExitCode.INTERRUPTED
     progress.close()
     try:
+        if summary.dry_run and args.job_input.sweep:
+            print(f"sweep: every job × {args.job_input.sweep.describe()}", file=sys.stderr)
         print(format_summary(summary, args.out, price=config.price), file=sys.stderr)
         if summary.exit_code == ExitCode.INTERRUPTED:
             aborted = (summary.stop_reason or "").startswith("aborted")
@@ -276,7 +279,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if problem:
         print(f"wanbatch: {problem}", file=sys.stderr)
         return ExitCode.USAGE
-    return validate_command(args.jobs, _defaults(args), sys.stdout)
+    return validate_command(args.jobs, _defaults(args), sys.stdout, args.job_input)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from wanbatch._cli_inputs import add_input_options
 from wanbatch._config import (
     DEFAULT_CALL_TIMEOUT_S,
     DEFAULT_CONCURRENCY,
@@ -319,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no progress bar (default: a bar when stderr is a terminal)",
     )
+    add_input_options(run)
     _add_generation_defaults(run)
 
     val = sub.add_parser(
@@ -330,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_HelpFormatter,
     )
     val.add_argument("jobs", metavar="JOBS", help="the JSONL job file (a regular file)")
+    add_input_options(val)
     _add_generation_defaults(val)  # so validate sees what `run` with the same flags would send
 
     status = sub.add_parser(

@@ -150,7 +150,9 @@ class BatchRun:
 
         # The done prefix the last run's end found: when the job file still starts with the
         # same bytes, those lines are not read again (a resume over 1M done jobs: ~0.1 s, not 4).
-        prefix = usable_prefix(read_prefix(self.out_dir), self.jobs_path, state, self._salt)
+        prefix = usable_prefix(
+            read_prefix(self.out_dir), self.jobs_path, state, self._salt, self.config.job_input
+        )
         if prefix is not None:  # the end of the run scans on from it (a copy: 8 bytes a job)
             self._start_prefix = prefix
             self._start_keys = array("Q", state.done.arrays()[0])
@@ -160,6 +162,7 @@ class BatchRun:
             done=DoneLines(state, self._salt),
             prefix=prefix,
             on_job=on_job,
+            spec=self.config.job_input,
         )
         counts["jobs"] += report.skipped_done
         counts["matched"] += report.skipped_done

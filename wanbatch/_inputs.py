@@ -1,0 +1,170 @@
+"""A table row as a job: column names onto job fields, cell text typed by the field it fills.
+
+Used for CSV, TSV, Parquet and plain-text job files (see ``docs/job-format.md``, "Tables"):
+
+- :class:`RowMapper` turns one row (its cells, in header order) into the JSON text of a job
+  line, the same text a JSONL job file would hold, so every later check (types, rules, ids,
+  done lines) is the JSONL one. Columns named like a job field (or mapped onto one with
+  ``--map FIELD=COLUMN``) fill that field; every other column goes to ``meta``.
+- :func:`typed_value` types one cell's text for its field: ``seed`` ``"42"`` -> ``42``,
+  ``watermark`` ``"TRUE"`` -> ``true``, ``images`` ``"a.png|b.png"`` -> a list. Text that does
+  not read as the field's type is left as it is, so the job check names the field and value.
+
+Pure: stdlib only, no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "BOOL_FIELDS",
+    "INT_FIELDS",
+    "JSON_FIELDS",
+    "LIST_FIELDS",
+    "LIST_SEPARATOR",
+    "STR_FIELDS",
+    "RowMapper",
+    "header_problem",
+    "typed_value",
+]
+
+#: How a list cell (``images``) separates its items: ``a.png|b.png``. A cell starting with
+#: ``[`` is read as a JSON array instead.
+LIST_SEPARATOR = "|"
+
+STR_FIELDS = frozenset({"id", "prompt", "negative_prompt", "size", "model"})
+INT_FIELDS = frozenset({"n", "seed", "max_images"})
+BOOL_FIELDS = frozenset({"prompt_extend", "watermark", "enable_interleave"})
+LIST_FIELDS = frozenset({"images"})
+#: Fields whose cell holds JSON text (an object or an array).
+JSON_FIELDS = frozenset({"parameters", "messages", "meta"})
+_JOB_FIELDS = STR_FIELDS | INT_FIELDS | BOOL_FIELDS | LIST_FIELDS | JSON_FIELDS
+
+_INT = re.compile(r"\s*[+-]?\d{1,30}\s*")
+_TRUE = frozenset({"true", "yes", "1"})
+_FALSE = frozenset({"false", "no", "0"})
+
+
+def typed_value(field: str, value: Any) -> Any:
+    """``value`` (a cell: text, or a Parquet value) typed for job field ``field``.
+
+    Text is read by the field's type (whole numbers, ``true``/``false``/``yes``/``no``/``1``/
+    ``0`` in any case, ``|``-separated or JSON lists, JSON objects); a whole float (Parquet
+    stores an integer column with gaps as floats) becomes an int. What does not read as the
+    type is returned unchanged, for the job check to name.
+    """
+    if isinstance(value, str):
+        if field in STR_FIELDS:
+            return value
+        if field in INT_FIELDS:
+            return int(value) if _INT.fullmatch(value) else value
+        if field in BOOL_FIELDS:
+            low = value.strip().lower()
+            return True if low in _TRUE else False if low in _FALSE else value
+        if field in LIST_FIELDS:
+            text = value.strip()
+            if text.startswith("["):
+                return _json_or(text, value)
+            return [item.strip() for item in text.split(LIST_SEPARATOR) if item.strip()]
+        if field in JSON_FIELDS:
+            text = value.strip()
+            return _json_or(text, value) if text[:1] in ("{", "[") else value
+        return value
+    if isinstance(value, float) and field in INT_FIELDS and value.is_integer():
+        return int(value)
+    return value
+
+
+def _json_or(text: str, value: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return value
+
+
+def header_problem(columns: Sequence[str], mapping: dict[str, str]) -> str | None:
+    """Why a table with these column names cannot be read with this mapping, or None."""
+    seen: set[str] = set()
+    for name in columns:
+        if name in seen:
+            return f"column {name!r} appears twice in the header"
+        seen.add(name)
+    for field, column in mapping.items():
+        if column not in seen:
+            shown = ", ".join(repr(c) for c in list(columns)[:20])
+            return f"no column {column!r} (--map {field}={column}); the columns are {shown}"
+    return None
+
+
+class RowMapper:
+    """Maps the cells of a table's rows (in header order) onto job fields and ``meta``.
+
+    ``columns``: the header; ``mapping``: job field -> column name (``--map``). A column named
+    like a job field fills it unless another column is mapped onto that field; a column named
+    ``meta.KEY`` fills ``meta.KEY``; every other column fills ``meta.COLUMN``. Empty cells leave
+    a field out (and are ``null`` in ``meta``).
+    """
+
+    __slots__ = ("_fields", "_meta", "columns", "spelling")
+
+    def __init__(self, columns: Sequence[str], mapping: dict[str, str]) -> None:
+        self.columns = list(columns)
+        by_column = {column: field for field, column in mapping.items()}
+        mapped = set(mapping)
+        fields: list[tuple[int, str]] = []
+        meta: list[tuple[int, str]] = []
+        #: job field (or ``meta.KEY``) -> how the file spells it, where they differ
+        self.spelling: dict[str, str] = {}
+        for i, name in enumerate(self.columns):
+            field = by_column.get(name)
+            if field is None and name in _JOB_FIELDS and name not in mapped:
+                field = name
+            if field is not None:
+                fields.append((i, field))
+                if field != name:
+                    self.spelling[field] = f"{name} ({field})"
+            elif name:
+                key = name[5:] if name.startswith("meta.") and len(name) > 5 else name
+                meta.append((i, key))
+                self.spelling[f"meta.{key}"] = name
+        self._fields = fields
+        self._meta = meta
+
+    def job(self, cells: Sequence[Any], text_cells: bool = True) -> dict[str, Any]:
+        """The job object of one row. ``text_cells``: cells are text (CSV, TSV), where an empty
+        cell means "not given"; else values (Parquet), where ``None`` does."""
+        out: dict[str, Any] = {}
+        width = len(cells)
+        for i, field in self._fields:
+            value = cells[i] if i < width else None
+            if value is None or (text_cells and value == ""):
+                continue
+            out[field] = typed_value(field, value)
+        if self._meta:
+            meta = out.get("meta")
+            if not isinstance(meta, dict):
+                meta = {} if meta is None else {"meta": meta}
+            for i, key in self._meta:
+                value = cells[i] if i < width else None
+                meta[key] = None if text_cells and value == "" else value
+            out["meta"] = meta
+        return out
+
+    def field_name(self, field: str) -> str:
+        """How the file names a job field: the column, with the field in parentheses where
+        they differ (``images[1]`` -> ``refs[1] (images[1])`` with ``--map images=refs``;
+        ``meta.score`` -> ``score``)."""
+        name = self.spelling.get(field)
+        if name is not None:
+            return name
+        for cut in ("[", "."):
+            head, sep, rest = field.partition(cut)
+            if sep and head != "meta":
+                column = self.spelling.get(head)
+                if column is not None:
+                    return f"{column.partition(' (')[0]}{sep}{rest} ({field})"
+        return field
