@@ -109,13 +109,13 @@ class RowMapper:
     a field out (and are ``null`` in ``meta``).
     """
 
-    __slots__ = ("_fields", "_meta", "columns", "spelling")
+    __slots__ = ("_fields", "_meta", "_width", "columns", "spelling")
 
     def __init__(self, columns: Sequence[str], mapping: dict[str, str]) -> None:
         self.columns = list(columns)
         by_column = {column: field for field, column in mapping.items()}
         mapped = set(mapping)
-        fields: list[tuple[int, str]] = []
+        fields: list[tuple[int, str, bool]] = []
         meta: list[tuple[int, str]] = []
         #: job field (or ``meta.KEY``) -> how the file spells it, where they differ
         self.spelling: dict[str, str] = {}
@@ -124,7 +124,7 @@ class RowMapper:
             if field is None and name in _JOB_FIELDS and name not in mapped:
                 field = name
             if field is not None:
-                fields.append((i, field))
+                fields.append((i, field, field not in STR_FIELDS))
                 if field != name:
                     self.spelling[field] = f"{name} ({field})"
             elif name:
@@ -133,24 +133,36 @@ class RowMapper:
                 self.spelling[f"meta.{key}"] = name
         self._fields = fields
         self._meta = meta
+        self._width = len(self.columns)
 
     def job(self, cells: Sequence[Any], text_cells: bool = True) -> dict[str, Any]:
         """The job object of one row. ``text_cells``: cells are text (CSV, TSV), where an empty
         cell means "not given"; else values (Parquet), where ``None`` does."""
+        if len(cells) < self._width:  # a short row: the missing cells are empty
+            cells = [*cells, *([None] * (self._width - len(cells)))]
         out: dict[str, Any] = {}
-        width = len(cells)
-        for i, field in self._fields:
-            value = cells[i] if i < width else None
-            if value is None or (text_cells and value == ""):
-                continue
-            out[field] = typed_value(field, value)
+        # Runs once a row of a million-row file: plain loops, text fields not typed.
+        if text_cells:
+            for i, field, typed in self._fields:
+                value = cells[i]
+                if value:
+                    out[field] = typed_value(field, value) if typed else value
+        else:
+            for i, field, typed in self._fields:
+                value = cells[i]
+                if value is not None:
+                    out[field] = typed_value(field, value) if typed else value
         if self._meta:
             meta = out.get("meta")
             if not isinstance(meta, dict):
                 meta = {} if meta is None else {"meta": meta}
-            for i, key in self._meta:
-                value = cells[i] if i < width else None
-                meta[key] = None if text_cells and value == "" else value
+            if text_cells:
+                for i, key in self._meta:
+                    value = cells[i]
+                    meta[key] = value if value else None
+            else:
+                for i, key in self._meta:
+                    meta[key] = cells[i]
             out["meta"] = meta
         return out
 
