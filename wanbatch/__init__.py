@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from wanbatch._events import RunStopping as RunStopping
     from wanbatch._events import UrlExpiredEvent as UrlExpiredEvent
     from wanbatch._events import ValidationNotes as ValidationNotes
+    from wanbatch._jobinput import JobInput as JobInput
     from wanbatch._jobs import Job as Job
     from wanbatch._jobs import PlannedJob as PlannedJob
     from wanbatch._summary import ExitCode as ExitCode
@@ -87,6 +88,7 @@ _LAZY: dict[str, str] = {
     "RunStopping": "wanbatch._events",
     "UrlExpiredEvent": "wanbatch._events",
     "ValidationNotes": "wanbatch._events",
+    "JobInput": "wanbatch._jobinput",
     "Job": "wanbatch._jobs",
     "PlannedJob": "wanbatch._jobs",
     "ExitCode": "wanbatch._summary",
@@ -113,6 +115,7 @@ __all__ = [
     "InvalidJobs",
     "Job",
     "JobDone",
+    "JobInput",
     "JobFailed",
     "JobFileError",
     "JobRejected",

@@ -22,7 +22,7 @@ import csv
 import os
 import stat
 from collections.abc import Iterator
-from typing import Any, BinaryIO, TextIO
+from typing import Any, BinaryIO
 
 from ._errors import JobFileError
 
@@ -99,17 +99,18 @@ def open_table(path: str, fmt: str) -> Table | JobFileError:
 def _open_delimited(path: str, delimiter: str) -> Table | JobFileError:
     if csv.field_size_limit() < MAX_CELL_CHARS:
         csv.field_size_limit(MAX_CELL_CHARS)
-    fh = open(path, encoding="utf-8-sig", newline="")  # closed by Table.close or below
-    reader = csv.reader(fh, delimiter=delimiter, strict=False)
+    fh = open(path, "rb")  # closed by Table.close or below
+    bad: list[UnicodeDecodeError] = []
+    reader = csv.reader(_decoded(fh, bad), delimiter=delimiter, strict=False)
     what = "TSV" if delimiter == "\t" else "CSV"
     try:
         header = next(reader, None)
-    except UnicodeDecodeError as exc:
-        fh.close()
-        return _not_utf8(path, 1, exc)
     except csv.Error as exc:
         fh.close()
         return JobFileError(path, 1, "header", f"cannot read the {what} header: {exc}")
+    if bad:
+        fh.close()
+        return _not_utf8(path, 1, bad[0])
     if header is None or not any(name.strip() for name in header):
         fh.close()
         return JobFileError(
@@ -119,21 +120,38 @@ def _open_delimited(path: str, delimiter: str) -> Table | JobFileError:
             f"no header row: the first row of a {what} job file names its columns",
         )
     columns = [name.strip() for name in header]
-    return Table(
-        path, columns, _delimited_rows(reader, fh, path, what, len(columns)), fh, text_cells=True
-    )
+    rows = _delimited_rows(reader, bad, path, what, len(columns))
+    return Table(path, columns, rows, fh, text_cells=True)
 
 
-def _delimited_rows(reader: Any, fh: TextIO, path: str, what: str, width: int) -> Rows:
+def _decoded(fh: BinaryIO, bad: list[UnicodeDecodeError]) -> Iterator[str]:
+    """The file's lines as text (line breaks kept, for quoted cells), a BOM dropped; stops at a
+    line that is not UTF-8 and leaves its error in ``bad`` (so the row that holds it is named)."""
+    first = True
+    for raw in fh:
+        if first:
+            first = False
+            if raw.startswith(_BOM):
+                raw = raw[3:]
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad.append(exc)
+            return
+
+
+def _delimited_rows(
+    reader: Any, bad: list[UnicodeDecodeError], path: str, what: str, width: int
+) -> Rows:
     row = 1
     while True:
         try:
             cells = next(reader, None)
-        except UnicodeDecodeError as exc:
-            yield row + 1, _not_utf8(path, row + 1, exc)
-            return
         except csv.Error as exc:
             yield row + 1, JobFileError(path, row + 1, "row", f"cannot read the {what}: {exc}")
+            return
+        if bad:  # the row being read holds bytes that are not UTF-8
+            yield row + 1, _not_utf8(path, row + 1, bad[0])
             return
         if cells is None:
             return
@@ -141,15 +159,12 @@ def _delimited_rows(reader: Any, fh: TextIO, path: str, what: str, width: int) -
         if not cells or not any(cells):
             continue
         if len(cells) > width and any(cells[width:]):
-            yield (
+            yield row, JobFileError(
+                path,
                 row,
-                JobFileError(
-                    path,
-                    row,
-                    "row",
-                    f"has {len(cells)} cells but the header names {width} columns "
-                    f"(a {'tab' if what == 'TSV' else 'comma'} inside a cell needs quotes)",
-                ),
+                "row",
+                f"has {len(cells)} cells but the header names {width} columns "
+                f"(a {'tab' if what == 'TSV' else 'comma'} inside a cell needs quotes)",
             )
             continue
         yield row, cells
@@ -160,8 +175,8 @@ def _not_utf8(path: str, row: int, exc: UnicodeDecodeError) -> JobFileError:
         path,
         row,
         "file",
-        f"not valid UTF-8 (byte 0x{exc.object[exc.start]:02x}) at or after this row; "
-        "save the file as UTF-8",
+        f"not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at byte {exc.start + 1} of a "
+        "line of this row); save the file as UTF-8",
     )
 
 
