@@ -58,7 +58,8 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
         dest="job_input_map",
         metavar="FIELD=COLUMN",
         help="read job field FIELD from column COLUMN of a CSV, TSV or Parquet file, e.g. "
-        "prompt=caption (repeatable); other columns go to meta",
+        "prompt=caption (repeatable; default: columns named as fields fill them, the others "
+        "go to meta)",
     )
     group.add_argument(
         "--sweep",
@@ -66,5 +67,6 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
         dest="job_input_sweep",
         metavar="FIELD=V1,V2,...",
         help="run every job once per value (repeatable: the grid of all combinations), e.g. "
-        f"seed=1-4 or size=1024*1024,1280*1280; FIELD is one of {', '.join(SWEEP_FIELDS)}",
+        f"seed=1-4 or size=1024*1024,1280*1280; FIELD is one of {', '.join(SWEEP_FIELDS)} "
+        "(default: no sweep)",
     )
