@@ -209,7 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"{ENVIRONMENT_HELP}\n{EXIT_CODES_HELP}",
         formatter_class=_HelpFormatter,
     )
-    run.add_argument("jobs", metavar="JOBS", help="the job file: JSONL, CSV, TSV, Parquet or text (a regular file)")
+    run.add_argument(
+        "jobs",
+        metavar="JOBS",
+        help="the job file: JSONL, CSV, TSV, Parquet or text (a regular file)",
+    )
     run.add_argument(
         "--out",
         required=True,
@@ -331,7 +335,11 @@ def build_parser() -> argparse.ArgumentParser:
         "130 interrupted",
         formatter_class=_HelpFormatter,
     )
-    val.add_argument("jobs", metavar="JOBS", help="the job file: JSONL, CSV, TSV, Parquet or text (a regular file)")
+    val.add_argument(
+        "jobs",
+        metavar="JOBS",
+        help="the job file: JSONL, CSV, TSV, Parquet or text (a regular file)",
+    )
     add_input_options(val)
     _add_generation_defaults(val)  # so validate sees what `run` with the same flags would send
 

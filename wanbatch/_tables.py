@@ -159,12 +159,15 @@ def _delimited_rows(
         if not cells or not any(cells):
             continue
         if len(cells) > width and any(cells[width:]):
-            yield row, JobFileError(
-                path,
+            yield (
                 row,
-                "row",
-                f"has {len(cells)} cells but the header names {width} columns "
-                f"(a {'tab' if what == 'TSV' else 'comma'} inside a cell needs quotes)",
+                JobFileError(
+                    path,
+                    row,
+                    "row",
+                    f"has {len(cells)} cells but the header names {width} columns "
+                    f"(a {'tab' if what == 'TSV' else 'comma'} inside a cell needs quotes)",
+                ),
             )
             continue
         yield row, cells
