@@ -126,8 +126,8 @@ class CallRunner:
             if billed_attempts >= config.max_attempts:
                 attempt -= 1  # no call made now
                 break
-            if not self._cap.reserve(job.max_new_images):
-                if self._cap.reserved == 0:
+            while not self._cap.reserve(job.max_new_images):
+                if self._cap.reserved == 0:  # nothing in flight can free room: cap reached
                     self._control.request_stop(
                         f"--max-images {config.max_images} reached "
                         f"({self._cap.bought} images generated in this folder)",
@@ -136,8 +136,7 @@ class CallRunner:
                     return
                 # Others may release their reservation when they fail; wait for room.
                 with self._control.interruptible():
-                    while not self._cap.reserve(job.max_new_images):
-                        await self._cap.wait_release()
+                    await self._cap.wait_release()
                 if self._control.stopping:
                     return
             token = self._pacer.try_acquire()
