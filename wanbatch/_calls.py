@@ -43,6 +43,7 @@ from wanbatch._errors import (
 )
 from wanbatch._jobs import PlannedJob
 from wanbatch._journal import Journal
+from wanbatch._models import price_for
 from wanbatch._pacing import Pacer
 from wanbatch._policy import Backoff
 from wanbatch._streaks import error_fields
@@ -374,6 +375,7 @@ class CallRunner:
             self._summary.regenerated += 1
         self._summary.calls_succeeded += 1
         self._summary.images_generated_this_run += len(urls)
+        self._summary.spent_this_run += len(urls) * price_for(self._config, job.model)
         self._control.emit(ev.Generated(job.id, len(urls), result.request_id))
         gen = self._generations.new(job.id, len(urls))
         info = saved_info(job, result.request_id, usage.get("size"))

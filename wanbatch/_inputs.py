@@ -38,10 +38,12 @@ LIST_SEPARATOR = "|"
 
 STR_FIELDS = frozenset({"id", "prompt", "negative_prompt", "size", "model"})
 INT_FIELDS = frozenset({"n", "seed", "max_images"})
-BOOL_FIELDS = frozenset({"prompt_extend", "watermark", "enable_interleave"})
+BOOL_FIELDS = frozenset(
+    {"prompt_extend", "watermark", "enable_interleave", "enable_sequential", "thinking_mode"}
+)
 LIST_FIELDS = frozenset({"images"})
 #: Fields whose cell holds JSON text (an object or an array).
-JSON_FIELDS = frozenset({"parameters", "messages", "meta"})
+JSON_FIELDS = frozenset({"parameters", "messages", "meta", "color_palette", "bbox_list"})
 _JOB_FIELDS = STR_FIELDS | INT_FIELDS | BOOL_FIELDS | LIST_FIELDS | JSON_FIELDS
 
 _INT = re.compile(r"\s*[+-]?\d{1,30}\s*")

@@ -35,6 +35,8 @@ SWEEP_FIELDS = (
     "prompt_extend",
     "watermark",
     "enable_interleave",
+    "enable_sequential",
+    "thinking_mode",
     "model",
 )
 #: Most values one axis may hold (a range ``1-10000`` included).

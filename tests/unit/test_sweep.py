@@ -7,9 +7,18 @@ import json
 
 import pytest
 
-from wanbatch._inputs import RowMapper, header_problem, typed_value
+from wanbatch._inputs import (
+    BOOL_FIELDS,
+    INT_FIELDS,
+    JSON_FIELDS,
+    LIST_FIELDS,
+    STR_FIELDS,
+    RowMapper,
+    header_problem,
+    typed_value,
+)
 from wanbatch._jobinput import JobInput, format_of, parse_mapping
-from wanbatch._jobs import check_id
+from wanbatch._jobs import FIELDS, check_id
 from wanbatch._sweep import Sweep, cell_id, parse_sweep
 
 
@@ -97,6 +106,10 @@ def test_cell_ids_of_odd_values_and_long_ids_stay_valid() -> None:
 )
 def test_cells_are_typed_by_their_field(field: str, text: object, value: object) -> None:
     assert typed_value(field, text) == value
+
+
+def test_every_job_field_has_a_cell_type() -> None:
+    assert set(FIELDS) == STR_FIELDS | INT_FIELDS | BOOL_FIELDS | LIST_FIELDS | JSON_FIELDS
 
 
 def test_row_mapper_maps_columns_and_puts_the_rest_in_meta() -> None:
