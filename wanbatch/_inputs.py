@@ -15,6 +15,7 @@ Pure: stdlib only, no I/O.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Sequence
@@ -28,7 +29,9 @@ __all__ = [
     "LIST_SEPARATOR",
     "STR_FIELDS",
     "RowMapper",
+    "data_uri",
     "header_problem",
+    "is_binary",
     "typed_value",
 ]
 
@@ -78,7 +81,33 @@ def typed_value(field: str, value: Any) -> Any:
         return value
     if isinstance(value, float) and field in INT_FIELDS and value.is_integer():
         return int(value)
+    if field in LIST_FIELDS:  # Parquet: image bytes, or a list of them
+        if is_binary(value):
+            return [data_uri(value)]
+        if isinstance(value, list):
+            return [data_uri(item) if is_binary(item) else item for item in value]
     return value
+
+
+def is_binary(value: Any) -> bool:
+    """An image as a Parquet file holds it: bytes, or a Hugging Face ``Image`` value (a struct
+    ``{"bytes": ..., "path": ...}`` with bytes)."""
+    return isinstance(value, bytes) or (
+        isinstance(value, dict) and isinstance(value.get("bytes"), bytes)
+    )
+
+
+_MAGIC = ((b"\x89PNG", "png"), (b"\xff\xd8", "jpeg"), (b"BM", "bmp"))
+
+
+def data_uri(value: Any) -> str:
+    """Image bytes (see :func:`is_binary`) as a ``data:`` URI, typed by their first bytes
+    (PNG, JPEG, BMP, WEBP); other bytes get a type the image check refuses by name."""
+    data: bytes = value if isinstance(value, bytes) else value["bytes"]
+    kind = next((k for magic, k in _MAGIC if data.startswith(magic)), None)
+    if kind is None and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        kind = "webp"
+    return f"data:image/{kind or 'unknown'};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def _json_or(text: str, value: str) -> Any:
@@ -162,9 +191,11 @@ class RowMapper:
                 for i, key in self._meta:
                     value = cells[i]
                     meta[key] = value if value else None
-            else:
+            else:  # image bytes stay out of meta (metadata.jsonl holds text and numbers)
                 for i, key in self._meta:
-                    meta[key] = cells[i]
+                    value = cells[i]
+                    if not is_binary(value):
+                        meta[key] = value
             out["meta"] = meta
         return out
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import REPO
 from wanbatch._config import GenerationDefaults
 from wanbatch._errors import JobFileError
 from wanbatch._jobinput import JobInput
@@ -185,3 +186,32 @@ def test_sweep_over_table_rows_and_jsonl_lines(tmp_path: Path) -> None:
     bad = JobInput().with_sweep("size=9*9")
     found = problems(jsonl, bad)
     assert found and all(p.startswith(f"{jsonl}:1: size (--sweep):") for p in found)
+
+
+def test_parquet_image_bytes_become_data_uris_and_stay_out_of_meta(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    png = (REPO / "jobs" / "images" / "cat.png").read_bytes()
+    path = tmp_path / "edits.parquet"
+    image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    pq.write_table(
+        pa.table(
+            {
+                "instruction": ["make it blue", "make it red"],
+                "source": pa.array(
+                    [{"bytes": png, "path": "cat.png"}, {"bytes": png, "path": None}],
+                    type=image_type,
+                ),
+                "target": pa.array([png, b"junk"], type=pa.binary()),
+                "split": ["a", "b"],
+            }
+        ),
+        path,
+    )
+    spec = JobInput(mapping={"prompt": "instruction", "images": "source"})
+    (first, second) = texts(path, spec)
+    assert first[1]["images"][0].startswith("data:image/png;base64,iVBOR")
+    assert first[1]["meta"] == {"split": "a"}  # the bytes of "target" are left out
+    assert second[1]["images"] == first[1]["images"]
+    report = validate_file(path, GenerationDefaults(), spec=spec)
+    assert report.ok and report.valid_jobs == 2, report.errors
