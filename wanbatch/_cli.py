@@ -34,6 +34,7 @@ from wanbatch._errors import (
     UnusableOutput,
     WanbatchError,
 )
+from wanbatch._jobinput import JobInput
 from wanbatch._models import region_of_url, workspace_base_url, workspace_id_problem
 from wanbatch._shards import Shard
 from wanbatch._summary import ExitCode, RunSummary
@@ -76,6 +77,7 @@ def _config(args: argparse.Namespace, base_url: str, api_key: Secret | None) -> 
         defaults=_defaults(args),
         mode=args.mode,
         poll_interval=args.poll_interval,
+        job_input=args.job_input,
         shard=args.shard,
     )
 
@@ -262,6 +264,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return ExitCode.INTERRUPTED
     progress.close()
     try:
+        if summary.dry_run and args.job_input.sweep:
+            print(f"sweep: every job × {args.job_input.sweep.describe()}", file=sys.stderr)
         bought = summary.images_generated_this_run
         price = summary.spent_this_run / bought if bought else config.price
         print(format_summary(summary, args.out, price=price), file=sys.stderr)
@@ -295,11 +299,13 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         print(f"wanbatch: {problem}", file=sys.stderr)
         return ExitCode.USAGE
     if args.shard is None:
-        return validate_command(args.jobs, _defaults(args), sys.stdout)
-    return _validate_shard(args.jobs, _defaults(args), args.shard)
+        return validate_command(args.jobs, _defaults(args), sys.stdout, args.job_input)
+    return _validate_shard(args.jobs, _defaults(args), args.shard, args.job_input)
 
 
-def _validate_shard(path: str, defaults: GenerationDefaults, shard: Shard) -> int:
+def _validate_shard(
+    path: str, defaults: GenerationDefaults, shard: Shard, spec: JobInput | None
+) -> int:
     """``validate --shard I/N``: every line is checked (a bad line in another shard is a bad
     file for every machine), then the shard's own jobs and images are counted."""
     from wanbatch._validate import format_report, validate_file
@@ -311,7 +317,7 @@ def _validate_shard(path: str, defaults: GenerationDefaults, shard: Shard) -> in
         if shard.holds(job_id):
             jobs, images = jobs + 1, images + max_new_images
 
-    report = validate_file(path, defaults, on_job=on_job)
+    report = validate_file(path, defaults, on_job=on_job, spec=spec)
     for line in format_report(report):
         print(line)
     print(

@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from wanbatch._cli_inputs import add_input_options
 from wanbatch._config import (
     DEFAULT_CALL_TIMEOUT_S,
     DEFAULT_CONCURRENCY,
@@ -240,7 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"{ENVIRONMENT_HELP}\n{EXIT_CODES_HELP}",
         formatter_class=_HelpFormatter,
     )
-    run.add_argument("jobs", metavar="JOBS", help="the JSONL job file (a regular file)")
+    run.add_argument(
+        "jobs",
+        metavar="JOBS",
+        help="the job file: JSONL, CSV, TSV, Parquet or text (a regular file)",
+    )
     run.add_argument(
         "--out",
         required=True,
@@ -376,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no progress bar (default: a bar when stderr is a terminal)",
     )
+    add_input_options(run)
     _add_shard(run, "run")
     _add_generation_defaults(run)
 
@@ -387,7 +393,12 @@ def build_parser() -> argparse.ArgumentParser:
         "130 interrupted",
         formatter_class=_HelpFormatter,
     )
-    val.add_argument("jobs", metavar="JOBS", help="the JSONL job file (a regular file)")
+    val.add_argument(
+        "jobs",
+        metavar="JOBS",
+        help="the job file: JSONL, CSV, TSV, Parquet or text (a regular file)",
+    )
+    add_input_options(val)
     _add_shard(val, "count")
     _add_generation_defaults(val)  # so validate sees what `run` with the same flags would send
 

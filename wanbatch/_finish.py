@@ -39,7 +39,14 @@ def finish_run(
     """
     touched = TouchLog()  # lets the views take only this run's new rows
     state = read_journal(out_dir, write_snapshot=True, touched=touched)
-    prefix = scan_done_prefix(jobs_path, state, salt, start=start_prefix, start_keys=start_keys)
+    prefix = scan_done_prefix(
+        jobs_path,
+        state,
+        salt,
+        start=start_prefix,
+        start_keys=start_keys,
+        spec=control.config.job_input,
+    )
     write_prefix(out_dir, prefix)
     try:
         write_views(out_dir, state, None if rebuild_views else touched)

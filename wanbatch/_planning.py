@@ -111,7 +111,7 @@ def plan_run(
 
     # The done prefix the last run's end found: when the job file still starts with the
     # same bytes, those lines are not read again (a resume over 1M done jobs: ~0.1 s, not 4).
-    prefix = usable_prefix(read_prefix(out_dir), jobs_path, state, salt)
+    prefix = usable_prefix(read_prefix(out_dir), jobs_path, state, salt, config.job_input)
     # The end of the run scans on from it (a copy of the done keys: 8 bytes a job).
     start_keys = array("Q", state.done.arrays()[0]) if prefix is not None else None
     report = validate_file(
@@ -121,6 +121,7 @@ def plan_run(
         prefix=prefix,
         on_job=on_job,
         region=run_region(config),
+        spec=config.job_input,
     )
     counts["jobs"] += report.skipped_done
     counts["matched"] += report.skipped_done
