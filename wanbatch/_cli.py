@@ -365,6 +365,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
     report = {
         "folder": str(out),
         "runs": state.runs,
+        # The shard of the job file this folder holds ("I/N"), None for every job.
+        "shard": state.shard,
         "last_run": last_run,
         "complete": bool(state.run_ended and not state.stop_reason and not pending and not failed),
         "jobs": done + failed + pending,

@@ -75,6 +75,8 @@ def test_three_shards_run_separately_hold_every_job_exactly_once(tmp_path: Path)
         for i in range(1, SHARDS + 1):
             (run,) = [r for r in journal_records(root / f"shard-{i}") if r["event"] == "run"]
             assert run["shard"] == f"{i}/{SHARDS}"
+            status = run_cli("status", str(root / f"shard-{i}"))
+            assert json.loads(status.stdout)["shard"] == f"{i}/{SHARDS}"
 
         # Lines reordered and new ones appended: no done job moves to another shard (nothing
         # is bought again), and each new job is bought once, by its own shard.
