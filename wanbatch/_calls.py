@@ -347,6 +347,7 @@ class CallRunner:
                 journal,
                 "generated",
                 id=job.id,
+                model=job.body.get("model"),
                 fp=job.fingerprint,
                 line=line_hash(job.source, self._salt),
                 attempt=attempt,

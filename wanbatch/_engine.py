@@ -27,6 +27,7 @@ import anyio
 
 from wanbatch import _events as ev
 from wanbatch._calls import CallRunner
+from wanbatch._calltimes import time_plan_for
 from wanbatch._client import ApiClient
 from wanbatch._config import BatchConfig
 from wanbatch._control import EventCallback, RunControl
@@ -248,6 +249,10 @@ class BatchRun:
                 f"{len(state)} job ids is in {self.jobs_path}; use a new --out folder"
             )
         self.summary.estimated_cost = round(counts["images_max"] * self.config.price, 4)
+        time_plan = await anyio.to_thread.run_sync(
+            time_plan_for, self.out_dir, self.config, counts["call"], counts["images_max"]
+        )
+        self.summary.time_plan = time_plan.to_json()
         if self.dry_run:
             self.summary.jobs_done = counts["done"]
             self.summary.jobs_failed = counts["failed"]
@@ -273,6 +278,7 @@ class BatchRun:
                 to_download=counts["download"],
                 images_max=counts["images_max"],
                 price=self.config.price,
+                time_plan=time_plan,
             )
         )
         journal = Journal(self.out_dir)
