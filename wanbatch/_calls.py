@@ -126,7 +126,10 @@ class CallRunner:
             if billed_attempts >= config.max_attempts:
                 attempt -= 1  # no call made now
                 break
-            if not self._cap.reserve(job.max_new_images):
+            # Others may release their reservation when they fail; wait for room, until
+            # nothing is reserved any more: then the cap is reached (also for a call that
+            # was waiting when the last reservation turned into bought images).
+            while not self._cap.reserve(job.max_new_images):
                 if self._cap.reserved == 0:
                     self._control.request_stop(
                         f"--max-images {config.max_images} reached "
@@ -134,10 +137,8 @@ class CallRunner:
                         ExitCode.CAPPED,
                     )
                     return
-                # Others may release their reservation when they fail; wait for room.
                 with self._control.interruptible():
-                    while not self._cap.reserve(job.max_new_images):
-                        await self._cap.wait_release()
+                    await self._cap.wait_release()
                 if self._control.stopping:
                     return
             token = self._pacer.try_acquire()
