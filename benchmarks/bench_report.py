@@ -124,10 +124,15 @@ def make_folder(out: Path, images: int) -> None:
                     request_id=f"req-{i}",
                     meta={"split": "train"},
                 )
-                os.link(tiny, out / name)
+                if i % 50_000 == 0:  # a file system allows some 65,000 links to a file
+                    link_from = out / f".tiny-{i}.png"
+                    link_from.write_bytes(tiny.read_bytes())
+                os.link(link_from, out / name)
+                if i % 50_000 == 49_999 or i == images - 1:
+                    link_from.unlink()
             rec(start + span, "end", stopped=None)
     tiny.unlink()
-    write_views(out, read_journal(out))
+    write_views(out, read_journal(out, write_snapshot=True))  # as a run's end leaves it
 
 
 def open_in_browser(page: Path) -> dict[str, float]:
@@ -180,14 +185,17 @@ def main() -> int:
         t = time.perf_counter()
         make_folder(out, images)
         print(f"folder of {images:,} images built in {time.perf_counter() - t:.1f} s")
-        t = time.perf_counter()
-        page = write_report(out)
-        write_s = time.perf_counter() - t
-        size_mb = page.stat().st_size / 1e6
-        print(
-            f"report written in {write_s:.2f} s ({write_s / images * 1e6:.1f} µs an image), "
-            f"{size_mb:.1f} MB"
-        )
+        for when in ("at a run's end (journal snapshot fresh)", "cold (no snapshot)"):
+            if when.startswith("cold"):
+                (out / ".state-snapshot").unlink()
+            t = time.perf_counter()
+            page = write_report(out)
+            write_s = time.perf_counter() - t
+            size_mb = page.stat().st_size / 1e6
+            print(
+                f"report written {when} in {write_s:.2f} s "
+                f"({write_s / images * 1e6:.1f} µs an image), {size_mb:.1f} MB"
+            )
         results = [open_in_browser(page) for _ in range(3)]
     for key in results[0]:
         values = ", ".join(f"{r[key]:.3g}" for r in results)
