@@ -103,7 +103,8 @@ class TimePlan:
         if self.keys != 1:
             slots = f"({self.keys} keys × {slots})"
         return (
-            f"about {format_duration(self.seconds)}: {self.calls} calls ÷ {slots} × {times}; "
+            f"about {format_duration(self.seconds)}: {self.calls} "
+            f"{'call' if self.calls == 1 else 'calls'} ÷ {slots} × {times}; "
             f"about {self.images_per_hour:,.0f} images/hour"
         )
 

@@ -45,6 +45,7 @@ def test_calls_share_keys_times_calls_in_flight() -> None:
     assert measured.seconds == pytest.approx(100 / 4 * 4.0)
     assert measured.to_json()["call_time"][0]["source"] == "measured"
     assert plan_time({"wan2.6-image": 0}, 0, in_flight=5).describe() == "no call to make"
+    assert "1 call ÷ 5 in flight" in plan_time({"wan2.6-image": 1}, 1, in_flight=5).describe()
 
 
 def test_models_mix() -> None:
