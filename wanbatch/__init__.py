@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from wanbatch._events import RunAborted as RunAborted
     from wanbatch._events import RunPlanned as RunPlanned
     from wanbatch._events import RunStopping as RunStopping
+    from wanbatch._events import ThrottledEvent as ThrottledEvent
     from wanbatch._events import UrlExpiredEvent as UrlExpiredEvent
     from wanbatch._events import ValidationNotes as ValidationNotes
     from wanbatch._jobs import Job as Job
@@ -85,6 +86,7 @@ _LAZY: dict[str, str] = {
     "RunAborted": "wanbatch._events",
     "RunPlanned": "wanbatch._events",
     "RunStopping": "wanbatch._events",
+    "ThrottledEvent": "wanbatch._events",
     "UrlExpiredEvent": "wanbatch._events",
     "ValidationNotes": "wanbatch._events",
     "Job": "wanbatch._jobs",
@@ -127,6 +129,7 @@ __all__ = [
     "RunSummary",
     "Secret",
     "Throttled",
+    "ThrottledEvent",
     "TransportError",
     "UrlExpired",
     "UrlExpiredEvent",

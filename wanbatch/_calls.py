@@ -43,6 +43,7 @@ from wanbatch._errors import (
 )
 from wanbatch._jobs import PlannedJob
 from wanbatch._journal import Journal
+from wanbatch._models import price_for
 from wanbatch._pacing import Pacer
 from wanbatch._policy import Backoff
 from wanbatch._streaks import error_fields
@@ -126,11 +127,8 @@ class CallRunner:
             if billed_attempts >= config.max_attempts:
                 attempt -= 1  # no call made now
                 break
-            # Others may release their reservation when they fail; wait for room, until
-            # nothing is reserved any more: then the cap is reached (also for a call that
-            # was waiting when the last reservation turned into bought images).
             while not self._cap.reserve(job.max_new_images):
-                if self._cap.reserved == 0:
+                if self._cap.reserved == 0:  # nothing in flight can free room: cap reached
                     self._control.request_stop(
                         f"--max-images {config.max_images} reached "
                         f"({self._cap.bought} images generated in this folder)",
@@ -172,7 +170,7 @@ class CallRunner:
                     self._pacer.on_throttle(exc.retry_after)
                     self._summary.throttled += 1
                     self._control.emit(
-                        ev.Throttled(
+                        ev.ThrottledEvent(
                             job.id, exc.code, self._pacer.statistics().limit, exc.retry_after
                         )
                     )
@@ -377,6 +375,7 @@ class CallRunner:
             self._summary.regenerated += 1
         self._summary.calls_succeeded += 1
         self._summary.images_generated_this_run += len(urls)
+        self._summary.spent_this_run += len(urls) * price_for(self._config, job.model)
         self._control.emit(ev.Generated(job.id, len(urls), result.request_id))
         gen = self._generations.new(job.id, len(urls))
         info = saved_info(job, result.request_id, usage.get("size"))

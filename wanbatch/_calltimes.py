@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from wanbatch._config import DEFAULT_MODEL, BatchConfig
@@ -68,12 +69,12 @@ def measured_call_times(
 
 
 def time_plan_for(
-    out_dir: Path, config: BatchConfig, calls: int, images: int, *, keys: int = 1
+    out_dir: Path, config: BatchConfig, calls: Mapping[str, int], images: int, *, keys: int = 1
 ) -> TimePlan:
-    """The time plan of a run of ``calls`` calls (buying at most ``images``) into ``out_dir``,
-    at ``config``'s calls in flight, with the call time measured there when it has some."""
+    """The time plan of a run's calls (by model, buying at most ``images``) into ``out_dir``,
+    at ``config``'s calls in flight, with the call times measured there when it has some."""
     return plan_time(
-        {DEFAULT_MODEL: calls},
+        dict(calls) or {config.defaults.model or DEFAULT_MODEL: 0},
         images,
         keys=keys,
         in_flight=config.concurrency,

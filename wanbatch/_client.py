@@ -18,16 +18,12 @@ from typing import Any
 
 import aiohttp
 
+from wanbatch._answer import GenerationResult
 from wanbatch._config import Secret
 from wanbatch._errors import ApiError, ConnectFailed, ResponseLost
-from wanbatch._protocol import (
-    GENERATION_PATH,
-    GenerationResult,
-    InterleaveAccumulator,
-    SSEDecoder,
-    build_headers,
-    parse_json_response,
-)
+from wanbatch._protocol import build_headers, encode_body, generation_url
+from wanbatch._response import parse_json_response
+from wanbatch._sse import InterleaveAccumulator, SSEDecoder
 
 __all__ = ["ApiClient", "CallResult"]
 
@@ -102,7 +98,7 @@ class ApiClient:
         self, session: aiohttp.ClientSession, base_url: str, api_key: Secret, *, timeout: float
     ) -> None:
         self._session = session
-        self._url = base_url.rstrip("/") + GENERATION_PATH
+        self._url = generation_url(base_url)
         self._api_key = api_key
         # The connect timeout stays below the total one, so that a call which never connected
         # ends as ConnectionTimeoutError (never sent), not as the total timeout (maybe billed).
@@ -115,7 +111,7 @@ class ApiClient:
         cut: str | None = None
         with _mapped_errors():
             async with self._session.post(
-                self._url, json=body, headers=headers, timeout=self._timeout
+                self._url, data=encode_body(body), headers=headers, timeout=self._timeout
             ) as resp:
                 offset = _clock_offset(resp.headers.get("Date"), time.time())
                 content_type = resp.headers.get("Content-Type", "")

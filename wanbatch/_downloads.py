@@ -197,6 +197,7 @@ def saved_info(job: PlannedJob, request_id: str | None, size: Any) -> dict[str, 
         "size": size,
         "request_id": request_id,
         "meta": job.meta,
+        "model": job.model,
     }
 
 

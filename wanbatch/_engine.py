@@ -40,6 +40,7 @@ from wanbatch._folder import orphan_images, prepare_out_dir, service_conflict
 from wanbatch._jobs import PlannedJob
 from wanbatch._journal import Journal, read_journal, read_prefix
 from wanbatch._lock import FolderLock
+from wanbatch._models import price_for, run_region
 from wanbatch._pacing import Pacer
 from wanbatch._plan import MAX_REGENERATIONS, Action, plan_job
 from wanbatch._policy import Backoff
@@ -99,6 +100,8 @@ class BatchRun:
         self._started = 0.0
         self._restorer = ImageRestorer(self.out_dir, control)
         self._lock: FolderLock | None = None
+        self._plan_cost = 0.0  #: what the calls planned may cost at most, CNY (dry-run plan)
+        self._plan_calls: dict[str, int] = {}  #: calls planned by model (the time plan)
 
     # ----------------------------------------------------------------- control
     def subscribe(self, callback: EventCallback) -> None:
@@ -127,7 +130,7 @@ class BatchRun:
         """Validate every line and plan in the same pass (counts by action)."""
         self._control.clock_offset = state.clock_offset
 
-        def on_job(job_id: str, max_new_images: int) -> None:
+        def on_job(job_id: str, max_new_images: int, model: str) -> None:
             job_state = state.job(job_id)
             counts["jobs"] += 1
             counts["matched"] += job_state is not None
@@ -142,6 +145,8 @@ class BatchRun:
             if plan.action is Action.CALL:
                 counts["call"] += 1
                 counts["images_max"] += max_new_images
+                self._plan_cost += max_new_images * price_for(self.config, model)
+                self._plan_calls[model] = self._plan_calls.get(model, 0) + 1
             elif plan.action is Action.DOWNLOAD:
                 counts["download"] += 1
             elif plan.action is Action.SKIP_DONE:
@@ -161,6 +166,7 @@ class BatchRun:
             done=DoneLines(state, self._salt),
             prefix=prefix,
             on_job=on_job,
+            region=run_region(self.config),
         )
         counts["jobs"] += report.skipped_done
         counts["matched"] += report.skipped_done
@@ -248,9 +254,9 @@ class BatchRun:
                 f"{self.out_dir} holds a run of another job file ({state.jobs_file}): none of its "
                 f"{len(state)} job ids is in {self.jobs_path}; use a new --out folder"
             )
-        self.summary.estimated_cost = round(counts["images_max"] * self.config.price, 4)
+        self.summary.estimated_cost = round(self._plan_cost, 4)
         time_plan = await anyio.to_thread.run_sync(
-            time_plan_for, self.out_dir, self.config, counts["call"], counts["images_max"]
+            time_plan_for, self.out_dir, self.config, self._plan_calls, counts["images_max"]
         )
         self.summary.time_plan = time_plan.to_json()
         if self.dry_run:
@@ -277,7 +283,7 @@ class BatchRun:
                 to_call=counts["call"],
                 to_download=counts["download"],
                 images_max=counts["images_max"],
-                price=self.config.price,
+                price=self._plan_cost / max(1, counts["images_max"]),
                 time_plan=time_plan,
             )
         )

@@ -15,6 +15,7 @@ from pathlib import Path
 from wanbatch._control import RunControl
 from wanbatch._doneprefix import DonePrefix
 from wanbatch._journal import read_journal, write_prefix, write_views
+from wanbatch._models import run_region
 from wanbatch._prefixscan import scan_done_prefix
 from wanbatch._report import try_write_report
 from wanbatch._summary import ExitCode
@@ -63,7 +64,8 @@ def finish_run(
             summary.images_saved_this_run * 60 / summary.duration_s, 2
         )
     summary.settle(control.exit_code, control.stop_reason)
-    problem = try_write_report(out_dir, price=control.config.price)
+    config = control.config
+    problem = try_write_report(out_dir, price=config.price_per_image, region=run_region(config))
     if problem is not None:
         summary.warnings.append(problem)
     tmp = out_dir / ".summary.json.tmp"

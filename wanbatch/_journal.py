@@ -21,6 +21,7 @@ from typing import IO, Any
 
 from wanbatch._cachefile import ignore, read_verified, write_verified
 from wanbatch._columns import ColumnKinds
+from wanbatch._config import DEFAULT_MODEL
 from wanbatch._donejobs import DoneJobs
 from wanbatch._doneprefix import DonePrefix, check_prefix
 from wanbatch._errors import OutputError
@@ -246,6 +247,8 @@ def _metadata_row(rec: dict[str, Any], k: int, columns: ColumnKinds, meta: Any) 
         "size": rec.get("size"),
         "request_id": rec.get("request_id"),
         "sha256": rec.get("sha256"),
+        # Runs before wanbatch knew other models made wan2.6-image's.
+        "model": rec.get("model") or DEFAULT_MODEL,
     }
     if isinstance(meta, dict):
         for key, value in meta.items():

@@ -145,7 +145,7 @@ class ProgressBar:
             self._advance()
         elif isinstance(event, ev.CallFailed) and event.will_retry:
             self.retries += 1
-        elif isinstance(event, ev.Throttled):
+        elif isinstance(event, ev.ThrottledEvent):
             self.throttled += 1
             self.limit = event.limit
             if event.retry_after:

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wanbatch._config import DEFAULT_MODEL, PRICE_PER_IMAGE, REGION_BASE_URLS
+from wanbatch._config import DEFAULT_MODEL, DEFAULT_REGION
 from wanbatch._journal import read_journal
+from wanbatch._models import price_of, region_of_url
 from wanbatch._timeplan import format_duration
 
 __all__ = [
@@ -52,6 +53,7 @@ class _Timeline:
     saved: list[float] = field(default_factory=list)  # active seconds since the first run
     models: dict[str, str] = field(default_factory=dict)  # job id -> model, when not default
     endpoint: object = None  # the last run's
+    bought: dict[str, int] = field(default_factory=dict)  # model -> images generated
 
     @property
     def duration(self) -> float:
@@ -90,12 +92,23 @@ def _timeline(journal: Path) -> _Timeline:
                 line.saved.append(offset + ts - start)
             elif event == b"generated":
                 gen = _GEN_MODEL.match(raw, head.end())
-                if gen is not None and gen.group(2) != DEFAULT_MODEL.encode():
-                    job_id = json.loads(b'"' + gen.group(1) + b'"')
-                    line.models[job_id] = gen.group(2).decode()
+                model = gen.group(2).decode() if gen is not None else DEFAULT_MODEL
+                if gen is not None and model != DEFAULT_MODEL:
+                    line.models[json.loads(b'"' + gen.group(1) + b'"')] = model
+                line.bought[model] = line.bought.get(model, 0) + _image_count(raw)
     if start is not None and last is not None:
         line.runs.append((start, last))
     return line
+
+
+def _image_count(raw: bytes) -> int:
+    """Images a ``generated`` line lists: its ``"images":[...]`` holds one ``{"url":`` each
+    (inside JSON strings quotes are escaped, so neither marker can come from text)."""
+    start = raw.find(b'"images":[')
+    if start < 0:
+        return 0
+    end = raw.find(b'],"', start)
+    return raw.count(b'{"url":', start, end if end >= 0 else len(raw))
 
 
 def _chart(line: _Timeline) -> dict[str, Any]:
@@ -141,25 +154,36 @@ def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 yield row
 
 
-def _price_of(endpoint: object) -> float:
-    """The list price for a run's endpoint (a region's), else the default region's."""
-    for region, url in REGION_BASE_URLS.items():
-        if endpoint == url:
-            return PRICE_PER_IMAGE[region]
-    return PRICE_PER_IMAGE["intl"]
+def _money(line: _Timeline, price: float | None, region: str | None) -> tuple[float, str, float]:
+    """What the images bought cost, how that was priced, and the price of one image (average)
+    for the possibly billed calls: ``price`` for every image if given, else each model's list
+    price in ``region`` (else the region of the last run's endpoint, else the default)."""
+    images = sum(line.bought.values())
+    if price is not None:
+        return images * price, f"at {price:g} CNY", price
+    if region is None:
+        endpoint = line.endpoint if isinstance(line.endpoint, str) else ""
+        region = region_of_url(endpoint) or DEFAULT_REGION
+    spent = sum(n * price_of(model, region) for model, n in line.bought.items())
+    models = sorted(line.bought) or [DEFAULT_MODEL]
+    if len(models) == 1:
+        one = price_of(models[0], region)
+        return spent, f"at {one:g} CNY ({models[0]}, {region})", one
+    return spent, f"at each model's list price ({region})", spent / images if images else 0.0
 
 
 def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def report_data(out_dir: Path, *, price: float | None = None) -> dict[str, Any]:
+def report_data(
+    out_dir: Path, *, price: float | None = None, region: str | None = None
+) -> dict[str, Any]:
     """Everything the page shows, read from ``out_dir`` (a run folder with a journal)."""
     journal = out_dir / "journal.jsonl"
     state = read_journal(out_dir)
     line = _timeline(journal)
-    if price is None:
-        price = _price_of(line.endpoint)
+    spent, priced, one = _money(line, price, region)
     by_status = state.status_counts()
     done, failed = by_status.get("done", 0), by_status.get("failed", 0)
     pending = max(0, max(state.jobs_in_file, sum(by_status.values())) - done - failed)
@@ -212,10 +236,10 @@ def report_data(out_dir: Path, *, price: float | None = None) -> dict[str, Any]:
         "jobs": {"done": done, "failed": failed, "pending": pending},
         "images": len(rows),
         "images_generated": state.images_generated,
-        "price": price,
-        "spent": state.images_generated * price,
+        "priced": priced,
+        "spent": spent,
         "possibly_billed": state.possibly_billed,
-        "possibly_billed_cost": state.possibly_billed * price,
+        "possibly_billed_cost": state.possibly_billed * one,
         "duration": format_duration(line.duration),
         "images_per_hour": round(len(line.saved) / hours) if hours > 0 else 0,
         "chart": _chart(line),
@@ -238,16 +262,19 @@ def report_data(out_dir: Path, *, price: float | None = None) -> dict[str, Any]:
     }
 
 
-def write_report(out_dir: str | Path, *, price: float | None = None) -> Path:
+def write_report(
+    out_dir: str | Path, *, price: float | None = None, region: str | None = None
+) -> Path:
     """Write ``out_dir/report.html`` (temp file, then rename) and return its path.
 
-    ``price``: CNY an image for the money shown (default: the list price of the region the
-    last run called). Raises ``OSError`` when the folder cannot be read or written.
+    ``price``: CNY an image for the money shown (default: each model's list price in
+    ``region``, by default the region the last run called). Raises ``OSError`` when the
+    folder cannot be read or written.
     """
     import jinja2  # only here: a run that writes no report never loads it
 
     out = Path(out_dir)
-    data = report_data(out, price=price)
+    data = report_data(out, price=price, region=region)
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("wanbatch", "templates"),
         autoescape=True,
@@ -268,10 +295,12 @@ def write_report(out_dir: str | Path, *, price: float | None = None) -> Path:
     return path
 
 
-def try_write_report(out_dir: Path, *, price: float | None = None) -> str | None:
+def try_write_report(
+    out_dir: Path, *, price: float | None = None, region: str | None = None
+) -> str | None:
     """:func:`write_report` at the end of a run: never fails it; returns what went wrong."""
     try:
-        write_report(out_dir, price=price)
+        write_report(out_dir, price=price, region=region)
     except Exception as exc:  # the report is a courtesy: the run's result stands without it
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return f"cannot write {Path(out_dir) / REPORT_NAME}: {reason or type(exc).__name__}"

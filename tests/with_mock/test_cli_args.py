@@ -247,7 +247,7 @@ async def test_progress_shows_spent_money_and_the_pause_the_service_asked_for(
 
     def on_event(event: ev.Event) -> None:
         bar(event)
-        if isinstance(event, (ev.Throttled, ev.Generated)):
+        if isinstance(event, (ev.ThrottledEvent, ev.Generated)):
             seen.append(bar.postfix())
 
     # One slot at the mock, three at the client: the extra calls answer 429 with Retry-After.
