@@ -87,6 +87,7 @@ class TimePlan:
     keys: int
     in_flight: int  #: calls in flight per key (``--concurrency``)
     call_times: tuple[CallTime, ...]
+    model_calls: tuple[int, ...]  #: calls of each model of ``call_times``
     seconds: float
 
     @property
@@ -98,13 +99,21 @@ class TimePlan:
         """One line: the duration, its figures, and images an hour."""
         if not self.calls:
             return "no call to make"
-        times = "; ".join(t.describe() for t in self.call_times)
         slots = f"{self.in_flight} in flight"
         if self.keys != 1:
             slots = f"({self.keys} keys × {slots})"
+        calls = f"{self.calls} {'call' if self.calls == 1 else 'calls'}"
+        if len(self.call_times) == 1:
+            work = f"{calls} ÷ {slots} × {self.call_times[0].describe()}"
+        else:  # several models: each one's calls times its call time
+            parts = " + ".join(
+                f"{n} × {t.describe()}"
+                for n, t in zip(self.model_calls, self.call_times, strict=True)
+                if n
+            )
+            work = f"({parts}) ÷ {slots}"
         return (
-            f"about {format_duration(self.seconds)}: {self.calls} "
-            f"{'call' if self.calls == 1 else 'calls'} ÷ {slots} × {times}; "
+            f"about {format_duration(self.seconds)}: {work}; "
             f"about {self.images_per_hour:,.0f} images/hour"
         )
 
@@ -121,11 +130,12 @@ class TimePlan:
             "call_time": [
                 {
                     "model": t.model,
+                    "calls": n,
                     "seconds": round(t.seconds, 3),
                     "source": t.source,
                     "samples": t.samples,
                 }
-                for t in self.call_times
+                for n, t in zip(self.model_calls, self.call_times, strict=True)
             ],
         }
 
@@ -153,6 +163,7 @@ def plan_time(
         keys=max(1, keys),
         in_flight=max(1, in_flight),
         call_times=times,
+        model_calls=tuple(calls[t.model] for t in times),
         seconds=work / slots,
     )
 

@@ -52,6 +52,11 @@ def test_models_mix() -> None:
     plan = plan_time({"wan2.6-image": 10, "wan2.7-image": 10}, 20, in_flight=5)
     expected = (10 * DEFAULT_CALL_S["wan2.6-image"] + 10 * DEFAULT_CALL_S["wan2.7-image"]) / 5
     assert plan.seconds == pytest.approx(expected)
+    assert (
+        "(10 × 90 s a call (wan2.6-image default) + 10 × 60 s a call (wan2.7-image default))"
+        in (plan.describe())
+    )
+    assert [t["calls"] for t in plan.to_json()["call_time"]] == [10, 10]
 
 
 def test_format_duration() -> None:

@@ -162,3 +162,24 @@ def test_a_dry_run_uses_the_call_time_measured_in_the_folder(
     assert f"median of {calls} calls measured in this folder" in text, text
     figure = float(text.split(f"{10 - calls} calls ÷ 2 in flight × ")[1].split(" s a call")[0])
     assert 0.25 <= figure < 2.0  # the mock's latency, plus the call's own time
+
+
+def test_models_in_the_time_plan_and_the_report(tmp_path: Path, dashscope_mock: Any) -> None:
+    jobs = write_jobs(
+        tmp_path / "jobs.jsonl",
+        [
+            {"id": "new", "prompt": "a red fox", "model": "wan2.7-image", "size": "1K"},
+            {"id": "old", "prompt": "a blue fox"},
+        ],
+    )
+    out = tmp_path / "out"
+    env = {"DASHSCOPE_API_KEY": CANARY_KEY, "DASHSCOPE_HTTP_BASE_URL": dashscope_mock.base_url}
+    dry = run_cli("run", str(jobs), "--out", str(out), "--dry-run", env=env)
+    assert "(1 × 90 s a call (wan2.6-image default) + 1 × 60 s a call (wan2.7-image default))" in (
+        dry.stderr + dry.stdout
+    )
+    result = run_cli("run", str(jobs), "--out", str(out), "--no-progress", env=env)
+    assert result.returncode == 0, result.stderr
+    html = (out / "report.html").read_text(encoding="utf-8")
+    first_page = html[html.index('id="grid"') : html.index("<h2>Failed jobs")]
+    assert first_page.count("wan2.7-image") == 1 and first_page.count("wan2.6-image") == 1
