@@ -53,7 +53,9 @@ if TYPE_CHECKING:
     from wanbatch._summary import ExitCode as ExitCode
     from wanbatch._summary import RunSummary as RunSummary
 
-_LAZY: dict[str, str] = {
+#: The public names and the private module each comes from: the one list (the imports above
+#: repeat it for type checkers; tests/unit/test_front_door.py checks that they agree).
+_PUBLIC: dict[str, str] = {
     "BatchConfig": "wanbatch._config",
     "GenerationDefaults": "wanbatch._config",
     "Secret": "wanbatch._config",
@@ -95,52 +97,11 @@ _LAZY: dict[str, str] = {
     "RunSummary": "wanbatch._summary",
 }
 
-
-__all__ = [
-    "ApiError",
-    "BatchConfig",
-    "BatchFatal",
-    "BatchRun",
-    "CallFailed",
-    "CallStarted",
-    "ConnectFailed",
-    "DownloadError",
-    "Event",
-    "ExitCode",
-    "FolderInUse",
-    "Generated",
-    "GenerationDefaults",
-    "ImageSaved",
-    "IntegrityError",
-    "InvalidJobs",
-    "Job",
-    "JobDone",
-    "JobFailed",
-    "JobFileError",
-    "JobRejected",
-    "JournalError",
-    "OutputError",
-    "PlannedJob",
-    "ResponseLost",
-    "RetryableApiError",
-    "RunAborted",
-    "RunPlanned",
-    "RunStopping",
-    "RunSummary",
-    "Secret",
-    "Throttled",
-    "ThrottledEvent",
-    "TransportError",
-    "UrlExpired",
-    "UrlExpiredEvent",
-    "ValidationNotes",
-    "WanbatchError",
-    "run_batch",
-]
+__all__ = sorted(_PUBLIC)
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
+    module = _PUBLIC.get(name)
     if module is None:
         raise AttributeError(f"module 'wanbatch' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)

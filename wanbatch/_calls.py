@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
 from typing import Any
 
 import anyio
@@ -149,7 +148,7 @@ class CallRunner:
                 self._pacer.release(token)
                 return
             call = next(self._control.call_numbers)
-            self._control.in_flight[call] = time.monotonic()
+            self._control.in_flight[call] = self._control.clock.monotonic()
             try:
                 try:
                     self._summary.calls += 1
@@ -204,7 +203,7 @@ class CallRunner:
                     attempt, retry_after=retry_after, rand=self._control.rand.random()
                 )
                 with self._control.interruptible():
-                    await anyio.sleep(delay)
+                    await self._control.clock.sleep(delay)
                 continue
             except OutputError as exc:
                 self._cap.release(job.max_new_images)
@@ -379,7 +378,7 @@ class CallRunner:
         self._control.emit(ev.Generated(job.id, len(urls), result.request_id))
         gen = self._generations.new(job.id, len(urls))
         info = saved_info(job, result.request_id, usage.get("size"))
-        arrived = time.monotonic()
+        arrived = self._control.clock.monotonic()
         for k, image in enumerate(images):
             exp = image["expires"]
             downloads.put(
