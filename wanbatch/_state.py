@@ -139,6 +139,8 @@ class RunState:
     damaged: list[int] = field(default_factory=list)
     #: Calls that lost their answer (each possibly billed) per job not answered or failed since.
     lost: dict[str, int] = field(default_factory=dict)
+    #: Tasks submitted and not seen to end (job id -> task id): a resumed run polls them.
+    tasks: dict[str, str] = field(default_factory=dict)
     #: Names the exact journal content this state folds (``"<bytes>:<tail digest>"``), when
     #: the reader knows it (a snapshot taken or loaded with nothing after it), else ``None``.
     #: Caches derived from the state (the resume prefix) are valid only for the same source.
@@ -173,6 +175,13 @@ class RunState:
         if not isinstance(job_id, str):
             self.damaged.append(lineno)
             return
+        if event == "submitted":
+            self.tasks[job_id] = str(record["task"])
+            return
+        if event in ("attempt", "generated", "failed") and record.get("code") != "JournalCut":
+            # The job's task ended (or it had none). A cut answer is not its task's end: the
+            # task is polled again, and its result read, instead of being bought again.
+            self.tasks.pop(job_id, None)
         if event == "attempt":
             self.failed_attempts += 1
             if is_throttle(record.get("status"), record.get("code"), record.get("message")):
@@ -269,6 +278,7 @@ class RunState:
         header = {name: getattr(self, name) for name in self._TOTALS}
         header["jobs"] = {job_id: job.to_json() for job_id, job in self.jobs.items()}
         header["lost"] = dict(self.lost)
+        header["tasks"] = dict(self.tasks)
         return header
 
     @classmethod
@@ -300,6 +310,10 @@ class RunState:
             setattr(state, name, value)
         lost = checked(header["lost"], dict, "lost")
         state.lost = {checked(k, str, "a job id"): count(v, "lost") for k, v in lost.items()}
+        tasks = checked(header.get("tasks", {}), dict, "tasks")
+        state.tasks = {
+            checked(k, str, "a job id"): checked(v, str, "a task") for k, v in tasks.items()
+        }
         jobs = checked(header["jobs"], dict, "jobs")
         state.jobs = {checked(k, str, "a job id"): JobState.from_json(v) for k, v in jobs.items()}
         # Every job and damaged line is a line of the journal the snapshot folds.
