@@ -135,7 +135,6 @@ class CallRunner:
                         ExitCode.CAPPED,
                     )
                     return
-                # Others may release their reservation when they fail; wait for room.
                 with self._control.interruptible():
                     await self._cap.wait_release()
                 if self._control.stopping:
@@ -353,6 +352,7 @@ class CallRunner:
                 journal,
                 "generated",
                 id=job.id,
+                model=job.body.get("model"),
                 fp=job.fingerprint,
                 line=line_hash(job.source, self._salt),
                 attempt=attempt,

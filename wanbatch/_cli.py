@@ -387,6 +387,26 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from wanbatch._report import write_report
+
+    out = Path(args.dir)
+    if not (out / "journal.jsonl").is_file():
+        what = "no such folder" if not out.exists() else "holds no run (no journal.jsonl)"
+        print(f"wanbatch: {out}: {what}", file=sys.stderr)
+        return ExitCode.USAGE
+    try:
+        path = write_report(out, price=args.price)
+    except JournalError as exc:
+        print(f"wanbatch: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    except OSError as exc:
+        print(f"wanbatch: cannot write the report of {out}: {_reason(exc)}", file=sys.stderr)
+        return ExitCode.FATAL
+    print(path)
+    return ExitCode.OK
+
+
 def _silence_stdout() -> None:
     """Point stdout at the null device, so that the interpreter's last flush cannot fail."""
     try:
@@ -413,6 +433,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_validate(args)
         if args.command == "status":
             return _cmd_status(args)
+        if args.command == "report":
+            return _cmd_report(args)
     except KeyboardInterrupt:  # Ctrl-C outside a run (validate, status, start-up)
         print("wanbatch: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED

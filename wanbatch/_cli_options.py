@@ -414,6 +414,25 @@ def build_parser() -> argparse.ArgumentParser:
         "dir", metavar="DIR", type=_non_empty("a run folder"), help="the run's --out folder"
     )
 
+    report = sub.add_parser(
+        "report",
+        help="write a run folder's report page (DIR/report.html)",
+        description="Write DIR/report.html again: a static page of the run (totals, images over "
+        "time, the images searchable by prompt, failed jobs) that opens from disk, no network.",
+        epilog="exit codes: 0 written, 2 no run in DIR, 3 cannot write it, 130 interrupted",
+        formatter_class=_HelpFormatter,
+    )
+    report.add_argument(
+        "dir", metavar="DIR", type=_non_empty("a run folder"), help="the run's --out folder"
+    )
+    report.add_argument(
+        "--price",
+        type=_number(0, MAX_PRICE),
+        default=None,
+        metavar="P",
+        help="price per image in CNY (default: the list price of the region the last run called)",
+    )
+
     sub.add_parser(
         "mock", help="serve the mock DashScope API (see `wanbatch mock --help`)", add_help=False
     )

@@ -14,7 +14,9 @@ from pathlib import Path
 from wanbatch._control import RunControl
 from wanbatch._doneprefix import DonePrefix
 from wanbatch._journal import read_journal, write_prefix, write_views
+from wanbatch._models import run_region
 from wanbatch._prefixscan import scan_done_prefix
+from wanbatch._report import try_write_report
 from wanbatch._summary import ExitCode
 from wanbatch._touchlog import TouchLog
 
@@ -68,6 +70,10 @@ def finish_run(
             summary.images_saved_this_run * 60 / summary.duration_s, 2
         )
     summary.settle(control.exit_code, control.stop_reason)
+    config = control.config
+    problem = try_write_report(out_dir, price=config.price_per_image, region=run_region(config))
+    if problem is not None:
+        summary.warnings.append(problem)
     tmp = out_dir / ".summary.json.tmp"
     try:
         tmp.write_text(json.dumps(summary.to_json(), indent=2) + "\n", encoding="utf-8")
