@@ -64,9 +64,11 @@ END_OF_RUN: dict[str, float] = {}
 def synthesize(folder: Path, done: int, new: int) -> tuple[Path, Path]:
     from wanbatch._config import GenerationDefaults
     from wanbatch._donejobs import line_hash
-    from wanbatch._journal import read_journal, write_prefix, write_views
+    from wanbatch._journal import read_journal
+    from wanbatch._prefixcache import write_prefix
     from wanbatch._prefixscan import scan_done_prefix
     from wanbatch._touchlog import TouchLog
+    from wanbatch._views import write_views
 
     salt = GenerationDefaults().model_dump_json()
     jobs = folder / "jobs.jsonl"

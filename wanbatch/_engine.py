@@ -37,13 +37,15 @@ from wanbatch._errors import InvalidJobs, JournalError, OutputError, UnusableOut
 from wanbatch._finish import finish_run
 from wanbatch._folder import orphan_images, prepare_out_dir, service_conflict
 from wanbatch._jobs import PlannedJob
-from wanbatch._journal import Journal, read_journal, read_prefix
+from wanbatch._journal import Journal, read_journal
 from wanbatch._lock import FolderLock
 from wanbatch._pacing import Pacer
 from wanbatch._plan import MAX_REGENERATIONS, Action, plan_job
 from wanbatch._policy import Backoff
+from wanbatch._prefixcache import read_prefix
 from wanbatch._prefixscan import usable_prefix
 from wanbatch._producer import JobProducer
+from wanbatch._records import cut_answer_record, end_record, run_record
 from wanbatch._restore import ImageRestorer
 from wanbatch._state import RunState
 from wanbatch._summary import ExitCode, RunSummary
@@ -279,26 +281,16 @@ class BatchRun:
         journal.open()
         try:
             journal.append(
-                "run",
-                jobs_file=str(self.jobs_path.absolute()),
-                version=__version__,
-                jobs=counts["jobs"],
-                endpoint=endpoint_of(self.config.base_url),
-                mock=is_loopback_url(self.config.base_url),
+                run_record(
+                    jobs_file=str(self.jobs_path.absolute()),
+                    version=__version__,
+                    jobs=counts["jobs"],
+                    endpoint=endpoint_of(self.config.base_url),
+                    mock=is_loopback_url(self.config.base_url),
+                )
             )
             if journal.cut_answer is not None:  # written down now, as the fold counted it
-                journal.append(
-                    "attempt",
-                    id=journal.cut_answer,
-                    attempt=0,
-                    code="JournalCut",
-                    status=None,
-                    message="a paid answer whose journal record was cut off (disk full or a "
-                    "crash while writing it)",
-                    request_id=None,
-                    possibly_billed=True,
-                    retry=True,
-                )
+                journal.append(cut_answer_record(job_id=journal.cut_answer))
             await self._dispatch(state, journal)
         finally:
             del state  # the end reads the journal again: one state in memory at a time
@@ -311,7 +303,7 @@ class BatchRun:
     def _append_end(self, journal: Journal) -> None:
         """The ``end`` record: the run was not killed (``status`` tells a finished folder)."""
         with contextlib.suppress(OutputError):  # a broken journal: the run says why already
-            journal.append("end", stopped=self._control.stop_reason)
+            journal.append(end_record(stopped=self._control.stop_reason))
 
     async def _dispatch(self, state: RunState, journal: Journal) -> None:
         config = self.config

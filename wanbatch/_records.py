@@ -1,5 +1,6 @@
-"""The journal's record schema: its events, the fields each carries, and the bounds a record's
-fields must keep to be read (:func:`well_formed`).
+"""The journal's record schema: its events, the fields each carries, one builder per event
+(:func:`generated_record`, :func:`saved_record`, ...: no other module makes a record), and the
+bounds a record's fields must keep to be read (:func:`well_formed`).
 
 Pure: stdlib only, no I/O. The fold of these records into a run's state is
 :mod:`wanbatch._state`.
@@ -29,8 +30,9 @@ Journal format v1 (one JSON object per line; ``v`` and ``ts`` on every record):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NewType
 
 __all__ = [
     "COUNT_LIMIT",
@@ -39,10 +41,22 @@ __all__ = [
     "MAX_CLOCK_OFFSET_S",
     "MAX_RECORD_IMAGES",
     "VERSION_LIMIT",
+    "Record",
+    "SavedInfo",
+    "abandoned_record",
+    "attempt_record",
     "checked",
     "count",
+    "cut_answer_record",
+    "end_record",
+    "expired_record",
     "expiry",
+    "failed_record",
     "float_or_none",
+    "generated_record",
+    "meta_record",
+    "run_record",
+    "saved_record",
     "well_formed",
 ]
 
@@ -149,3 +163,230 @@ def well_formed(record: Mapping[str, Any]) -> bool:
     if event == "saved" or (event == "expired" and "k" in record):
         return _is_count(record.get("k"), MAX_RECORD_IMAGES)
     return True
+
+
+# ------------------------------------------------------------------ builders
+# One per event: every record the engine journals is made here, so the schema above is the one
+# place its fields are named. A record is the event and its fields in the order they are
+# written; the journal puts ``v`` and ``ts`` in front. ``"event"`` then ``"id"`` come first in
+# every job record (a torn ``generated`` line is recognised by them: see
+# :mod:`wanbatch._journal`).
+
+#: A journal record as a builder below makes it (the journal adds ``v`` and ``ts``).
+Record = NewType("Record", dict[str, Any])
+
+
+@dataclass(frozen=True, slots=True)
+class SavedInfo:
+    """The fields of an image's ``metadata.jsonl`` row that its ``saved`` record carries."""
+
+    prompt: str | None
+    seed: int | None
+    size: Any
+    request_id: str | None
+    meta: Any
+
+    @classmethod
+    def of_record(cls, record: Mapping[str, Any]) -> SavedInfo:
+        """The fields as an earlier ``saved`` record holds them (taken as they are)."""
+        return cls(
+            prompt=record.get("prompt"),
+            seed=record.get("seed"),
+            size=record.get("size"),
+            request_id=record.get("request_id"),
+            meta=record.get("meta"),
+        )
+
+
+def run_record(*, jobs_file: str, version: str, jobs: int, endpoint: str, mock: bool) -> Record:
+    """A run started."""
+    return Record(
+        {
+            "event": "run",
+            "jobs_file": jobs_file,
+            "version": version,
+            "jobs": jobs,
+            "endpoint": endpoint,
+            "mock": mock,
+        }
+    )
+
+
+def end_record(*, stopped: str | None) -> Record:
+    """The run reached its end (``stopped``: why it stopped early, or None)."""
+    return Record({"event": "end", "stopped": stopped})
+
+
+def generated_record(
+    *,
+    job_id: str,
+    fp: str,
+    line: int,
+    attempt: int,
+    request_id: str | None,
+    images: Sequence[tuple[str, float | None]],
+    texts: Sequence[str],
+    usage: Mapping[str, Any],
+    info: SavedInfo,
+    duration: float,
+    clock_offset: float,
+    cut: str | None = None,
+) -> Record:
+    """A call answered: its image URLs and their expiry, written before any download."""
+    record = {
+        "event": "generated",
+        "id": job_id,
+        "fp": fp,
+        "line": line,
+        "attempt": attempt,
+        "request_id": request_id,
+        "images": [{"url": url, "expires": expires} for url, expires in images],
+        "texts": list(texts),
+        "usage": dict(usage),
+        "prompt": info.prompt,
+        "seed": info.seed,
+        "size": info.size,
+        "meta": info.meta,
+        "duration": round(duration, 3),
+        "clock_offset": round(clock_offset),
+    }
+    if cut:
+        record["cut"] = cut
+    return Record(record)
+
+
+def saved_record(
+    *,
+    job_id: str,
+    k: int,
+    file: str,
+    size: int,
+    sha256: str,
+    width: int,
+    height: int,
+    info: SavedInfo,
+) -> Record:
+    """Image ``k`` of the job's current generation is on disk (``file``, ``size`` bytes)."""
+    return Record(
+        {
+            "event": "saved",
+            "id": job_id,
+            "k": k,
+            "file": file,
+            "bytes": size,
+            "sha256": sha256,
+            "width": width,
+            "height": height,
+            "prompt": info.prompt,
+            "seed": info.seed,
+            "size": info.size,
+            "request_id": info.request_id,
+            "meta": info.meta,
+        }
+    )
+
+
+def expired_record(*, job_id: str, k: int) -> Record:
+    """The store refused image ``k``'s URL as expired before it was downloaded."""
+    return Record({"event": "expired", "id": job_id, "k": k})
+
+
+def attempt_record(
+    *,
+    job_id: str,
+    attempt: int,
+    code: str,
+    status: int | None,
+    message: str,
+    request_id: str | None,
+    possibly_billed: bool,
+    retry: bool,
+) -> Record:
+    """One failed attempt (``retry``: another follows)."""
+    return Record(
+        {
+            "event": "attempt",
+            "id": job_id,
+            "attempt": attempt,
+            "code": code,
+            "status": status,
+            "message": message,
+            "request_id": request_id,
+            "possibly_billed": possibly_billed,
+            "retry": retry,
+        }
+    )
+
+
+def abandoned_record(*, job_id: str, attempt: int) -> Record:
+    """A call in flight when the run aborted: the service may still bill it."""
+    return attempt_record(
+        job_id=job_id,
+        attempt=attempt,
+        code="Abandoned",
+        status=None,
+        message="the run was aborted while the call was in flight",
+        request_id=None,
+        possibly_billed=True,
+        retry=True,
+    )
+
+
+def cut_answer_record(*, job_id: str) -> Record:
+    """A paid answer whose ``generated`` line was torn (the journal cut it on opening):
+    possibly billed, and counted as a lost answer of its job (``job_id`` "" when unknown)."""
+    return attempt_record(
+        job_id=job_id,
+        attempt=0,
+        code="JournalCut",
+        status=None,
+        message="a paid answer whose journal record was cut off (disk full or a crash while "
+        "writing it)",
+        request_id=None,
+        possibly_billed=True,
+        retry=True,
+    )
+
+
+def failed_record(
+    *,
+    job_id: str,
+    fp: str,
+    attempts: int,
+    code: str,
+    status: int | None,
+    message: str,
+    request_id: str | None,
+    source: str,
+) -> Record:
+    """The job failed for good (``source``: its job line, for ``failed.jsonl``)."""
+    return Record(
+        {
+            "event": "failed",
+            "id": job_id,
+            "fp": fp,
+            "attempts": attempts,
+            "code": code,
+            "status": status,
+            "message": message,
+            "request_id": request_id,
+            "source": source,
+        }
+    )
+
+
+def meta_record(
+    *, job_id: str, fp: str, gen_line: int, images: int, line: int, meta: Any
+) -> Record:
+    """A done job's line changed but not its request: done from this line, with its ``meta``."""
+    return Record(
+        {
+            "event": "meta",
+            "id": job_id,
+            "fp": fp,
+            "gen_line": gen_line,
+            "images": images,
+            "line": line,
+            "meta": meta,
+        }
+    )

@@ -1,6 +1,6 @@
 """The images a journal records as saved, read back from its file.
 
-I/O, shared by :mod:`wanbatch._journal` (the ``metadata.jsonl`` view) and :mod:`wanbatch._folder`
+I/O, shared by :mod:`wanbatch._views` (the ``metadata.jsonl`` view) and :mod:`wanbatch._folder`
 (the check of the images on disk): :func:`current_saved` lists the ``saved`` records of every
 done job's current generation, :func:`image_on_disk` checks one, :func:`records` reads the
 records of one event.
