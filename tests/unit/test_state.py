@@ -140,6 +140,23 @@ def test_changed_fingerprint_is_reported() -> None:
     assert not plan_job(state.job("a"), "f1", retry_failed=False).changed
 
 
+def test_a_recorded_fingerprint_starting_with_a_hash_is_compared_whole() -> None:
+    fp = "ab" * 32
+    for recorded in ("#zz", f"#{fp[:7]}"):  # "#" once marked a packed done job's 28 bits
+        job = replay([generated("a", n=1, fp=recorded)]).job("a")  # generated, not done
+        assert job.short_fp is None and job.fp == recorded
+        assert plan_job(job, fp, retry_failed=False).changed
+        assert not plan_job(job, recorded, retry_failed=False).changed
+
+
+def test_a_done_job_keeps_28_bits_of_its_fingerprint_in_a_field_of_their_own() -> None:
+    fp = "ab" * 32
+    job = replay([generated("a", n=1, fp=fp), saved("a", 0)]).job("a")
+    assert job.status is Status.DONE and job.fp == "" and job.short_fp == int(fp[:7], 16)
+    assert not plan_job(job, fp, retry_failed=False).changed
+    assert plan_job(job, "cd" * 32, retry_failed=False).changed
+
+
 def test_new_job_is_called() -> None:
     assert plan_job(None, "f", retry_failed=False).action is Action.CALL
 
