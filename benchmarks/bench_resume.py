@@ -7,7 +7,7 @@ Run by hand (not part of pytest)::
 Synthesizes, in a temp folder: a job file of ``--done`` text-to-image jobs (``id`` + ``prompt``)
 plus ``--new`` jobs at its end, and an output folder whose ``journal.jsonl`` holds a ``run``
 record and, per done job, a ``generated`` and a ``saved`` record in the format of
-``wanbatch/_state.py`` (with the ``line`` hash a real run records; no ``fp``; the image files are
+``wanbatch/_records.py`` (with the ``line`` hash a real run records; no ``fp``; the image files are
 created empty, as their records say: a run stats each of them), plus the state snapshot and the
 job file's done prefix a real run's end writes (timed). Then starts ``run_batch`` in a
 subprocess against the mock (own process, no latency) and polls the mock's counters every 10 ms:
