@@ -42,6 +42,7 @@ from wanbatch._errors import (
 )
 from wanbatch._jobs import PlannedJob
 from wanbatch._journal import Journal
+from wanbatch._models import price_for
 from wanbatch._pacing import Pacer
 from wanbatch._policy import Backoff
 from wanbatch._records import (
@@ -131,8 +132,8 @@ class CallRunner:
             if billed_attempts >= config.max_attempts:
                 attempt -= 1  # no call made now
                 break
-            if not self._cap.reserve(job.max_new_images):
-                if self._cap.reserved == 0:
+            while not self._cap.reserve(job.max_new_images):
+                if self._cap.reserved == 0:  # nothing in flight can free room: cap reached
                     self._control.request_stop(
                         f"--max-images {config.max_images} reached "
                         f"({self._cap.bought} images generated in this folder)",
@@ -141,8 +142,7 @@ class CallRunner:
                     return
                 # Others may release their reservation when they fail; wait for room.
                 with self._control.interruptible():
-                    while not self._cap.reserve(job.max_new_images):
-                        await self._cap.wait_release()
+                    await self._cap.wait_release()
                 if self._control.stopping:
                     return
             token = self._pacer.try_acquire()
@@ -365,6 +365,7 @@ class CallRunner:
             self._summary.regenerated += 1
         self._summary.calls_succeeded += 1
         self._summary.images_generated_this_run += len(urls)
+        self._summary.spent_this_run += len(urls) * price_for(self._config, job.model)
         self._control.emit(ev.Generated(job.id, len(urls), result.request_id))
         gen = self._generations.new(job.id, len(urls))
         arrived = time.monotonic()

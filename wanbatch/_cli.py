@@ -34,6 +34,7 @@ from wanbatch._errors import (
     UnusableOutput,
     WanbatchError,
 )
+from wanbatch._models import region_of_url, workspace_base_url, workspace_id_problem
 from wanbatch._summary import ExitCode, RunSummary
 
 __all__ = ["main"]
@@ -51,6 +52,7 @@ def _defaults(args: argparse.Namespace) -> GenerationDefaults:
         prompt_extend=args.prompt_extend,
         watermark=args.watermark,
         negative_prompt=args.negative_prompt,
+        model=args.model,
     )
 
 
@@ -58,7 +60,7 @@ def _config(args: argparse.Namespace, base_url: str, api_key: Secret | None) -> 
     return BatchConfig(
         base_url=base_url,
         api_key=api_key,
-        region=args.region or DEFAULT_REGION,
+        region=region_of_url(base_url) or args.region or DEFAULT_REGION,
         concurrency=args.concurrency,
         rps=args.rps or None,
         download_concurrency=args.download_concurrency,
@@ -140,6 +142,14 @@ def _base_url_for(args: argparse.Namespace) -> str | None:
     """The base URL of a real run (None, with a message printed, when the environment's is bad)."""
     if args.base_url:
         return str(args.base_url)
+    workspace = args.workspace or os.environ.get("DASHSCOPE_WORKSPACE_ID", "").strip()
+    if workspace:
+        problem = workspace_id_problem(workspace)
+        if problem:
+            where = "--workspace" if args.workspace else "DASHSCOPE_WORKSPACE_ID"
+            print(f"wanbatch: {where}: {problem}", file=sys.stderr)
+            return None
+        return workspace_base_url(workspace, args.region or DEFAULT_REGION)
     if args.region:
         return REGION_BASE_URLS[args.region]
     from_env = os.environ.get("DASHSCOPE_HTTP_BASE_URL", "").strip()
@@ -172,6 +182,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from wanbatch._progress import ProgressBar, format_summary
 
     problem = _job_file_problem(args.jobs) or _out_problem(args.out)
+    if args.workspace and (args.base_url or args.mock):
+        problem = "--workspace picks the base URL: give it, or --base-url/--mock, not both"
     if problem:
         print(f"wanbatch: {problem}", file=sys.stderr)
         return ExitCode.USAGE
@@ -246,7 +258,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return ExitCode.INTERRUPTED
     progress.close()
     try:
-        print(format_summary(summary, args.out, price=config.price), file=sys.stderr)
+        bought = summary.images_generated_this_run
+        price = summary.spent_this_run / bought if bought else config.price
+        print(format_summary(summary, args.out, price=price), file=sys.stderr)
         if summary.exit_code == ExitCode.INTERRUPTED:
             aborted = (summary.stop_reason or "").startswith("aborted")
             what = "aborted" if aborted else "interrupted"

@@ -17,11 +17,13 @@ from wanbatch._config import (
     DEFAULT_DOWNLOAD_CONCURRENCY,
     DEFAULT_DOWNLOAD_TIMEOUT_S,
     DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MODEL,
     DEFAULT_REGION,
     DEFAULT_RPS,
     PRICE_PER_IMAGE,
     REGION_BASE_URLS,
 )
+from wanbatch._models import MODELS
 from wanbatch._version import __version__
 
 __all__ = ["build_parser", "url_problem"]
@@ -60,7 +62,10 @@ exit codes:
 ENVIRONMENT_HELP = """\
 environment:
   DASHSCOPE_API_KEY        the API key (required unless --mock or --dry-run); never printed
-  DASHSCOPE_HTTP_BASE_URL  the API base URL when neither --base-url nor --region is given
+  DASHSCOPE_WORKSPACE_ID   the workspace whose own host (in --region) to call, when neither
+                           --base-url nor --workspace is given
+  DASHSCOPE_HTTP_BASE_URL  the API base URL when none of --base-url, --workspace,
+                           DASHSCOPE_WORKSPACE_ID, --region is given
                            (default https://dashscope-intl.aliyuncs.com/api/v1)
 """
 
@@ -138,6 +143,12 @@ def _add_generation_defaults(parser: argparse.ArgumentParser) -> None:
     """The run-wide generation defaults, shared by ``run`` and ``validate``."""
     gen = parser.add_argument_group("generation defaults (a job's own value wins)")
     gen.add_argument(
+        "--model",
+        choices=MODELS,
+        default=None,
+        help=f"model of the jobs that name none (default {DEFAULT_MODEL})",
+    )
+    gen.add_argument(
         "--size",
         type=_non_empty("a size"),
         default=None,
@@ -194,7 +205,7 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wanbatch",
-        description="Batch image generation with Alibaba's wan2.6-image (DashScope), resumable.",
+        description="Batch image generation with Alibaba's Wan image models, resumable.",
         epilog=f"{ENVIRONMENT_HELP}\n{EXIT_CODES_HELP}",
         formatter_class=_HelpFormatter,
     )
@@ -272,6 +283,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"service region (default {DEFAULT_REGION})",
     )
+    run.add_argument(
+        "--workspace",
+        type=_non_empty("a workspace id"),
+        default=None,
+        metavar="ID",
+        help="call this workspace's own host in --region (e.g. "
+        "https://ID.ap-southeast-1.maas.aliyuncs.com/api/v1); default DASHSCOPE_WORKSPACE_ID, "
+        "else the region's shared host",
+    )
     where.add_argument(
         "--mock",
         action="store_true",
@@ -310,7 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_number(0, MAX_PRICE),
         default=None,
         metavar="P",
-        help="price per image in CNY, for the costs shown (default: the region's list price, "
+        help="price per image in CNY, for the costs shown (default: each model's list price "
+        "in the region, e.g. wan2.6-image "
         + ", ".join(f"{r} {p:g}" for r, p in PRICE_PER_IMAGE.items())
         + ")",
     )

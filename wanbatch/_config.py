@@ -88,6 +88,8 @@ class GenerationDefaults(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: The model of jobs that name none (None: ``DEFAULT_MODEL``).
+    model: str | None = None
     size: str | None = None
     n: int = 1
     max_images: int = 1

@@ -192,7 +192,12 @@ def seed_of(job: PlannedJob) -> int | None:
 def saved_info(job: PlannedJob, request_id: str | None, size: Any) -> SavedInfo:
     """The fields a saved image's journal record (and metadata row) carries."""
     return SavedInfo(
-        prompt=job.prompt, seed=seed_of(job), size=size, request_id=request_id, meta=job.meta
+        prompt=job.prompt,
+        seed=seed_of(job),
+        size=size,
+        request_id=request_id,
+        meta=job.meta,
+        model=job.model,
     )
 
 

@@ -39,6 +39,7 @@ from wanbatch._folder import orphan_images, prepare_out_dir, service_conflict
 from wanbatch._jobs import PlannedJob
 from wanbatch._journal import Journal, read_journal
 from wanbatch._lock import FolderLock
+from wanbatch._models import price_for, run_region
 from wanbatch._pacing import Pacer
 from wanbatch._plan import MAX_REGENERATIONS, Action, plan_job
 from wanbatch._policy import Backoff
@@ -100,6 +101,7 @@ class BatchRun:
         self._started = 0.0
         self._restorer = ImageRestorer(self.out_dir, control)
         self._lock: FolderLock | None = None
+        self._plan_cost = 0.0  #: what the calls planned may cost at most, CNY (dry-run plan)
 
     # ----------------------------------------------------------------- control
     def subscribe(self, callback: EventCallback) -> None:
@@ -128,7 +130,7 @@ class BatchRun:
         """Validate every line and plan in the same pass (counts by action)."""
         self._control.clock_offset = state.clock_offset
 
-        def on_job(job_id: str, max_new_images: int) -> None:
+        def on_job(job_id: str, max_new_images: int, model: str) -> None:
             job_state = state.job(job_id)
             counts["jobs"] += 1
             counts["matched"] += job_state is not None
@@ -143,6 +145,7 @@ class BatchRun:
             if plan.action is Action.CALL:
                 counts["call"] += 1
                 counts["images_max"] += max_new_images
+                self._plan_cost += max_new_images * price_for(self.config, model)
             elif plan.action is Action.DOWNLOAD:
                 counts["download"] += 1
             elif plan.action is Action.SKIP_DONE:
@@ -162,6 +165,7 @@ class BatchRun:
             done=DoneLines(state, self._salt),
             prefix=prefix,
             on_job=on_job,
+            region=run_region(self.config),
         )
         counts["jobs"] += report.skipped_done
         counts["matched"] += report.skipped_done
@@ -249,7 +253,7 @@ class BatchRun:
                 f"{self.out_dir} holds a run of another job file ({state.jobs_file}): none of its "
                 f"{len(state)} job ids is in {self.jobs_path}; use a new --out folder"
             )
-        self.summary.estimated_cost = round(counts["images_max"] * self.config.price, 4)
+        self.summary.estimated_cost = round(self._plan_cost, 4)
         if self.dry_run:
             self.summary.jobs_done = counts["done"]
             self.summary.jobs_failed = counts["failed"]
@@ -274,7 +278,7 @@ class BatchRun:
                 to_call=counts["call"],
                 to_download=counts["download"],
                 images_max=counts["images_max"],
-                price=self.config.price,
+                price=self._plan_cost / max(1, counts["images_max"]),
             )
         )
         journal = Journal(self.out_dir)

@@ -78,6 +78,10 @@ class ImageResolver:
         self._bytes = 0
         self._reads = 0
         self._hits = 0
+        #: resolved path -> (width, height) of a checked local image (no bytes: entries only)
+        self._sizes: dict[str, tuple[int, int]] = {}
+        #: (width, height) of the image the last call checked; None for a URL (not fetched)
+        self.last_size: tuple[int, int] | None = None
 
     def stats(self) -> ImageCacheStats:
         """Counters: files read, cache hits, entries and bytes held."""
@@ -89,12 +93,14 @@ class ImageResolver:
         Raises:
             ImageError: the image breaks a rule, or the file cannot be read.
         """
+        self.last_size = None
         full = self._refs.get(ref)
         if full is None:
             kind = classify_ref(ref)
             if kind is RefKind.DATA:  # not memoised: its key would be the whole image
                 declared, data = parse_data_uri(ref)
-                check_image(data, declared=declared)
+                info = check_image(data, declared=declared)
+                self.last_size = (info.width, info.height)
                 return ref
             if kind is RefKind.URL:
                 full = ""
@@ -105,6 +111,7 @@ class ImageResolver:
             self._refs[ref] = full
         if not full:
             return ref
+        self.last_size = self._sizes.get(full)
         cached = self._cache.get(full)
         if cached is not None:
             self._hits += 1
@@ -148,6 +155,9 @@ class ImageResolver:
             info = check_image(data)
         except ImageError as exc:
             raise ImageError(f"{exc} ({where})") from None
+        if len(self._sizes) >= self.max_entries:
+            self._sizes.clear()
+        self._sizes[full] = self.last_size = (info.width, info.height)
         return data_uri(info, data) if self.embed else ref
 
     def _remember(self, full: str, value: str | ImageError) -> None:

@@ -83,6 +83,10 @@ class Job(BaseModel):
     watermark: bool | None = None
     enable_interleave: bool | None = None
     max_images: int | None = None
+    enable_sequential: bool | None = None
+    thinking_mode: bool | None = None
+    color_palette: list[Any] | None = None
+    bbox_list: list[Any] | None = None
     parameters: dict[str, Any] | None = None
     messages: list[Any] | None = None
     model: str = DEFAULT_MODEL
@@ -136,6 +140,7 @@ class PlannedJob:
     seed: int | None = None  #: the seed sent, if any (for metadata.jsonl)
     image_count: int = 0  #: number of reference images sent
     id_derived: bool = False  #: True when the line had no id and :func:`derive_job_id` made it
+    model: str = DEFAULT_MODEL  #: the model the job runs on (its own, else the run's)
 
 
 # --------------------------------------------------------------------------- parsing

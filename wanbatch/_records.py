@@ -185,6 +185,8 @@ class SavedInfo:
     size: Any
     request_id: str | None
     meta: Any
+    #: The model that made the image (None in records of runs before there was a choice).
+    model: str | None
 
     @classmethod
     def of_record(cls, record: Mapping[str, Any]) -> SavedInfo:
@@ -195,6 +197,7 @@ class SavedInfo:
             size=record.get("size"),
             request_id=record.get("request_id"),
             meta=record.get("meta"),
+            model=record.get("model"),
         )
 
 
@@ -282,6 +285,7 @@ def saved_record(
             "size": info.size,
             "request_id": info.request_id,
             "meta": info.meta,
+            "model": info.model,
         }
     )
 

@@ -20,6 +20,7 @@ from typing import Any
 from ._config import GenerationDefaults
 from ._errors import JobFileError
 from ._jobs import Issue, Job, JobWarning, PlannedJob, canonical_json, derive_job_id
+from ._models import PROFILES
 from ._rules import JobSettings, analyse_job
 
 __all__ = ["ResolveImage", "build_body", "build_planned_job", "fingerprint"]
@@ -83,11 +84,12 @@ def _body(
             else:
                 content.append({"text": item["text"]})
     params = dict(eff.params)
-    params["enable_interleave"] = eff.interleave
+    if PROFILES[eff.model].event_stream:  # wan2.6-image: the mode flag is always sent
+        params["enable_interleave"] = eff.interleave
     if eff.interleave:
         params["stream"] = True
     body = {
-        "model": job.model,
+        "model": eff.model,
         "input": {"messages": [{"role": "user", "content": content}]},
         "parameters": params,
     }
@@ -135,6 +137,7 @@ def build_planned_job(
         seed=eff.seed,
         image_count=len(eff.refs),
         id_derived=job.id is None,
+        model=eff.model,
     )
     return planned, errors, warnings
 

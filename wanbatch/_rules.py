@@ -5,9 +5,9 @@ the service's documented limits, so that nothing it would reject is paid for, an
 what it would silently change (a prompt it cuts). It returns the :class:`JobSettings` a valid
 job sends, from which :mod:`wanbatch._requests` builds the request body.
 
-Mode rule (README, Job file): ``enable_interleave`` if the job says so; otherwise a job with no
-reference image runs in interleaved mode (the service's text-to-image path) and a job with
-images runs in editing mode.
+The job's ``model`` (else the run's ``--model``) picks a profile (:mod:`wanbatch._models`);
+wan2.7 models follow :mod:`wanbatch._rules27`. Mode rule for wan2.6-image: ``enable_interleave``
+if the job says so; otherwise no reference image means interleaved mode, images mean editing.
 
 Pure: stdlib only. Image *contents* are not checked here (that needs I/O).
 """
@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from ._config import DEFAULT_MODEL, GenerationDefaults
+from ._config import GenerationDefaults
 from ._images import ImageError, classify_ref
 from ._jobs import Issue, Job, show_json, show_text
+from ._models import WAN26, ModelProfile, profile_of, unknown_model_problem
+from ._rules27 import check27
 
 __all__ = [
     "MAX_NEGATIVE_PROMPT_CHARS",
@@ -61,6 +63,10 @@ _MODELLED_PARAMS = (
     "watermark",
     "enable_interleave",
     "max_images",
+    "enable_sequential",
+    "thinking_mode",
+    "color_palette",
+    "bbox_list",
 )
 
 
@@ -75,6 +81,7 @@ class JobSettings:
     max_new_images: int
     size: str | None
     seed: int | None
+    model: str = WAN26.name
 
 
 def check_job(job: Job, defaults: GenerationDefaults) -> list[Issue]:
@@ -95,9 +102,12 @@ def analyse_job(job: Job, defaults: GenerationDefaults) -> tuple[JobSettings | N
     issues: list[Issue] = []
     add = issues.append
 
-    # The model must be "wan2.6-image": only its rules are known here.
-    if job.model != DEFAULT_MODEL:
-        add(Issue("model", f"only '{DEFAULT_MODEL}' is supported, got {show_text(job.model)}"))
+    # The job's model, else the run's (--model); its profile holds the rules (_models).
+    model = job.model if "model" in job.model_fields_set else defaults.model or job.model
+    profile = profile_of(model)
+    if profile is None:
+        add(Issue("model", unknown_model_problem(model)))
+        profile = WAN26
 
     # --- prompt and images, or raw messages (the API's input.messages) ----------------------
     prompt: str | None = None
@@ -115,15 +125,9 @@ def analyse_job(job: Job, defaults: GenerationDefaults) -> tuple[JobSettings | N
             add(Issue("prompt", "empty: the prompt must have text"))
         if job.images:
             refs.extend((f"images[{i}]", ref) for i, ref in enumerate(job.images))
-    if prompt is not None and len(prompt) > MAX_PROMPT_CHARS:
-        add(
-            _length_issue(
-                "prompt" if job.messages is None else "messages",
-                "prompt",
-                len(prompt),
-                MAX_PROMPT_CHARS,
-            )
-        )
+    if prompt is not None and len(prompt) > profile.max_prompt_chars:
+        field = "prompt" if job.messages is None else "messages"
+        add(_length_issue(field, "prompt", len(prompt), profile.max_prompt_chars))
     for field, ref in refs:
         if ref[:8] != "https://":  # the common case needs no parsing
             try:
@@ -131,10 +135,17 @@ def analyse_job(job: Job, defaults: GenerationDefaults) -> tuple[JobSettings | N
             except ImageError as exc:
                 add(Issue(field, str(exc)))
 
-    # --- mode (enable_interleave, or whether the job has reference images) -------------------
     count = len(refs)
-    interleave = job.enable_interleave if job.enable_interleave is not None else count == 0
     images_field = "messages" if job.messages is not None else "images"
+    if profile.family == "wan2.7":
+        checked = check27(job, defaults, profile, count, images_field, add)
+        return _settings(job, profile, prompt, refs, issues, checked.params)
+    for name in sorted(profile.refused):
+        if getattr(job, name) is not None:
+            add(Issue(name, f"a wan2.7 parameter: {profile.name} does not take it"))
+
+    # --- mode (enable_interleave, or whether the job has reference images) -------------------
+    interleave = job.enable_interleave if job.enable_interleave is not None else count == 0
     if interleave and count > INTERLEAVE_IMAGES[1]:
         add(
             Issue(
@@ -232,27 +243,32 @@ def analyse_job(job: Job, defaults: GenerationDefaults) -> tuple[JobSettings | N
                 )
             )
 
-    # --- passthrough: fields wanbatch does not model, sent as-is -----------------------------
+    return _settings(job, profile, prompt, refs, issues, params, interleave, max_new)
+
+
+def _settings(
+    job: Job,
+    profile: ModelProfile,
+    prompt: str | None,
+    refs: list[tuple[str, str]],
+    issues: list[Issue],
+    params: dict[str, Any],
+    interleave: bool = False,
+    max_new: int | None = None,
+) -> tuple[JobSettings | None, list[Issue]]:
+    """Add the passthrough ``parameters`` (fields wanbatch does not model, sent as-is)."""
     for key, value in job.parameters.items() if job.parameters else ():
         field = f"parameters.{key}"
-        if key in _MODELLED_PARAMS:
-            add(
-                Issue(
-                    field,
-                    f"'{key}' is a job field: write it at the top level of the line, "
-                    "not inside parameters",
-                )
-            )
+        if key in profile.refused:
+            issues.append(Issue(field, f"{profile.name} does not take '{key}'; remove it"))
+        elif key in _MODELLED_PARAMS:
+            msg = f"'{key}' is a job field: write it at the top level of the line"
+            issues.append(Issue(field, msg + ", not inside parameters"))
         elif key == "stream":
-            add(
-                Issue(
-                    field,
-                    "set by wanbatch from the mode (true in interleaved mode); remove it",
-                )
-            )
+            msg = "set by wanbatch from the mode (true in interleaved mode); remove it"
+            issues.append(Issue(field, msg))
         else:
             params[key] = value
-
     if prompt is None or (issues and any(not i.warning for i in issues)):
         return None, issues
     eff = JobSettings(
@@ -260,9 +276,10 @@ def analyse_job(job: Job, defaults: GenerationDefaults) -> tuple[JobSettings | N
         prompt=prompt,
         refs=tuple(refs),
         params=params,
-        max_new_images=max_new,
+        max_new_images=params["n"] if max_new is None else max_new,
         size=params.get("size"),
         seed=params.get("seed"),
+        model=profile.name,
     )
     return eff, issues
 

@@ -54,6 +54,8 @@ class RunSummary:
     duration_s: float = 0.0
     images_per_minute: float = 0.0
     estimated_cost: float = 0.0
+    #: What the images generated this run cost at each model's price (CNY).
+    spent_this_run: float = 0.0
     dry_run: bool = False
     plan: dict[str, int] = field(default_factory=dict)
 

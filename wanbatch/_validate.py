@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from ._columns import MAX_COLUMNS, TEXT, Kind, describe, kind_of, unify
-from ._config import GenerationDefaults
+from ._config import DEFAULT_MODEL, GenerationDefaults
 from ._donejobs import DoneLines
 from ._doneprefix import DonePrefix
 from ._errors import JobFileError
@@ -35,6 +35,7 @@ from ._jobs import (
     parse_line_issues,
 )
 from ._lines import open_job_file, read_lines
+from ._models import PROFILES, not_offered_problem
 from ._rules import analyse_job
 
 __all__ = [
@@ -60,6 +61,7 @@ class ValidationReport:
     jobs: int = 0  #: non-blank lines, valid or not
     valid_jobs: int = 0
     interleaved: int = 0  #: valid jobs in interleaved mode (the rest edit)
+    other_models: int = 0  #: valid jobs on another model than wan2.6-image (no such modes)
     images: int = 0  #: most images a run may buy: sum of max_new_images of valid jobs
     skipped_done: int = 0  #: valid lines passed over as done and unchanged (``done``)
     #: (line number, byte offset) of the first line ``done`` did not pass over: a later pass
@@ -136,8 +138,10 @@ class _Checker:
         *,
         done: DoneLines | None = None,
         first: array[int] | None = None,
+        region: str | None = None,
     ) -> None:
         self.path = path
+        self.region = region  #: the run's region: a model not offered there is an error
         self.defaults = defaults
         self.resolver = ImageResolver(
             os.path.dirname(os.path.abspath(path)), embed=False, max_bytes=0
@@ -170,17 +174,31 @@ class _Checker:
                     errors.append(JobFileError(self.path, lineno, i.field, i.message))
         if settings is None:
             return None, errors, warnings, job.id
+        offer = not_offered_problem(settings.model, self.region)
+        if offer is not None:
+            errors.append(JobFileError(self.path, lineno, "model", offer))
+        ratio = PROFILES[settings.model].max_image_ratio
         for field_name, ref in settings.refs:
             try:
                 self.resolver(ref)
             except ValueError as exc:
                 errors.append(JobFileError(self.path, lineno, field_name, str(exc)))
+                continue
+            size = self.resolver.last_size
+            if ratio and size is not None and max(size) > ratio * min(size):
+                msg = (
+                    f"image is {size[0]}x{size[1]} px; {settings.model} takes reference images "
+                    f"with an aspect ratio within 1:{ratio} to {ratio}:1"
+                )
+                errors.append(JobFileError(self.path, lineno, field_name, msg))
         if errors:
             return None, errors, warnings, job.id
         job_id, derived = job.id, False
         if job_id is None:
             job_id, derived = derive_job_id(job), True
-        checked = _Checked(job_id, derived, settings.interleave, settings.max_new_images, job.meta)
+        checked = _Checked(
+            job_id, derived, settings.interleave, settings.max_new_images, job.meta, settings.model
+        )
         return checked, [], warnings, None
 
 
@@ -193,6 +211,7 @@ class _Checked:
     interleave: bool
     max_new_images: int
     meta: dict[str, Any] | None
+    model: str
 
 
 def validate_file(
@@ -202,7 +221,8 @@ def validate_file(
     max_errors: int = 1000,
     done: DoneLines | None = None,
     prefix: DonePrefix | None = None,
-    on_job: Callable[[str, int], None] | None = None,
+    on_job: Callable[[str, int, str], None] | None = None,
+    region: str | None = None,
 ) -> ValidationReport:
     """Check the whole file in one streaming pass and report every problem.
 
@@ -212,8 +232,8 @@ def validate_file(
     error. Memory stays flat:
     ids are kept as 8-byte hashes, and only the first ``max_errors`` errors and warnings are
     kept (all are counted). Lines ``done`` matches (done and unchanged) count as valid without
-    a second look (``skipped_done``); ``on_job(id, max_new_images)`` is called for every other
-    valid line, so a caller can plan in the same pass. A ``prefix`` (checked by
+    a second look (``skipped_done``); ``on_job(id, max_new_images, model)`` is called for every
+    other valid line, so a caller can plan in the same pass. A ``prefix`` (checked by
     :func:`~wanbatch._prefixscan.usable_prefix` against this file and ``done``'s state) is not
     read at all: its lines count as done, and reading starts where it ends.
     """
@@ -234,7 +254,7 @@ def validate_file(
     if prefix is not None and done is not None:
         start, first_lines = (prefix.next_line, prefix.size), prefix.first
         report.jobs = report.valid_jobs = report.skipped_done = prefix.jobs
-    checker = _Checker(spath, defaults, done=done, first=first_lines)
+    checker = _Checker(spath, defaults, done=done, first=first_lines, region=region)
     ids = checker.ids
     seen: list[Any] = [start[0] - 1, start[1], b""]
     with opened as fh:
@@ -284,8 +304,9 @@ def validate_file(
             report.valid_jobs += 1
             report.images += planned.max_new_images
             report.interleaved += planned.interleave
+            report.other_models += planned.model != DEFAULT_MODEL
             if on_job is not None:
-                on_job(planned.id, planned.max_new_images)
+                on_job(planned.id, planned.max_new_images, planned.model)
     report.lines = seen[0]
     report.image_reads = checker.resolver.stats().reads
     if report.jobs == 0:
@@ -307,10 +328,11 @@ def format_report(report: ValidationReport) -> list[str]:
     if report.truncated:
         summary += f" (first {len(report.errors)} errors and {len(report.warnings)} warnings shown)"
     if report.ok:
-        editing = report.valid_jobs - report.interleaved
+        editing = report.valid_jobs - report.interleaved - report.other_models
+        others = f", {report.other_models} on wan2.7 models" if report.other_models else ""
         summary += (
             f"; a run buys at most {_plural(report.images, 'image')} "
-            f"({report.interleaved} interleaved, {editing} editing)"
+            f"({report.interleaved} interleaved, {editing} editing{others})"
         )
     out.append(summary)
     return out

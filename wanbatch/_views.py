@@ -18,6 +18,7 @@ from typing import IO, Any
 
 from wanbatch._cachefile import ignore, read_verified, write_verified
 from wanbatch._columns import ColumnKinds
+from wanbatch._config import DEFAULT_MODEL
 from wanbatch._lifecycle import Status
 from wanbatch._records import COUNT_LIMIT
 from wanbatch._saved import JOURNAL_NAME, current_saved, image_on_disk, records
@@ -62,6 +63,8 @@ def _metadata_row(rec: dict[str, Any], k: int, columns: ColumnKinds, meta: Any) 
         "size": rec.get("size"),
         "request_id": rec.get("request_id"),
         "sha256": rec.get("sha256"),
+        # Runs before wanbatch knew other models made wan2.6-image's.
+        "model": rec.get("model") or DEFAULT_MODEL,
     }
     if isinstance(meta, dict):
         for key, value in meta.items():

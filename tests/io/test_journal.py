@@ -144,7 +144,7 @@ def test_the_journal_writes_a_record_as_one_compact_line(tmp_path: Path) -> None
             images=[("http://h/a.png", None), ("http://h/b.png", None)],
             texts=[],
             usage={},
-            info=SavedInfo(prompt="p", seed=None, size=None, request_id="r", meta=None),
+            info=SavedInfo(prompt="p", seed=None, size=None, request_id="r", meta=None, model=None),
             duration=0.5,
             clock_offset=0.0,
         )

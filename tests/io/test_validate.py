@@ -234,7 +234,7 @@ def test_done_lines_are_passed_over_but_still_count_for_duplicates(tmp_path: Pat
     done = done_lines({"a": a})
     seen: list[str] = []
     report = validate_file(
-        path, GenerationDefaults(), done=done, on_job=lambda i, _n: seen.append(i)
+        path, GenerationDefaults(), done=done, on_job=lambda i, _n, _m: seen.append(i)
     )
     assert report.skipped_done == 1 and report.valid_jobs == 2
     assert seen == ["b"]
@@ -268,7 +268,7 @@ def test_only_unchanged_lines_of_finished_jobs_are_passed_over(tmp_path: Path) -
     done = done_lines(texts, newer={"c": "generated", "d": "failed"})
     seen: list[str] = []
     report = validate_file(
-        path, GenerationDefaults(), done=done, on_job=lambda i, _n: seen.append(i)
+        path, GenerationDefaults(), done=done, on_job=lambda i, _n, _m: seen.append(i)
     )
     assert report.ok and report.valid_jobs == 4
     # b was edited; c is being generated again (a newer record); a failure after done is moot.
@@ -341,7 +341,7 @@ def test_a_done_prefix_is_not_read_again_and_still_catches_duplicates(tmp_path: 
         GenerationDefaults(),
         done=DoneLines(resumed, SALT),
         prefix=usable,
-        on_job=lambda i, _n: seen.append(i),
+        on_job=lambda i, _n, _m: seen.append(i),
     )
     assert seen == ["n1"] and report.skipped_done == 4 and report.valid_jobs == 5
     assert [(e.line, e.field) for e in report.errors] == [(7, "id")]

@@ -362,7 +362,7 @@ def test_run_default_error_says_so() -> None:
         ({"prompt": ""}, "prompt", "empty"),
         ({"prompt": "x", "messages": []}, "prompt", "either messages or prompt"),
         ({"images": [URL], "messages": []}, "images", "either messages or prompt"),
-        ({"prompt": "x", "model": "wan2.5-i2i"}, "model", "only 'wan2.6-image'"),
+        ({"prompt": "x", "model": "wan2.5-i2i"}, "model", "unknown model 'wan2.5-i2i'"),
         # image counts per mode
         ({"prompt": "x", "images": [URL] * 5}, "images", "editing mode takes 1-4"),
         ({"prompt": "x", "images": [URL] * 2, "enable_interleave": True}, "images", "0 or 1"),

@@ -28,7 +28,9 @@ from wanbatch._records import (
 )
 from wanbatch._state import replay
 
-INFO = SavedInfo(prompt="a cat", seed=7, size="1280*1280", request_id="r1", meta={"k": "v"})
+INFO = SavedInfo(
+    prompt="a cat", seed=7, size="1280*1280", request_id="r1", meta={"k": "v"}, model="wan2.7-image"
+)
 FP = "ab" * 32
 
 BUILT = {

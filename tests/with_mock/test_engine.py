@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from tests.conftest import journal_records, png_info, write_jobs
@@ -184,11 +185,13 @@ async def test_overdue_account_after_budget_stops_with_images_kept(tmp_path: Pat
         assert "Arrearage" in (summary.stop_reason or "")
 
 
-async def test_max_images_caps_what_is_bought(mock: Any, tmp_path: Path) -> None:
+# More workers than the cap: some wait for room that the answered calls never free.
+@pytest.mark.parametrize("concurrency", [2, 8])
+async def test_max_images_caps_what_is_bought(mock: Any, tmp_path: Path, concurrency: int) -> None:
     jobs = write_jobs(tmp_path / "jobs.jsonl", text_jobs(10))
-    summary = await run_batch(
-        jobs, tmp_path / "out", fast_config(mock.base_url, max_images=4, concurrency=2)
-    )
+    config = fast_config(mock.base_url, max_images=4, concurrency=concurrency)
+    with anyio.fail_after(60):  # a waiter left waiting for room would hang the run
+        summary = await run_batch(jobs, tmp_path / "out", config)
     assert summary.exit_code == ExitCode.CAPPED
     assert mock.counters().images_generated == 4
     assert summary.jobs_done == 4 and summary.jobs_pending == 6

@@ -4,7 +4,8 @@ Implements the documented request rules (docs/service.md, Request body): model, 
 message, the text/image items, each parameter's type and range, per-mode image counts, and the
 input-image rules (URL schemes, data-URI decoding, 10 MB, 240–8000 px, no PNG alpha). Over-long
 prompts are truncated, not rejected, and unknown parameters (such as the SDK's ``is_async``)
-are accepted.
+are accepted. ``wan2.7-image`` and ``wan2.7-image-pro`` requests are checked by
+:mod:`wanbatch.mock._wan27` after the shared message and image checks.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from urllib.parse import urlsplit
 from wanbatch.mock._errors import DOWNLOAD_FAILED, MODEL_NOT_FOUND, URL_ERROR, Rejection
 from wanbatch.mock._imageinfo import sniff_image
 from wanbatch.mock._sizing import SizeRequest, parse_size
+from wanbatch.mock._wan27 import MAX_PROMPT, MODELS_27, check_wan27
 
 __all__ = ["MODEL", "GenerationRequest", "InputImage", "prompt_of", "validate_generation"]
 
@@ -79,9 +81,10 @@ def prompt_of(body: object) -> str | None:
     """The (truncated) prompt of a body, or ``None``; lenient, for counting calls by prompt."""
     try:
         content = body["input"]["messages"][0]["content"]  # type: ignore[index]
+        cut = MAX_PROMPT if body.get("model") in MODELS_27 else MAX_PROMPT_CHARS  # type: ignore[attr-defined]
         for item in content:
             if isinstance(item, dict) and isinstance(item.get("text"), str):
-                return str(item["text"])[:MAX_PROMPT_CHARS]
+                return str(item["text"])[:cut]
     except (KeyError, IndexError, TypeError):
         return None
     return None
@@ -102,7 +105,7 @@ def validate_generation(body: object) -> GenerationRequest:
         )
     if not isinstance(model, str):
         raise Rejection.invalid("model must be a string")
-    if model != MODEL:
+    if model != MODEL and model not in MODELS_27:
         raise Rejection(404, "ModelNotFound", MODEL_NOT_FOUND)
     raw_input = body.get("input")
     if raw_input is None or raw_input == {}:
@@ -117,6 +120,8 @@ def validate_generation(body: object) -> GenerationRequest:
     if not isinstance(params, dict):
         raise Rejection.invalid("parameters must be a JSON object")
 
+    if model in MODELS_27:
+        return _wan27_request(model, raw_input, params)
     for name in _BOOL_PARAMS:
         if name in params and not isinstance(params[name], bool):
             raise Rejection.invalid(f"parameters.{name} must be a boolean")
@@ -155,6 +160,34 @@ def validate_generation(body: object) -> GenerationRequest:
         max_images=max_images,
         size=size,
         seed=seed,
+        images=tuple(images),
+    )
+
+
+def _wan27_request(
+    model: str, raw_input: dict[str, Any], params: dict[str, Any]
+) -> GenerationRequest:
+    """A wan2.7 request (:mod:`wanbatch.mock._wan27`); sets may make fewer images than ``n``."""
+    prompt, values = _split_message(raw_input)
+    deferred: Rejection | None = None
+    images: list[InputImage] = []
+    for value in values[:10]:
+        image, problem = _input_image(value)
+        images.append(image)
+        deferred = deferred or problem
+    sizes = [(i.width, i.height) if i.width and i.height else None for i in images]
+    plan = check_wan27(model, params, prompt, sizes + [None] * (len(values) - len(images)))
+    if deferred is not None:
+        raise deferred
+    seed = params.get("seed")
+    return GenerationRequest(
+        prompt=prompt[:MAX_PROMPT],
+        negative_prompt=None,
+        interleave=False,
+        n=plan.count,
+        max_images=1,
+        size=plan.size,
+        seed=seed if isinstance(seed, int) else None,
         images=tuple(images),
     )
 
