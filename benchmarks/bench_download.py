@@ -5,12 +5,12 @@ Run by hand (not part of pytest)::
     .venv/bin/python benchmarks/bench_download.py [--quick] [--images 100] [--rounds 3] \
         [--parallel 4,8] [--dir DIR]
 
-The mock (own process) serves ``--image-size 1296x1296`` stand-in PNGs: a noisy gradient in
-stored-deflate RGB, so one file is ~5.0 MB (the exact size is printed), about what the service
-returns for a large image. For each stream count in ``--parallel`` and each variant, one client
-subprocess gets one signed image URL and downloads it ``--images`` times a round with that many
-streams; every round starts from an empty folder and a ``sync``, so no round pays for the dirty
-pages of the one before:
+The mock (own process) serves ``--image-size 1296x1296 --image-style noise`` stand-in PNGs: a
+noisy gradient in stored-deflate RGB, so one file is ~5.0 MB (the exact size is printed), about
+what the service returns for a large image (the mock's default pictures are a few kilobytes).
+For each stream count in ``--parallel`` and each variant, one client subprocess gets one signed
+image URL and downloads it ``--images`` times a round with that many streams; every round starts
+from an empty folder and a ``sync``, so no round pays for the dirty pages of the one before:
 
 - the floor: ``session.get(url)``, ``iter_chunked(256 KiB)``, plain writes to a temp name, then
   ``fsync`` and rename on a worker thread: the least a loop does to have each file on disk and
@@ -149,7 +149,7 @@ def main() -> int:
     rows: list[list[str]] = []
     ok = True
     with tempfile.TemporaryDirectory(prefix="wb-download-", dir=args.dir) as name:
-        with MockProcess(image_size=SIZE) as mock:
+        with MockProcess(image_size=SIZE, image_style="noise") as mock:
             for parallel in streams:
                 for variant in VARIANTS:
                     argv = [PY, __file__, "--child", mock.base_url, name, variant]

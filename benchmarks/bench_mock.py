@@ -5,8 +5,9 @@ Run by hand (not part of pytest)::
     .venv/bin/python benchmarks/bench_mock.py [--calls 5000] [--connections 64] [--downloads 60]
 
 The mock runs in its own process (``python -m wanbatch.mock``, no latency, no stand-in image
-size), the load comes from ``--clients`` other processes, so neither side steals the other's
-core. Targets: >= 1,000 calls/s and >= 200 MB/s.
+size, ``--image-style noise``: photo-sized PNGs, so MB/s measures streaming), the load comes from
+``--clients`` other processes, so neither side steals the other's core. Targets: >= 1,000
+calls/s and >= 200 MB/s.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def main() -> int:
     args = parser.parse_args()
 
     server = subprocess.Popen(
-        [sys.executable, "-m", "wanbatch.mock", "--port", "0"],
+        [sys.executable, "-m", "wanbatch.mock", "--port", "0", "--image-style", "noise"],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -41,18 +41,19 @@ import json, resource, sys, time
 t0 = time.perf_counter()
 from pathlib import Path
 from wanbatch._config import BatchConfig
-from wanbatch._engine import BatchRun, PLAN_KEYS
+import wanbatch._engine  # its import time is part of a resume's
 from wanbatch._journal import read_journal
+from wanbatch._planning import plan_run
 t1 = time.perf_counter()
 jobs, out = Path(sys.argv[1]), Path(sys.argv[2])
 state = read_journal(out)
 t2 = time.perf_counter()
-run = BatchRun(jobs, out, BatchConfig())  # only its validate-and-plan pass, outside a loop
-counts = dict.fromkeys(PLAN_KEYS, 0)
-report = run._validate(state, counts)
+config = BatchConfig()
+# The run's validate-and-plan pass, outside an event loop.
+plan = plan_run(jobs, out, config, state, salt=config.defaults.model_dump_json())
 t3 = time.perf_counter()
 print(json.dumps({"import": t1 - t0, "replay": t2 - t1, "validate_plan": t3 - t2,
-                  "skipped": report.skipped_done, "counts": counts,
+                  "skipped": plan.report.skipped_done, "counts": plan.counts,
                   "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 

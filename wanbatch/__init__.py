@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from wanbatch._events import RunAborted as RunAborted
     from wanbatch._events import RunPlanned as RunPlanned
     from wanbatch._events import RunStopping as RunStopping
+    from wanbatch._events import ThrottledEvent as ThrottledEvent
     from wanbatch._events import UrlExpiredEvent as UrlExpiredEvent
     from wanbatch._events import ValidationNotes as ValidationNotes
     from wanbatch._jobs import Job as Job
@@ -52,7 +53,9 @@ if TYPE_CHECKING:
     from wanbatch._summary import ExitCode as ExitCode
     from wanbatch._summary import RunSummary as RunSummary
 
-_LAZY: dict[str, str] = {
+#: The public names and the private module each comes from: the one list (the imports above
+#: repeat it for type checkers; tests/unit/test_front_door.py checks that they agree).
+_PUBLIC: dict[str, str] = {
     "BatchConfig": "wanbatch._config",
     "GenerationDefaults": "wanbatch._config",
     "Secret": "wanbatch._config",
@@ -85,6 +88,7 @@ _LAZY: dict[str, str] = {
     "RunAborted": "wanbatch._events",
     "RunPlanned": "wanbatch._events",
     "RunStopping": "wanbatch._events",
+    "ThrottledEvent": "wanbatch._events",
     "UrlExpiredEvent": "wanbatch._events",
     "ValidationNotes": "wanbatch._events",
     "Job": "wanbatch._jobs",
@@ -93,51 +97,11 @@ _LAZY: dict[str, str] = {
     "RunSummary": "wanbatch._summary",
 }
 
-
-__all__ = [
-    "ApiError",
-    "BatchConfig",
-    "BatchFatal",
-    "BatchRun",
-    "CallFailed",
-    "CallStarted",
-    "ConnectFailed",
-    "DownloadError",
-    "Event",
-    "ExitCode",
-    "FolderInUse",
-    "Generated",
-    "GenerationDefaults",
-    "ImageSaved",
-    "IntegrityError",
-    "InvalidJobs",
-    "Job",
-    "JobDone",
-    "JobFailed",
-    "JobFileError",
-    "JobRejected",
-    "JournalError",
-    "OutputError",
-    "PlannedJob",
-    "ResponseLost",
-    "RetryableApiError",
-    "RunAborted",
-    "RunPlanned",
-    "RunStopping",
-    "RunSummary",
-    "Secret",
-    "Throttled",
-    "TransportError",
-    "UrlExpired",
-    "UrlExpiredEvent",
-    "ValidationNotes",
-    "WanbatchError",
-    "run_batch",
-]
+__all__ = sorted(_PUBLIC)
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
+    module = _PUBLIC.get(name)
     if module is None:
         raise AttributeError(f"module 'wanbatch' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
 from typing import Any
 
 import anyio
@@ -155,7 +154,7 @@ class CallRunner:
                 self._pacer.release(token)
                 return
             call = next(self._control.call_numbers)
-            self._control.in_flight[call] = time.monotonic()
+            self._control.in_flight[call] = self._control.clock.monotonic()
             try:
                 try:
                     self._summary.calls += 1
@@ -176,7 +175,7 @@ class CallRunner:
                     self._pacer.on_throttle(exc.retry_after)
                     self._summary.throttled += 1
                     self._control.emit(
-                        ev.Throttled(
+                        ev.ThrottledEvent(
                             job.id, exc.code, self._pacer.statistics().limit, exc.retry_after
                         )
                     )
@@ -210,7 +209,7 @@ class CallRunner:
                     attempt, retry_after=retry_after, rand=self._control.rand.random()
                 )
                 with self._control.interruptible():
-                    await anyio.sleep(delay)
+                    await self._control.clock.sleep(delay)
                 continue
             except OutputError as exc:
                 self._cap.release(job.max_new_images)
@@ -368,7 +367,7 @@ class CallRunner:
         self._summary.spent_this_run += len(urls) * price_for(self._config, job.model)
         self._control.emit(ev.Generated(job.id, len(urls), result.request_id))
         gen = self._generations.new(job.id, len(urls))
-        arrived = time.monotonic()
+        arrived = self._control.clock.monotonic()
         for k, (url, exp) in enumerate(images):
             downloads.put(
                 DownloadItem(

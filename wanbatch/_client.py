@@ -8,7 +8,6 @@ a failure before the request was sent is :class:`ConnectFailed` (never billed); 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,16 +17,13 @@ from typing import Any
 
 import aiohttp
 
+from wanbatch._answer import GenerationResult
+from wanbatch._clock import SYSTEM_CLOCK, Clock
 from wanbatch._config import Secret
 from wanbatch._errors import ApiError, ConnectFailed, ResponseLost
-from wanbatch._protocol import (
-    GENERATION_PATH,
-    GenerationResult,
-    InterleaveAccumulator,
-    SSEDecoder,
-    build_headers,
-    parse_json_response,
-)
+from wanbatch._protocol import build_headers, encode_body, generation_url
+from wanbatch._response import parse_json_response
+from wanbatch._sse import InterleaveAccumulator, SSEDecoder
 
 __all__ = ["ApiClient", "CallResult"]
 
@@ -96,13 +92,24 @@ def _mapped_errors() -> Iterator[None]:
 
 
 class ApiClient:
-    """Calls the synchronous generation endpoint. Holds no state besides the session."""
+    """Calls the synchronous generation endpoint. Holds no state besides the session.
+
+    ``clock``: where the call's duration, and the "now" a ``Date`` or ``Retry-After`` header is
+    compared with, are read.
+    """
 
     def __init__(
-        self, session: aiohttp.ClientSession, base_url: str, api_key: Secret, *, timeout: float
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        api_key: Secret,
+        *,
+        timeout: float,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._session = session
-        self._url = base_url.rstrip("/") + GENERATION_PATH
+        self._clock = clock
+        self._url = generation_url(base_url)
         self._api_key = api_key
         # The connect timeout stays below the total one, so that a call which never connected
         # ends as ConnectionTimeoutError (never sent), not as the total timeout (maybe billed).
@@ -111,13 +118,13 @@ class ApiClient:
     async def generate(self, body: dict[str, Any], *, interleave: bool) -> CallResult:
         """Send one request; return its result or raise an ApiError / TransportError."""
         headers = build_headers(self._api_key.reveal(), stream=interleave)
-        started = time.monotonic()
+        started = self._clock.monotonic()
         cut: str | None = None
         with _mapped_errors():
             async with self._session.post(
-                self._url, json=body, headers=headers, timeout=self._timeout
+                self._url, data=encode_body(body), headers=headers, timeout=self._timeout
             ) as resp:
-                offset = _clock_offset(resp.headers.get("Date"), time.time())
+                offset = _clock_offset(resp.headers.get("Date"), self._clock.now())
                 content_type = resp.headers.get("Content-Type", "")
                 if resp.status == 200 and "text/event-stream" in content_type:
                     result, cut = await self._read_stream(resp)
@@ -128,9 +135,9 @@ class ApiClient:
                         raw,
                         content_type,
                         resp.headers.get("Retry-After"),
-                        now=time.time(),  # so an HTTP-date Retry-After works too
+                        now=self._clock.now(),  # so an HTTP-date Retry-After works too
                     )
-        return CallResult(result, time.monotonic() - started, clock_offset=offset, cut=cut)
+        return CallResult(result, self._clock.monotonic() - started, clock_offset=offset, cut=cut)
 
     @staticmethod
     async def _read_stream(resp: aiohttp.ClientResponse) -> tuple[GenerationResult, str | None]:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import contextlib
 import itertools
 import random
-import time
 from collections.abc import Callable, Iterator
 
 import anyio
 
 from wanbatch import _events as ev
+from wanbatch._clock import SYSTEM_CLOCK, Clock
 from wanbatch._config import BatchConfig
 from wanbatch._errors import OutputError
 from wanbatch._journal import Journal
@@ -31,11 +31,15 @@ EventCallback = Callable[[ev.Event], None]
 
 
 class RunControl:
-    """The run's shared state: listeners, stop reason and exit code, calls in flight."""
+    """The run's shared state: listeners, stop reason and exit code, calls in flight, and the
+    clock every part of the run reads time from and sleeps with."""
 
-    def __init__(self, config: BatchConfig, summary: RunSummary) -> None:
+    def __init__(
+        self, config: BatchConfig, summary: RunSummary, *, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.config = config
         self.summary = summary
+        self.clock = clock
         self.listeners: list[EventCallback] = []
         self.stop_reason: str | None = None
         self.exit_code: ExitCode | None = None
@@ -60,14 +64,14 @@ class RunControl:
 
     def service_now(self) -> float:
         """The service's time, by our clock and the offset its answers showed."""
-        return time.time() + self.clock_offset
+        return self.clock.now() + self.clock_offset
 
     def request_stop(self, reason: str = "interrupted", exit_code: ExitCode | None = None) -> None:
         """Start no new call; let calls in flight finish and their images download."""
         if self.stop_reason is None:
             self.stop_reason = reason
             self.exit_code = exit_code or ExitCode.INTERRUPTED
-            now = time.monotonic()
+            now = self.clock.monotonic()
             starts = self.in_flight.values()
             self.emit(
                 ev.RunStopping(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,7 +67,8 @@ class DownloadItem:
     url: str = field(compare=False)
     generation: int = field(compare=False)
     info: SavedInfo = field(compare=False)
-    #: time.monotonic() when the call that bought it answered; None for an earlier run's URL.
+    #: The run clock's monotonic() when the call that bought it answered; None for an earlier
+    #: run's URL.
     arrived: float | None = field(default=None, compare=False)
 
 
@@ -279,7 +279,9 @@ class Downloader:
                 last = exc
                 if isinstance(exc, IntegrityError) and "cap" in str(exc):
                     break
-                await anyio.sleep(backoff.delay(attempt, rand=self._control.rand.random()) / 4)
+                await self._control.clock.sleep(
+                    backoff.delay(attempt, rand=self._control.rand.random()) / 4
+                )
                 continue
             record_saved(self._control, journal, job.id, item.k, saved, item.info)
             if item.arrived is not None:
@@ -311,7 +313,7 @@ class Downloader:
         gens.queued[job.id] = gens.next_number()  # drop its queued siblings
         gens.remaining.pop(job.id, None)
         expiries = gens.expiries[job.id] = gens.expiries.get(job.id, 0) + 1
-        waited = None if item.arrived is None else time.monotonic() - item.arrived
+        waited = None if item.arrived is None else self._control.clock.monotonic() - item.arrived
         lifetime = None
         if waited is not None and not math.isinf(item.expires):
             lifetime = item.expires - (self._control.service_now() - waited)

@@ -19,7 +19,7 @@ __all__ = [
     "RunAborted",
     "RunPlanned",
     "RunStopping",
-    "Throttled",
+    "ThrottledEvent",
     "UrlExpiredEvent",
     "ValidationNotes",
 ]
@@ -62,7 +62,7 @@ class CallStarted:
 
 
 @dataclass(frozen=True, slots=True)
-class Throttled:
+class ThrottledEvent:
     """The service answered 429; every worker pauses, the concurrency limit may shrink."""
 
     job_id: str
@@ -158,7 +158,7 @@ Event = (
     ValidationNotes
     | RunPlanned
     | CallStarted
-    | Throttled
+    | ThrottledEvent
     | CallFailed
     | Generated
     | ImageSaved

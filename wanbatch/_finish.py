@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from array import array
 from pathlib import Path
 
@@ -38,7 +37,7 @@ def finish_run(
     """Write what the folder shows after the run, and fill in ``control.summary``.
 
     ``rebuild_views``: write the views whole, not only this run's new rows. ``started``: the
-    run's start by ``time.monotonic()``.
+    run's start by ``control.clock.monotonic()``.
     """
     touched = TouchLog()  # lets the views take only this run's new rows
     state = read_journal(out_dir, write_snapshot=True, touched=touched)
@@ -58,7 +57,7 @@ def finish_run(
     summary.jobs_pending = max(0, summary.jobs_total - done - failed)
     summary.images_on_disk = max(0, images - summary.images_missing)
     summary.images_generated_total = state.images_generated
-    summary.duration_s = round(time.monotonic() - started, 3)
+    summary.duration_s = round(control.clock.monotonic() - started, 3)
     if summary.duration_s > 0:
         summary.images_per_minute = round(
             summary.images_saved_this_run * 60 / summary.duration_s, 2

@@ -1,5 +1,6 @@
 """Checks of an output folder before a run uses it, and of the images its journal records.
 
+- :func:`check_folder`: refuses a folder for either of the two reasons below.
 - :func:`orphan_images`: images with no journal to account for them (a deleted journal); a run
   would buy every job again and overwrite them, so the engine refuses.
 - :func:`service_conflict`: the folder was filled from the mock and the run is against the
@@ -15,7 +16,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wanbatch._errors import UnusableOutput
+from wanbatch._errors import JournalError, UnusableOutput
 from wanbatch._records import SavedInfo
 from wanbatch._saved import JOURNAL_NAME, current_saved, image_on_disk
 from wanbatch._state import RunState
@@ -24,6 +25,7 @@ from wanbatch._urls import endpoint_of, image_filename, is_loopback_url
 __all__ = [
     "ImageCheck",
     "Refetch",
+    "check_folder",
     "check_saved_images",
     "orphan_images",
     "prepare_out_dir",
@@ -176,6 +178,14 @@ def service_conflict(state: RunState, base_url: str) -> str | None:
         f"the images in this folder were made by the service at {before}; a run against the "
         f"mock ({now}) would mix test images into them. Use another --out folder for the mock"
     )
+
+
+def check_folder(out_dir: Path, state: RunState, base_url: str) -> None:
+    """Raise JournalError for a folder whose images the journal cannot account for, or made by
+    the other kind of service (mock or real)."""
+    problem = orphan_images(out_dir, state) or service_conflict(state, base_url)
+    if problem is not None:
+        raise JournalError(f"{out_dir}: {problem}")
 
 
 def prepare_out_dir(out: Path) -> None:

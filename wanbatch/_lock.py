@@ -22,9 +22,9 @@ import sys
 import threading
 from pathlib import Path
 
-from wanbatch._errors import FolderInUse, OutputError
+from wanbatch._errors import FolderInUse, OutputError, UnusableOutput
 
-__all__ = ["LOCK_NAME", "FolderLock"]
+__all__ = ["LOCK_NAME", "FolderLock", "lock_folder"]
 
 LOCK_NAME = ".lock"
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -112,6 +112,19 @@ class FolderLock:
             with _held_guard:
                 _held.discard(self._key)
             self._key = None
+
+
+def lock_folder(out_dir: Path) -> FolderLock:
+    """Create the output folder if needed and lock it for this run (held: FolderInUse)."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UnusableOutput(
+            f"cannot prepare the output folder {out_dir}: {exc.strerror or exc}"
+        ) from exc
+    lock = FolderLock(out_dir)
+    lock.acquire()
+    return lock
 
 
 def _try_lock(fd: int, path: Path) -> bool:

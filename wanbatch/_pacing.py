@@ -1,7 +1,7 @@
 """The one limiter that decides the pace of generation calls: slots, rate, AIMD, cool-down.
 
-I/O shell: anyio only (no aiohttp/tqdm). The clock and the sleep function are
-injectable, so tests drive it in virtual time; the decisions come from the pure
+I/O shell: anyio only (no aiohttp/tqdm). Time and sleep come from a
+:class:`~wanbatch._clock.Clock`, so tests drive it in virtual time; the decisions come from the pure
 :class:`~wanbatch._policy.Aimd` value.
 
 A caller does::
@@ -38,13 +38,13 @@ waits out the deadline, takes a fresh rate reservation and respects the cut limi
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import anyio
 
+from wanbatch._clock import SYSTEM_CLOCK, Clock
 from wanbatch._policy import Aimd
 
 __all__ = ["Pacer", "PacerStatistics"]
@@ -78,8 +78,7 @@ class Pacer:
         aimd: the adaptive limit's starting value; default ``Aimd(maximum=concurrency)`` (slow
             start from ``min(concurrency, 5)``), with a burst window no shorter than twice the
             cool-down.
-        clock: monotonic seconds (injectable for tests).
-        sleep: the async sleep to wait with (injectable for tests).
+        clock: where the pacer reads monotonic time and sleeps (the run's; virtual in tests).
     """
 
     def __init__(
@@ -90,8 +89,7 @@ class Pacer:
         cooldown: float = 1.0,
         ramp_interval: float | None = 0.05,
         aimd: Aimd | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
@@ -108,8 +106,8 @@ class Pacer:
         self._aimd = aimd
         self._interval = 0.0 if rps is None else 1.0 / rps
         self._cooldown = cooldown
-        self._clock = clock
-        self._sleep = sleep
+        self._clock = clock.monotonic
+        self._sleep = clock.sleep
         self._limiter = anyio.CapacityLimiter(aimd.effective)
         self._next_start = -math.inf  # the earliest time the next call may start
         self._cooldown_until = -math.inf

@@ -3,7 +3,7 @@
 Pure: stdlib only (no aiohttp/anyio/tqdm import). Nothing here sleeps or reads a
 clock or a random generator: "now" and the random draw are parameters, and every method returns
 a number or a *new* value (urllib3's ``Retry.increment`` style; its ``Retry.sleep`` is the
-counter-example). ``_pacing`` owns the waiting; ``_engine`` owns the attempt loop.
+counter-example). ``_pacing`` owns the waiting; ``_calls`` owns the attempt loop.
 
 The numbers (docs/service.md, Rate limits): ``wan2.6-image`` allows 5 submissions per second and
 5 tasks in flight per account; one call takes one to several minutes; 429s carry no documented

@@ -35,8 +35,8 @@ __all__ = ["CHUNK_JOBS", "JobProducer"]
 #: Jobs read from the file per hop to the worker thread.
 CHUNK_JOBS = 256
 
-#: Fails a job whose URLs expired and may not be bought again: (journal, job, expiries, cause).
-FailExpired = Callable[[Journal, PlannedJob, int, str], None]
+#: Fails a job whose URLs expired and may not be bought again: (job, expiries, cause).
+FailExpired = Callable[[PlannedJob, int, str], None]
 
 
 class JobProducer:
@@ -115,7 +115,7 @@ class JobProducer:
                             cause = expiry_cause(
                                 lifetime=None, waited=None, clock_offset=self._control.clock_offset
                             )
-                            self._fail_expired(self._journal, job, plan.expiries, cause)
+                            self._fail_expired(job, plan.expiries, cause)
                         elif plan.action is Action.CALL:
                             if plan.regenerate:
                                 self._calls.regenerating.add(job.id)

@@ -7,12 +7,12 @@ is a terminal, unless forced) and prints the final summary.
 from __future__ import annotations
 
 import sys
-import time
 from typing import Any, TextIO
 
 from tqdm import tqdm
 
 from wanbatch import _events as ev
+from wanbatch._clock import SYSTEM_CLOCK, Clock
 from wanbatch._summary import RunSummary
 
 __all__ = ["ProgressBar", "format_cost", "format_summary", "format_validation_notes", "plural"]
@@ -52,8 +52,15 @@ class ProgressBar:
     """The plan line, then a tqdm bar of jobs done with images, money spent, failures, retries,
     429s, the current limit and a pause the service asked for."""
 
-    def __init__(self, *, stream: TextIO | None = None, enabled: bool | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        stream: TextIO | None = None,
+        enabled: bool | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self._stream = stream or sys.stderr
+        self._clock = clock
         self._enabled = self._stream.isatty() if enabled is None else enabled
         self._bar: tqdm[Any] | None = None
         self.images = 0
@@ -104,11 +111,11 @@ class ProgressBar:
             self._advance()
         elif isinstance(event, ev.CallFailed) and event.will_retry:
             self.retries += 1
-        elif isinstance(event, ev.Throttled):
+        elif isinstance(event, ev.ThrottledEvent):
             self.throttled += 1
             self.limit = event.limit
             if event.retry_after:
-                self.pause = (event.retry_after, time.monotonic() + event.retry_after)
+                self.pause = (event.retry_after, self._clock.monotonic() + event.retry_after)
         elif isinstance(event, ev.RunStopping):
             if self._bar is not None or event.in_flight or event.reason == "interrupted":
                 self._say(_stopping_text(event))  # else the summary's "stopped:" line says it
@@ -145,7 +152,7 @@ class ProgressBar:
         )
         if self.limit is not None:
             text += f" limit={self.limit}"
-        if self.pause is not None and self.pause[1] > time.monotonic():
+        if self.pause is not None and self.pause[1] > self._clock.monotonic():
             text += f" paused {self.pause[0]:g} s (the service asked)"
         return f"{text} {rate:.1f} img/min"
 

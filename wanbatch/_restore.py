@@ -131,7 +131,9 @@ class ImageRestorer:
                 return
             except DownloadError:
                 if attempt < RESTORE_ATTEMPTS:
-                    await anyio.sleep(backoff.delay(attempt, rand=self._control.rand.random()) / 4)
+                    await self._control.clock.sleep(
+                        backoff.delay(attempt, rand=self._control.rand.random()) / 4
+                    )
                 else:
                     self._restore_failures += 1
                 continue

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wanbatch._donejobs import DoneJobs
-from wanbatch._errors import JournalError, is_throttle
+from wanbatch._errors import JournalError
 from wanbatch._lifecycle import COMPLETE, Status, transition
 from wanbatch._records import (
     JOURNAL_VERSION,
@@ -27,6 +27,7 @@ from wanbatch._records import (
     well_formed,
 )
 from wanbatch._touchlog import TouchLog
+from wanbatch._verdicts import is_throttle
 
 __all__ = ["JobState", "RunState", "replay"]
 

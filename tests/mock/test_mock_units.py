@@ -203,12 +203,13 @@ def test_png_is_valid_rgb(size: tuple[int, int]) -> None:
 
 def test_png_cache_is_bounded_and_variants_differ() -> None:
     cache = PngCache(max_bytes=100_000)
-    first = cache.get(100, 100, 0)
-    assert cache.get(100, 100, 0) is first
-    assert cache.get(100, 100, 1) != first
-    for side in range(120, 200, 10):
-        cache.get(side, side)
-    assert sum(len(v) for v in cache._items.values()) <= 100_000 or len(cache._items) == 1
+    first = cache.get((100, 100, 0), lambda: encode_png(100, 100, 0))
+    assert cache.get((100, 100, 0), lambda: b"not encoded again") is first
+    assert cache.get((100, 100, 1), lambda: encode_png(100, 100, 1)) != first
+    for side in range(110, 160, 10):
+        cache.get((side, side, 0), lambda side=side: encode_png(side, side))
+    assert 0 < sum(len(v) for v in cache._items.values()) <= 100_000
+    assert (100, 100, 0) not in cache._items  # the oldest went first
 
 
 def test_signer() -> None:

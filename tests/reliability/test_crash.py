@@ -13,6 +13,18 @@ from tests.conftest import CANARY_KEY, REPO, journal_records, png_info, run_args
 from wanbatch.mock import MockConfig, serve_in_thread
 
 
+def _wait_for_run_record(out: Path, *, runs: int, proc: subprocess.Popen[bytes]) -> None:
+    """Wait (at most 60 s) until the journal holds ``runs`` run records."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (out / "journal.jsonl").exists():
+            records = journal_records(out)
+            if sum(1 for r in records if r["event"] == "run") >= runs:
+                return
+        time.sleep(0.02)
+    raise AssertionError(f"run {runs} did not journal its start (exit code {proc.poll()})")
+
+
 def test_kill_9_ten_times_then_resume_loses_nothing(tmp_path: Path) -> None:
     count, concurrency, kills = 200, 4, 10
     rng = random.Random(606)
@@ -36,7 +48,10 @@ def test_kill_9_ten_times_then_resume_loses_nothing(tmp_path: Path) -> None:
             proc = subprocess.Popen(
                 args, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
-            time.sleep(rng.uniform(0.7, 1.6))  # a random instant, not a timing assertion
+            # Kill at a random instant after this run opened its journal (start-up time varies
+            # with the machine's load; a kill before it would test nothing).
+            _wait_for_run_record(out, runs=len(in_flight_at_kills) + 1, proc=proc)
+            time.sleep(rng.uniform(0.05, 0.9))  # a random instant, not a timing assertion
             before = mock.counters().in_flight
             proc.kill()
             proc.wait(timeout=30)
@@ -64,9 +79,9 @@ def test_kill_9_ten_times_then_resume_loses_nothing(tmp_path: Path) -> None:
     assert not list((out / ".tmp").glob("*.part"))
     leftovers = [p for p in out.rglob("*") if p.is_file() and p.name.endswith((".part", ".tmp"))]
     assert not leftovers
-    # Most kills land mid-run (a few may hit the start-up, before the journal is opened).
+    # Every kill landed mid-run, after the run's journal record.
     runs = sum(1 for r in records if r["event"] == "run")
-    assert kills // 2 + 1 <= runs <= kills + 1
+    assert runs == kills + 1
 
     # Extra generations are bounded by the calls that were in flight at each kill.
     per_prompt = counters.images_by_prompt

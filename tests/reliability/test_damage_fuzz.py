@@ -26,7 +26,8 @@ import anyio
 import pytest
 
 from tests.conftest import write_jobs
-from wanbatch import BatchConfig, ExitCode, JournalError, Secret, run_batch
+from tests.simclock import run_simulated
+from wanbatch import BatchConfig, ExitCode, JournalError, Secret
 from wanbatch._cachefile import read_verified, write_verified
 from wanbatch._journal import read_journal
 from wanbatch._records import VERSION_LIMIT
@@ -58,8 +59,6 @@ def _config(base_url: str, concurrency: int = 4) -> BatchConfig:
         concurrency=concurrency,
         download_concurrency=concurrency,
         rps=None,
-        backoff_initial=0.01,
-        backoff_max=0.02,
     )
 
 
@@ -77,12 +76,12 @@ def base(mock: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pat
     done = [{"id": f"d{i}", "prompt": f"fuzz done {i}"} for i in range(DONE)]
     write_jobs(jobs, done)
     serial = _config(mock.base_url, concurrency=1)  # records in the same order every time
-    assert anyio.run(run_batch, jobs, out, serial).exit_code == ExitCode.OK
+    assert anyio.run(run_simulated, jobs, out, serial).exit_code == ExitCode.OK
     pending = [{"id": f"g{i}", "prompt": f"fuzz pending {i}"} for i in range(PENDING)]
     write_jobs(jobs, [done[0], pending[0], *done[1:], *pending[1:]])
     mock.configure(truncate_rate=1.0)  # paid for, never saved: the URLs stay in the journal
     try:
-        anyio.run(run_batch, jobs, out, serial)
+        anyio.run(run_simulated, jobs, out, serial)
     finally:
         mock.configure(truncate_rate=0.0)
     state = read_journal(out)
@@ -246,7 +245,7 @@ def test_a_damaged_file_never_crashes_buys_what_is_paid_or_refuses_the_folder(
         warnings = _Warnings()
         log.addHandler(warnings)
         try:
-            summary = anyio.run(run_batch, jobs, out, _config(mock.base_url))
+            summary = anyio.run(run_simulated, jobs, out, _config(mock.base_url))
         except JournalError as exc:  # only a record claiming a newer format may refuse it
             assert name == "journal.jsonl" and _newer_format_record(target), f"{where}: {exc}"
             assert "newer wanbatch" in str(exc), where

@@ -74,7 +74,9 @@ def test_write_error_mid_run_stops_cleanly_and_resumes(
         tmp_path / "jobs.jsonl", [{"id": f"d{i:02d}", "prompt": f"disk {i}"} for i in range(JOBS)]
     )
     out = tmp_path / "out"
-    with serve_in_thread(MockConfig(image_size=(image_side, image_side), latency=0.01)) as mock:
+    # Photo-sized "noise" images, so that image files outgrow the limit.
+    config = MockConfig(image_size=(image_side, image_side), image_style="noise", latency=0.01)
+    with serve_in_thread(config) as mock:
         first = _run(jobs, out, mock.base_url, _limit_file_size(limit))
         assert first.returncode == 3, first.stderr
         assert "Traceback" not in first.stderr, first.stderr

@@ -21,7 +21,8 @@ import anyio
 import pytest
 
 from tests.conftest import journal_records, png_info, run_cli, write_jobs
-from wanbatch import BatchConfig, ExitCode, RunSummary, Secret, run_batch
+from tests.simclock import run_simulated
+from wanbatch import BatchConfig, ExitCode, RunSummary, Secret
 from wanbatch.mock import MockConfig, serve_in_thread
 
 #: Generations of one job at most when its URLs keep expiring (the first and 2 regenerations).
@@ -43,9 +44,6 @@ def _config(base_url: str, **changes: Any) -> BatchConfig:
         api_key=Secret("sk-expiry"),
         concurrency=4,
         rps=None,
-        backoff_initial=0.01,
-        backoff_max=0.05,
-        throttle_cooldown=0.01,
     ).replace(**changes)
 
 
@@ -56,7 +54,7 @@ def _rows(prefix: str, count: int) -> list[dict[str, Any]]:
 async def _run(jobs: Path, out: Path, config: BatchConfig) -> RunSummary:
     """One run, bounded in time: a buying loop fails the test instead of hanging it."""
     with anyio.fail_after(RUN_TIMEOUT_S):
-        return await run_batch(jobs, out, config)
+        return await run_simulated(jobs, out, config)
 
 
 def _failed_rows(out: Path) -> dict[str, dict[str, Any]]:
@@ -218,11 +216,11 @@ async def test_a_url_close_to_its_expiry_is_still_tried_and_saved_for_free(
     with serve_in_thread(MockConfig(image_size=(16, 16), url_ttl=40, truncate_rate=1.0)) as mock:
         jobs = write_jobs(tmp_path / "jobs.jsonl", _rows("t", 3))
         out = tmp_path / "out"
-        first = await run_batch(jobs, out, _config(mock.base_url))
+        first = await run_simulated(jobs, out, _config(mock.base_url))
         assert first.jobs_done == 0 and first.exit_code != ExitCode.OK
         mock.configure(truncate_rate=0.0)
         mock.reset_counters()
-        second = await run_batch(jobs, out, _config(mock.base_url))
+        second = await run_simulated(jobs, out, _config(mock.base_url))
         counters = mock.counters()
     assert second.exit_code == ExitCode.OK and second.jobs_done == 3
     assert second.regenerated == 0 and second.urls_expired == 0 and counters.calls == 0
@@ -240,17 +238,17 @@ async def test_valid_urls_are_fetched_and_expired_ones_regenerated_in_one_resume
         jobs = write_jobs(tmp_path / "jobs.jsonl", [*_rows("old", 2), *_rows("new", 2)])
         # "new" jobs are generated with 24 h URLs, then "old" ones with 10 s URLs; every
         # download is cut short, so all four stay generated-but-not-downloaded.
-        await run_batch(
+        await run_simulated(
             write_jobs(tmp_path / "new.jsonl", _rows("new", 2)), out, _config(mock.base_url)
         )
         mock.configure(url_ttl=10)
-        await run_batch(jobs, out, _config(mock.base_url))
+        await run_simulated(jobs, out, _config(mock.base_url))
         mock.configure(url_ttl=86400)
         assert {r["id"] for r in journal_records(out) if r["event"] == "saved"} == set()
         # A minute on by the store's clock: the 10 s URLs expired, the 24 h ones did not.
         mock.configure(truncate_rate=0.0, clock_offset=60.0)
         mock.reset_counters()
-        summary = await run_batch(jobs, out, _config(mock.base_url))
+        summary = await run_simulated(jobs, out, _config(mock.base_url))
         counters = mock.counters()
     assert summary.exit_code == ExitCode.OK and summary.jobs_done == 4
     assert summary.regenerated == 2 and summary.urls_expired == 2
@@ -316,7 +314,7 @@ async def test_an_image_of_a_generation_replaced_while_it_downloaded_is_dropped(
             release.set()  # the new generation is saved: now let the old image A finish
 
     try:
-        summary = await run_batch(
+        summary = await run_simulated(
             jobs,
             out,
             _config(f"http://127.0.0.1:{port}/api/v1", download_concurrency=2),

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import journal_records, png_info, write_jobs
-from wanbatch import BatchConfig, ExitCode, Secret, run_batch
+from tests.simclock import run_simulated
+from wanbatch import BatchConfig, ExitCode, Secret
 from wanbatch.mock import MockConfig, serve_in_thread
 
 pytestmark = pytest.mark.anyio
@@ -39,12 +40,9 @@ async def test_fault_soup_500_jobs_all_done_none_corrupt_none_bought_twice(tmp_p
         download_concurrency=8,
         rps=None,
         max_attempts=40,
-        backoff_initial=0.01,
-        backoff_max=0.05,
-        throttle_cooldown=0.01,
     )
     with serve_in_thread(knobs) as mock:
-        summary = await run_batch(jobs, out, config.replace(base_url=mock.base_url))
+        summary = await run_simulated(jobs, out, config.replace(base_url=mock.base_url))
         counters = mock.counters()
     assert summary.exit_code == ExitCode.OK, summary
     assert summary.jobs_done == JOBS and summary.jobs_failed == 0 and summary.jobs_pending == 0

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import CANARY_KEY, run_cli, write_jobs
-from wanbatch import BatchConfig, ExitCode, Secret, run_batch
+from tests.simclock import run_simulated
+from wanbatch import BatchConfig, ExitCode, Secret
 from wanbatch._progress import ProgressBar, format_summary
 from wanbatch.mock import MockConfig, serve_in_thread
 
@@ -30,9 +31,6 @@ def _config(base_url: str, key: str = CANARY_KEY) -> BatchConfig:
         concurrency=3,
         rps=None,
         max_attempts=4,
-        backoff_initial=0.01,
-        backoff_max=0.02,
-        throttle_cooldown=0.01,
     )
 
 
@@ -85,7 +83,7 @@ async def test_canary_key_never_leaks_in_process(
     )
     out = tmp_path / "out"
     with serve_in_thread(MockConfig(image_size=(16, 16), seed=2, **knobs)) as mock:
-        summary = await run_batch(jobs, out, _config(mock.base_url), on_event=on_event)
+        summary = await run_simulated(jobs, out, _config(mock.base_url), on_event=on_event)
     progress.close()
     assert summary.exit_code == expect, summary
     _assert_no_canary("the progress output", stream.getvalue())
@@ -99,7 +97,7 @@ async def test_transport_errors_do_not_carry_the_key(tmp_path: Path) -> None:
     # Nothing listens on this port: every call fails to connect; the messages must stay clean.
     jobs = write_jobs(tmp_path / "jobs.jsonl", [{"id": "x", "prompt": "no server"}])
     out = tmp_path / "out"
-    summary = await run_batch(jobs, out, _config("http://127.0.0.1:9/api/v1"))
+    summary = await run_simulated(jobs, out, _config("http://127.0.0.1:9/api/v1"))
     assert summary.exit_code == ExitCode.FATAL  # unreachable: stopped, the job stays pending
     _assert_no_canary("the summary", repr(summary))
     _assert_folder_clean(out)

@@ -25,7 +25,8 @@ import anyio
 import pytest
 
 from tests.conftest import write_jobs
-from wanbatch import BatchConfig, ExitCode, RunSummary, Secret, run_batch
+from tests.simclock import run_simulated
+from wanbatch import BatchConfig, ExitCode, RunSummary, Secret
 from wanbatch.mock import MockConfig, serve_in_thread
 
 pytestmark = pytest.mark.anyio
@@ -43,9 +44,6 @@ def _config(base_url: str, **changes: Any) -> BatchConfig:
         concurrency=2,
         rps=None,
         max_attempts=MAX_ATTEMPTS,
-        backoff_initial=0.01,
-        backoff_max=0.02,
-        throttle_cooldown=0.01,
     ).replace(**changes)
 
 
@@ -55,7 +53,7 @@ def _rows(prefix: str, count: int) -> list[dict[str, Any]]:
 
 async def _run(jobs: Path, out: Path, config: BatchConfig) -> RunSummary:
     with anyio.fail_after(RUN_TIMEOUT_S):
-        return await run_batch(jobs, out, config)
+        return await run_simulated(jobs, out, config)
 
 
 @pytest.mark.parametrize(

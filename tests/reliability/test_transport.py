@@ -23,7 +23,8 @@ import anyio
 import pytest
 
 from tests.conftest import REPO, journal_records, png_info, run_args, run_cli, write_jobs
-from wanbatch import BatchConfig, Secret, run_batch
+from tests.simclock import run_simulated
+from wanbatch import BatchConfig, Secret
 from wanbatch import _events as ev
 from wanbatch._engine import ExitCode
 from wanbatch._errors import ConnectFailed, ResponseLost, TransportError
@@ -125,11 +126,10 @@ async def test_a_service_lost_mid_run_stops_the_batch_and_fails_no_job(tmp_path:
         concurrency=1,
         rps=None,
         max_attempts=3,
-        backoff_initial=0.01,
     )
     async with anyio.create_task_group() as tg:
         tg.start_soon(stop_the_service)
-        summary = await run_batch(jobs, out, config, on_event=on_event)
+        summary = await run_simulated(jobs, out, config, on_event=on_event)
     assert summary.exit_code == ExitCode.FATAL, summary.stop_reason
     assert summary.stop_reason is not None
     assert f"cannot reach the service at {base_url}" in summary.stop_reason
@@ -194,10 +194,8 @@ async def test_possibly_billed_counts_each_lost_answer_once_everywhere(tmp_path:
     A job that lost every answer fails for good, saying its attempts may have been billed."""
     jobs, out = _jobs(tmp_path, 1), tmp_path / "out"
     async with MockServer(MockConfig(reset_rate=1.0)) as mock:
-        config = BatchConfig(
-            base_url=mock.base_url, api_key=Secret("k"), max_attempts=3, backoff_initial=0.01
-        )
-        summary = await run_batch(jobs, out, config)
+        config = BatchConfig(base_url=mock.base_url, api_key=Secret("k"), max_attempts=3)
+        summary = await run_simulated(jobs, out, config)
         calls = mock.counters().calls
     assert calls == 3
     assert summary.possibly_billed == 3 == _summary(out)["possibly_billed"]
@@ -220,10 +218,8 @@ async def test_answers_lost_again_and_again_stop_the_buying(tmp_path: Path) -> N
             concurrency=2,
             rps=None,
             max_attempts=50,  # the batch's bound, not the job's, is what stops it here
-            backoff_initial=0.01,
-            backoff_max=0.02,
         )
-        summary = await run_batch(jobs, out, config)
+        summary = await run_simulated(jobs, out, config)
         calls = mock.counters().calls
     assert summary.exit_code == ExitCode.FATAL
     assert summary.stop_reason is not None and "lost their answer" in summary.stop_reason
@@ -260,11 +256,9 @@ async def test_a_base_url_reaching_another_web_server_stops_and_fails_no_job(
         base_url=f"http://127.0.0.1:{port}/api/v1",
         api_key=Secret("k"),
         rps=None,
-        backoff_initial=0.01,
-        backoff_max=0.02,
     )
     try:
-        summary = await run_batch(jobs, out, config)
+        summary = await run_simulated(jobs, out, config)
     finally:
         await runner.cleanup()
     assert summary.exit_code == ExitCode.FATAL
@@ -274,7 +268,7 @@ async def test_a_base_url_reaching_another_web_server_stops_and_fails_no_job(
     assert not [r for r in journal_records(out) if r["event"] == "failed"]
     assert summary.jobs_failed == 0 and summary.jobs_pending == count
     async with MockServer(MockConfig(image_size=(16, 16))) as mock:
-        fixed = await run_batch(
+        fixed = await run_simulated(
             jobs, out, BatchConfig(base_url=mock.base_url, api_key=Secret("k"), rps=None)
         )
     assert fixed.exit_code == ExitCode.OK and fixed.jobs_done == count
@@ -293,12 +287,10 @@ async def test_lost_answers_are_bounded_per_job_across_restarts(tmp_path: Path) 
             concurrency=1,
             rps=None,
             max_attempts=max_attempts,
-            backoff_initial=0.01,
-            backoff_max=0.02,
         )
         calls = []
         for _ in range(4):
-            summary = await run_batch(jobs, out, config)
+            summary = await run_simulated(jobs, out, config)
             calls.append(mock.counters().calls)
     lost: dict[str, int] = {}
     for record in journal_records(out):
@@ -318,10 +310,8 @@ async def test_a_stream_cut_after_its_image_keeps_the_paid_image(tmp_path: Path,
     jobs, out = _jobs(tmp_path, count), tmp_path / "out"  # no reference image: interleaved
     knobs = MockConfig(cut_stream_after_image=cut, image_size=(16, 16))  # type: ignore[arg-type]
     async with MockServer(knobs) as mock:
-        config = BatchConfig(
-            base_url=mock.base_url, api_key=Secret("k"), call_timeout=1.0, backoff_initial=0.01
-        )
-        summary = await run_batch(jobs, out, config)
+        config = BatchConfig(base_url=mock.base_url, api_key=Secret("k"), call_timeout=1.0)
+        summary = await run_simulated(jobs, out, config)
         counters = mock.counters()
     assert summary.exit_code == ExitCode.OK, summary.stop_reason
     assert counters.calls == count and counters.images_generated == count  # nothing bought twice

@@ -12,15 +12,12 @@ import pytest
 from wanbatch._errors import (
     ApiError,
     BatchFatal,
-    Disposition,
     JobRejected,
     RetryableApiError,
     Throttled,
     api_error,
-    classify,
-    is_throttle,
-    verdict,
 )
+from wanbatch._verdicts import Disposition, classify, is_throttle, verdict
 
 RETRY, JOB, FATAL = Disposition.RETRY, Disposition.JOB_FAILED, Disposition.FATAL
 

@@ -1,4 +1,4 @@
-"""The sans-I/O protocol: headers, JSON bodies and errors (docs/service.md)."""
+"""The sans-I/O protocol: request framing, complete answers and errors (docs/service.md)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from wanbatch._answer import GenerationResult
 from wanbatch._errors import (
     ApiError,
     BatchFatal,
@@ -14,12 +15,8 @@ from wanbatch._errors import (
     RetryableApiError,
     Throttled,
 )
-from wanbatch._protocol import (
-    GENERATION_PATH,
-    GenerationResult,
-    build_headers,
-    parse_json_response,
-)
+from wanbatch._protocol import GENERATION_PATH, build_headers, encode_body, generation_url
+from wanbatch._response import parse_json_response
 
 JSON = "application/json"
 
@@ -56,6 +53,19 @@ def test_generation_path_and_headers() -> None:
     stream = build_headers("sk-1", stream=True)
     assert stream["Accept"] == "text/event-stream"
     assert stream["X-DashScope-Sse"] == "enable"
+
+
+@pytest.mark.parametrize("base", ["http://127.0.0.1:1/api/v1", "http://127.0.0.1:1/api/v1/"])
+def test_generation_url_joins_the_path_to_the_api_root(base: str) -> None:
+    assert generation_url(base) == "http://127.0.0.1:1/api/v1" + GENERATION_PATH
+
+
+def test_the_body_is_json_in_utf8_with_non_ascii_escaped() -> None:
+    body = {"model": "wan2.6-image", "input": {"messages": [{"content": [{"text": "猫 é"}]}]}}
+    raw = encode_body(body)
+    assert json.loads(raw) == body
+    assert raw.isascii() and b"\\u732b" in raw
+    assert raw.startswith(b'{"model": "wan2.6-image", "input": ')
 
 
 def test_the_documented_edit_answer() -> None:

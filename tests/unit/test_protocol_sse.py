@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wanbatch._errors import JobRejected, RetryableApiError, Throttled
-from wanbatch._protocol import InterleaveAccumulator, SSEDecoder, SSEEvent
+from wanbatch._sse import InterleaveAccumulator, SSEDecoder, SSEEvent
 
 
 def decode(*chunks: bytes) -> list[SSEEvent]:

@@ -17,6 +17,7 @@ import pytest
 
 from tests.cli_helpers import documented_codes, readme_exit_codes, run_main
 from tests.conftest import REPO, run_args, run_cli, write_jobs
+from tests.simclock import SimulatedClock, run_simulated
 from wanbatch import _events as ev
 from wanbatch import run_batch
 from wanbatch._cli import _config
@@ -242,12 +243,13 @@ async def test_progress_shows_spent_money_and_the_pause_the_service_asked_for(
     tmp_path: Path,
 ) -> None:
     stream = io.StringIO()
-    bar = ProgressBar(stream=stream, enabled=True)
+    clock = SimulatedClock()  # the pause the service asks for passes in no real time
+    bar = ProgressBar(stream=stream, enabled=True, clock=clock)
     seen: list[str] = []
 
     def on_event(event: ev.Event) -> None:
         bar(event)
-        if isinstance(event, (ev.Throttled, ev.Generated)):
+        if isinstance(event, (ev.ThrottledEvent, ev.Generated)):
             seen.append(bar.postfix())
 
     # One slot at the mock, three at the client: the extra calls answer 429 with Retry-After.
@@ -259,7 +261,9 @@ async def test_progress_shows_spent_money_and_the_pause_the_service_asked_for(
             rps=None,
             price_per_image=0.25,
         )
-        summary = await run_batch(jobs_file(tmp_path, 3), tmp_path / "o", config, on_event=on_event)
+        summary = await run_batch(
+            jobs_file(tmp_path, 3), tmp_path / "o", config, on_event=on_event, clock=clock
+        )
     bar.close()
     assert summary.exit_code == ExitCode.OK
     assert stream.getvalue().startswith("wanbatch: 3 jobs: 3 to generate")
@@ -379,10 +383,8 @@ def test_messages_about_one_thing_say_it_in_the_singular(tmp_path: Path) -> None
                 base_url=mock.base_url,
                 api_key=Secret("k"),
                 rps=None,
-                backoff_initial=0.001,
-                backoff_max=0.002,
             )
-            return await run_batch(jobs_file(tmp_path, 1), tmp_path / "cut", config)
+            return await run_simulated(jobs_file(tmp_path, 1), tmp_path / "cut", config)
 
     summary = anyio.run(cut_download)
     assert summary.exit_code == ExitCode.JOBS_FAILED

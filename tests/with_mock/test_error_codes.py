@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import CANARY_KEY, journal_records, run_cli, write_jobs
-from wanbatch import BatchConfig, ExitCode, Secret, run_batch
+from tests.simclock import SimulatedClock, run_simulated
+from wanbatch import BatchConfig, ExitCode, Secret
 from wanbatch._journal import read_journal
 from wanbatch.mock import MockConfig, ThreadedMock, serve_in_thread
 
@@ -94,9 +95,6 @@ def config(base_url: str) -> BatchConfig:
         api_key=Secret(CANARY_KEY),
         concurrency=CONCURRENCY,
         rps=None,
-        backoff_initial=0.01,
-        backoff_max=0.02,
-        throttle_cooldown=0.01,
     )
 
 
@@ -127,7 +125,7 @@ async def test_fatal_answer_stops_at_once_keeps_what_was_bought_and_resumes(
 ) -> None:
     jobs, out = jobs_file(tmp_path, 8), tmp_path / "out"
     mock.configure(force_error=force(status, code, message, after=2))
-    summary = await run_batch(jobs, out, config(mock.base_url))
+    summary = await run_simulated(jobs, out, config(mock.base_url))
 
     assert summary.exit_code == ExitCode.FATAL
     reason = summary.stop_reason or ""
@@ -146,7 +144,7 @@ async def test_fatal_answer_stops_at_once_keeps_what_was_bought_and_resumes(
     assert summary.throttled == 0 and read_journal(out).throttled == 0
 
     mock.configure(force_error=None)
-    again = await run_batch(jobs, out, config(mock.base_url))
+    again = await run_simulated(jobs, out, config(mock.base_url))
     assert again.exit_code == ExitCode.OK and again.jobs_done == 8
     assert len(pngs(out)) == 8
     assert set(mock.counters().images_by_prompt.values()) == {1}  # nothing bought twice
@@ -158,7 +156,7 @@ async def test_job_level_answer_fails_only_that_job(
 ) -> None:
     jobs, out = jobs_file(tmp_path, 4), tmp_path / "out"
     mock.configure(force_error=force(status, code, message, after=1, times=1))
-    summary = await run_batch(jobs, out, config(mock.base_url))
+    summary = await run_simulated(jobs, out, config(mock.base_url))
 
     assert summary.exit_code == ExitCode.JOBS_FAILED
     assert (summary.jobs_done, summary.jobs_failed) == (3, 1)
@@ -179,12 +177,18 @@ async def test_passing_fault_is_retried_and_the_job_completes(
 ) -> None:
     jobs, out = jobs_file(tmp_path, 3), tmp_path / "out"
     mock.configure(force_error=force(status, code, message, times=2))
-    summary = await run_batch(jobs, out, config(mock.base_url))
+    clock = SimulatedClock()
+    summary = await run_simulated(jobs, out, config(mock.base_url), clock=clock)
 
     assert summary.exit_code == ExitCode.OK and summary.jobs_done == 3
     counters = mock.counters()
     assert counters.calls_by_outcome == {f"{status}:{code}": 2, "200": 3}
     assert summary.retries == 2
+    # Each retry waited its backoff (default settings: up to 1 s, then 2 s) on the run's clock,
+    # not in real time (after a 429 the shared cool-down may add a wait).
+    waits = [s for s in clock.sleeps if s > 0]
+    assert len(waits) >= summary.retries
+    assert max(waits) <= BatchConfig().backoff_max
     assert summary.throttled == (2 if throttle else 0)
     assert read_journal(out).throttled == summary.throttled
     assert len(pngs(out)) == 3

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import journal_records, run_cli, write_jobs
-from wanbatch import BatchConfig, Secret, run_batch
+from tests.simclock import run_simulated
+from wanbatch import BatchConfig, Secret
 from wanbatch.mock import ThreadedMock
 
 pytestmark = pytest.mark.anyio
@@ -33,14 +34,14 @@ async def test_missing_and_damaged_images_are_downloaded_again_for_free(
         tmp_path / "jobs.jsonl", [{"id": f"m{i}", "prompt": f"missing {i}"} for i in range(3)]
     )
     out = tmp_path / "out"
-    assert (await run_batch(jobs, out, _config(dashscope_mock))).exit_code == 0
+    assert (await run_simulated(jobs, out, _config(dashscope_mock))).exit_code == 0
     saved = {r["file"]: r["sha256"] for r in journal_records(out) if r["event"] == "saved"}
     (out / "images" / "m0-0.png").unlink()
     damaged = out / "images" / "m1-0.png"
     damaged.write_bytes(damaged.read_bytes()[:100])  # cut short: another size
     bought = dashscope_mock.counters().images_generated
 
-    summary = await run_batch(jobs, out, _config(dashscope_mock))
+    summary = await run_simulated(jobs, out, _config(dashscope_mock))
     assert summary.exit_code == 0
     assert summary.images_missing == 0 and summary.images_on_disk == 3
     assert summary.images_saved_this_run == 2
@@ -58,7 +59,7 @@ async def test_images_past_their_url_are_reported_missing_never_bought_and_not_l
         tmp_path / "jobs.jsonl", [{"id": f"e{i}", "prompt": f"expired {i}"} for i in range(3)]
     )
     out = tmp_path / "out"
-    assert (await run_batch(jobs, out, _config(dashscope_mock))).exit_code == 0
+    assert (await run_simulated(jobs, out, _config(dashscope_mock))).exit_code == 0
     kept = out / "images" / "e0-0.png"
     backup = tmp_path / "e0-0.png"
     shutil.move(kept, backup)  # deleted on purpose, say
@@ -66,7 +67,7 @@ async def test_images_past_their_url_are_reported_missing_never_bought_and_not_l
     bought = dashscope_mock.counters().images_generated
 
     for _ in range(2):  # a second run neither buys it nor lists it again
-        summary = await run_batch(jobs, out, _config(dashscope_mock))
+        summary = await run_simulated(jobs, out, _config(dashscope_mock))
         assert summary.exit_code == 0 and summary.jobs_done == 3
         assert summary.images_missing == 1 and summary.images_on_disk == 2
         assert json.loads((out / "summary.json").read_text())["images_missing"] == 1
@@ -83,7 +84,7 @@ async def test_images_past_their_url_are_reported_missing_never_bought_and_not_l
 
     # Put back by hand: listed again, nothing missing.
     shutil.move(backup, kept)
-    summary = await run_batch(jobs, out, _config(dashscope_mock))
+    summary = await run_simulated(jobs, out, _config(dashscope_mock))
     assert summary.images_missing == 0 and summary.images_on_disk == 3
     assert _listed(out) == [f"images/e{i}-0.png" for i in range(3)]
     assert dashscope_mock.counters().images_generated == bought
@@ -99,13 +100,13 @@ async def test_restoring_stops_when_the_store_keeps_failing(
         tmp_path / "jobs.jsonl", [{"id": f"s{i}", "prompt": f"store {i}"} for i in range(count)]
     )
     out = tmp_path / "out"
-    assert (await run_batch(jobs, out, _config(dashscope_mock))).exit_code == 0
+    assert (await run_simulated(jobs, out, _config(dashscope_mock))).exit_code == 0
     for image in (out / "images").glob("*.png"):
         image.unlink()
     dashscope_mock.configure(truncate_rate=1.0)  # every download is cut short
     before = dashscope_mock.counters()
 
-    summary = await run_batch(jobs, out, _config(dashscope_mock))
+    summary = await run_simulated(jobs, out, _config(dashscope_mock))
     after = dashscope_mock.counters()
     assert summary.images_missing == count and summary.images_on_disk == 0
     assert after.images_generated == before.images_generated

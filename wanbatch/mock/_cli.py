@@ -205,6 +205,13 @@ def _parser() -> argparse.ArgumentParser:
         help="stand-in size of served PNGs, e.g. 64x64 (default: the requested size)",
     )
     add(
+        "--image-style",
+        choices=("picture", "noise"),
+        default="picture",
+        help="what served PNGs show: a small picture of prompt, seed and index, or "
+        "photo-sized noise for download benchmarks (default picture)",
+    )
+    add(
         "--seed",
         metavar="N",
         type=_whole,

@@ -82,6 +82,9 @@ class MockConfig(BaseModel):
     free_quota: int | None = Field(default=None, ge=0)
     #: Stand-in (width, height) of the served PNGs, for speed; ``usage.size`` is unaffected.
     image_size: tuple[int, int] | None = None
+    #: What served PNGs show: ``"picture"``, a few kilobytes telling prompt, seed and index
+    #: apart; ``"noise"``, photo-sized noise (1280² -> 4.9 MB) for download benchmarks.
+    image_style: Literal["picture", "noise"] = "picture"
     #: Seed of the RNG behind every rate and the jitter; ``None`` = unpredictable.
     seed: int | None = None
     #: Seconds added to real time on the mock's clock (URL expiry, rate window, task times).

@@ -1,9 +1,10 @@
-"""Pure: real PNG bytes (RGB, no alpha) built with zlib + struct, and a bounded cache of them.
+"""Pure: the ``noise`` image style (photo-sized PNGs) and a bounded cache of served PNGs.
 
-A served image is a gradient with a little seeded noise; the ``variant`` makes images differ
-cheaply. Pixels go into stored (level 0) deflate blocks: a valid PNG, about as large as a real
-photo's (2048² -> 12 MB), and encoded in ~0.1 s instead of the ~0.7 s deflate would take. The
-server still encodes each (width, height, variant) only once.
+A ``noise`` image is a gradient with a little seeded noise; the ``variant`` makes images differ
+cheaply. Pixels go into stored (level 0) deflate blocks: a valid RGB PNG (no alpha), about as
+large as a real photo's (1280² -> 4.9 MB, 2048² -> 12 MB), for benchmarks of downloads, and
+encoded in ~0.1 s instead of the ~0.7 s deflate would take. The server encodes each (width,
+height, variant) only once.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import random
 import struct
 import zlib
 from collections import OrderedDict
+from collections.abc import Callable, Hashable
 
 __all__ = ["PNG_VARIANTS", "PngCache", "encode_png"]
 
@@ -53,21 +55,20 @@ def encode_png(width: int, height: int, variant: int = 0) -> bytes:
 
 
 class PngCache:
-    """LRU of encoded PNGs keyed by (width, height, variant), bounded in total bytes."""
+    """LRU of encoded PNGs under any hashable key, bounded in total bytes."""
 
     def __init__(self, max_bytes: int = 160 * 1024 * 1024) -> None:
         self._max_bytes = max_bytes
-        self._items: OrderedDict[tuple[int, int, int], bytes] = OrderedDict()
+        self._items: OrderedDict[Hashable, bytes] = OrderedDict()
         self._bytes = 0
 
-    def get(self, width: int, height: int, variant: int = 0) -> bytes:
-        """The PNG for this key, encoding it on first use."""
-        key = (width, height, variant % PNG_VARIANTS)
+    def get(self, key: Hashable, encode: Callable[[], bytes]) -> bytes:
+        """The PNG under ``key``, made by ``encode()`` on first use."""
         data = self._items.get(key)
         if data is not None:
             self._items.move_to_end(key)
             return data
-        data = encode_png(*key)
+        data = encode()
         self._items[key] = data
         self._bytes += len(data)
         # Keep at least the newest entry, even when it alone exceeds the bound.

@@ -8,6 +8,7 @@ URLs expire (and rate windows slide) without any test sleeping.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 import uuid
 from dataclasses import dataclass
@@ -17,8 +18,10 @@ from wanbatch.mock._behaviour import Behaviour
 from wanbatch.mock._config import MockConfig
 from wanbatch.mock._counters import Counters
 from wanbatch.mock._errors import Rejection, documented_message
-from wanbatch.mock._png import PNG_VARIANTS, PngCache
+from wanbatch.mock._picture import draw_picture
+from wanbatch.mock._png import PNG_VARIANTS, PngCache, encode_png
 from wanbatch.mock._signing import UrlSigner
+from wanbatch.mock._validate import MAX_SEED
 
 __all__ = ["BUCKET", "MockState", "StoredObject"]
 
@@ -28,10 +31,17 @@ BUCKET = "dashscope-result-mock"
 
 @dataclass(frozen=True, slots=True)
 class StoredObject:
-    """An issued image: the PNG size served and which look it has."""
+    """An issued image: the PNG size served and what it shows.
+
+    A ``picture`` shows ``prompt``, ``seed`` and ``index`` (its place in the answer); a ``noise``
+    image has one of a few looks, ``variant``.
+    """
 
     width: int
     height: int
+    prompt: str
+    seed: int
+    index: int
     variant: int
 
 
@@ -102,16 +112,41 @@ class MockState:
         cap = self.config.max_concurrency
         return cap is None or self.counters.in_flight < cap
 
-    def issue_urls(self, origin: str, size: tuple[int, int], count: int) -> list[str]:
-        """Register ``count`` new images of ``size`` and return their signed URLs on ``origin``."""
+    def issue_urls(
+        self, origin: str, size: tuple[int, int], count: int, *, prompt: str, seed: int | None
+    ) -> list[str]:
+        """Register ``count`` new images of ``size`` and return their signed URLs on ``origin``.
+
+        The images show ``prompt``, ``seed`` and their index; without a seed the call gets a
+        random one, as the service picks one.
+        """
         served = self.config.image_size or size
+        if seed is None:
+            seed = secrets.randbelow(MAX_SEED + 1)
         now = self.now()
         expires = int(now + self.config.url_ttl)
         day = time.strftime("%Y%m%d", time.gmtime(now))
         urls = []
-        for _ in range(count):
+        for index in range(count):
             name = uuid.uuid4()
             path = f"/{BUCKET}/{day}/{name.hex[:4]}/{name}.png"
-            self.objects[path] = StoredObject(served[0], served[1], name.int % PNG_VARIANTS)
+            self.objects[path] = StoredObject(
+                served[0], served[1], prompt, seed, index, name.int % PNG_VARIANTS
+            )
             urls.append(f"{origin}{path}?{self.signer.query(path, expires)}")
         return urls
+
+    def png(self, stored: StoredObject) -> bytes:
+        """The PNG of an issued image, in the configured ``image_style`` (cached)."""
+        width, height = stored.width, stored.height
+        if self.config.image_style == "noise":
+            variant = stored.variant
+            return self.pngs.get(
+                ("noise", width, height, variant), lambda: encode_png(width, height, variant)
+            )
+        return self.pngs.get(
+            stored,
+            lambda: draw_picture(
+                width, height, prompt=stored.prompt, seed=stored.seed, index=stored.index
+            ),
+        )

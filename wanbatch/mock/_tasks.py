@@ -62,7 +62,7 @@ async def run_task(state: MockState, task: Task) -> None:
             request.size, interleave=request.interleave, last_image=request.last_image_size
         )
         count = request.images_to_make
-        urls = state.issue_urls(task.origin, size, count)
+        urls = state.issue_urls(task.origin, size, count, prompt=request.prompt, seed=request.seed)
         if request.interleave:
             # Async interleave: one choice holding the text and image items.
             content = interleave_items(request.prompt, urls)
