@@ -52,6 +52,7 @@ from wanbatch._records import (
 )
 from wanbatch._streaks import error_fields
 from wanbatch._summary import ExitCode
+from wanbatch._taskcalls import TaskClient, TaskLeft
 from wanbatch._urls import parse_expiry
 
 __all__ = ["CallRunner"]
@@ -159,9 +160,12 @@ class CallRunner:
                 try:
                     self._summary.calls += 1
                     self._control.emit(ev.CallStarted(job.id, attempt))
-                    result = await client.generate(job.body, interleave=job.interleave)
+                    result = await client.generate(
+                        job.body, interleave=job.interleave, job_id=job.id
+                    )
                 except anyio.get_cancelled_exc_class():
-                    self._abandoned(journal, job, attempt)
+                    if not (isinstance(client, TaskClient) and client.waiting_on(job.id)):
+                        self._abandoned(journal, job, attempt)  # a journaled task is not lost
                     raise
                 finally:
                     del self._control.in_flight[call]
@@ -214,6 +218,9 @@ class CallRunner:
             except OutputError as exc:
                 self._cap.release(job.max_new_images)
                 self._control.request_stop(str(exc), ExitCode.FATAL)
+                return
+            except TaskLeft:  # the run stopped; the journaled task is polled by the next run
+                self._cap.release(job.max_new_images)
                 return
             self._pacer.on_success()
             self._cap.release(job.max_new_images)

@@ -73,6 +73,8 @@ def _config(args: argparse.Namespace, base_url: str, api_key: Secret | None) -> 
         regenerate_expired=not args.no_regenerate_expired,
         price_per_image=args.price,
         defaults=_defaults(args),
+        mode=args.mode,
+        poll_interval=args.poll_interval,
     )
 
 
@@ -343,6 +345,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
         "failed_attempts": state.failed_attempts,
         "throttled": state.throttled,
         "possibly_billed": state.possibly_billed,
+        # Task mode: tasks submitted whose end no run has seen (the next run collects them).
+        "tasks_open": len(state.tasks),
         "damaged_journal_lines": state.damaged[:20],
     }
     print(json.dumps(report, indent=2))

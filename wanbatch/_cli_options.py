@@ -18,6 +18,7 @@ from wanbatch._config import (
     DEFAULT_DOWNLOAD_TIMEOUT_S,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MODEL,
+    DEFAULT_POLL_INTERVAL_S,
     DEFAULT_REGION,
     DEFAULT_RPS,
     PRICE_PER_IMAGE,
@@ -319,6 +320,21 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="fail jobs whose result URLs expired instead of generating them again "
         "(default: generate again)",
+    )
+    run.add_argument(
+        "--mode",
+        choices=("sync", "async"),
+        default="sync",
+        help="sync: each call waits for its images; async: submit tasks, journal them and "
+        "poll them (a restart collects them instead of buying them again) (default sync)",
+    )
+    run.add_argument(
+        "--poll-interval",
+        type=_number(0, MAX_TIMEOUT_S, low_open=True),
+        default=DEFAULT_POLL_INTERVAL_S,
+        metavar="S",
+        help="--mode async: seconds between polls of a task, jittered up to twice it "
+        f"(default {DEFAULT_POLL_INTERVAL_S:g})",
     )
     run.add_argument(
         "--dry-run",

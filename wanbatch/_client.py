@@ -115,8 +115,13 @@ class ApiClient:
         # ends as ConnectionTimeoutError (never sent), not as the total timeout (maybe billed).
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(30.0, timeout / 2))
 
-    async def generate(self, body: dict[str, Any], *, interleave: bool) -> CallResult:
-        """Send one request; return its result or raise an ApiError / TransportError."""
+    async def generate(
+        self, body: dict[str, Any], *, interleave: bool, job_id: str | None = None
+    ) -> CallResult:
+        """Send one request; return its result or raise an ApiError / TransportError.
+
+        ``job_id`` names the job (task mode journals its task by it; see ``_taskcalls``).
+        """
         headers = build_headers(self._api_key.reveal(), stream=interleave)
         started = self._clock.monotonic()
         cut: str | None = None

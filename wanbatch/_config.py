@@ -37,6 +37,11 @@ DEFAULT_DOWNLOAD_CONCURRENCY = 8
 DEFAULT_MAX_ATTEMPTS = 6
 #: One call holds its connection for 1-4 minutes; the official SDK waits 300 s too.
 DEFAULT_CALL_TIMEOUT_S = 300.0
+#: Task mode: seconds between polls of a task, at least (jittered up to twice it); the
+#: service suggests polling every 5 to 10 s.
+DEFAULT_POLL_INTERVAL_S = 5.0
+#: ``sync``: one HTTP call per generation, held open until the answer; ``async``: task mode.
+Mode = Literal["sync", "async"]
 DEFAULT_DOWNLOAD_TIMEOUT_S = 120.0
 #: Largest image file we accept from a result URL; a 2K PNG is well under this.
 DEFAULT_MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
@@ -130,6 +135,10 @@ class BatchConfig:
     backoff_max: float = 60.0
     #: Shared pause after a 429 before any worker calls again, seconds.
     throttle_cooldown: float = 1.0
+    #: ``"async"``: submit tasks, journal them, poll them (see ``_taskcalls``).
+    mode: Mode = "sync"
+    #: Task mode: seconds between polls, at least (jittered up to twice it).
+    poll_interval: float = DEFAULT_POLL_INTERVAL_S
 
     def replace(self, **changes: object) -> BatchConfig:
         """A copy with some fields changed."""

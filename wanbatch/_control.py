@@ -44,6 +44,8 @@ class RunControl:
         self.stop_reason: str | None = None
         self.exit_code: ExitCode | None = None
         self._stopping = anyio.Event()
+        #: Set by :meth:`abort` (a second Ctrl-C), also after the run's work ended.
+        self.aborted = anyio.Event()
         self._wait_scopes: set[anyio.CancelScope] = set()
         #: The scope of the run's task group, cancelled by an abort.
         self.abort_scope: anyio.CancelScope | None = None
@@ -54,6 +56,8 @@ class RunControl:
         # that cannot reach the service or keeps losing (possibly paid) answers.
         self.in_flight: dict[int, float] = {}
         self.call_numbers = itertools.count()
+        #: How many of the calls in flight are journaled tasks (task mode: a stop leaves them).
+        self.tasks_waiting: Callable[[], int] = lambda: 0
         self.streaks = CallStreaks(
             config.base_url, concurrency=config.concurrency, call_timeout=config.call_timeout
         )
@@ -73,10 +77,12 @@ class RunControl:
             self.exit_code = exit_code or ExitCode.INTERRUPTED
             now = self.clock.monotonic()
             starts = self.in_flight.values()
+            tasks = min(self.tasks_waiting(), len(starts))
             self.emit(
                 ev.RunStopping(
                     reason,
-                    in_flight=len(starts),
+                    in_flight=len(starts) - tasks,
+                    tasks=tasks,
                     wait_s=max(0.0, max(starts) + self.config.call_timeout - now)
                     if starts
                     else None,
@@ -110,6 +116,7 @@ class RunControl:
         if self.exit_code is None or exit_code is ExitCode.FATAL:
             self.exit_code = exit_code
         self._halt()
+        self.aborted.set()
         self.emit(ev.RunAborted(reason, abandoned))
         if self.abort_scope is not None:
             self.abort_scope.cancel()

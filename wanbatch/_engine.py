@@ -3,7 +3,7 @@
 Stages (one task group, owned here and nowhere else)::
 
     producer (job file, streamed in chunks on a worker thread, planned against the journal)
-      -> call stream (bounded) -> call workers (pacer slot -> ApiClient.generate)
+      -> call stream (bounded) -> call workers (pacer slot -> TaskClient.generate)
       -> journal "generated" -> download queue (earliest Expires= first)
       -> download workers (download_image) -> journal "saved"
 
@@ -24,7 +24,6 @@ import aiohttp
 import anyio
 
 from wanbatch._calls import CallRunner
-from wanbatch._client import ApiClient
 from wanbatch._clock import SYSTEM_CLOCK, Clock
 from wanbatch._config import BatchConfig
 from wanbatch._control import EventCallback, RunControl
@@ -45,6 +44,7 @@ from wanbatch._restore import ImageRestorer
 from wanbatch._signals import on_stop_signals
 from wanbatch._state import RunState
 from wanbatch._summary import ExitCode, RunSummary
+from wanbatch._taskcalls import TaskClient, settle_left_tasks
 from wanbatch._urls import endpoint_of, is_loopback_url
 from wanbatch._version import __version__
 
@@ -208,13 +208,19 @@ class BatchRun:
         )
         assert config.api_key is not None
         async with aiohttp.ClientSession(connector=connector, trust_env=False) as session:
-            client = ApiClient(
+            client = TaskClient(
                 session,
                 config.base_url,
                 config.api_key,
                 timeout=config.call_timeout,
                 clock=control.clock,
+                control=control,
+                journal=journal,
+                tasks=config.mode == "async",
+                poll_interval=config.poll_interval,
+                open_tasks=state.tasks,
             )
+            control.tasks_waiting = lambda: len(client.open)
             calls = CallRunner(
                 control,
                 client=client,
@@ -258,6 +264,7 @@ class BatchRun:
                         tg.start_soon(downloader.worker, session, journal, backoff)
                     tg.start_soon(self._restorer.check, state, session, journal, backoff)
             control.abort_scope = None
+            await settle_left_tasks(client, control)
         self.summary.concurrency_limit = pacer.statistics().limit
 
     # ----------------------------------------------------------------- finish

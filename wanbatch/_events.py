@@ -133,13 +133,15 @@ class RunStopping:
 
     The run waits for the ``in_flight`` calls (and their images' downloads): at most
     ``wait_s`` more seconds (the call timeout), typically ``typical_s`` a call (the mean of this
-    run's answered calls; ``None`` before the first answer).
+    run's answered calls; ``None`` before the first answer). ``tasks``: journaled tasks the run
+    stops waiting on at once (task mode); they go on at the service, the next run collects them.
     """
 
     reason: str
     in_flight: int = 0
     wait_s: float | None = None
     typical_s: float | None = None
+    tasks: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -185,6 +185,12 @@ def _stopping_text(event: ev.RunStopping) -> str:
     # After a Ctrl-C (or SIGTERM/SIGHUP), the next one is "again"; after a stop of the
     # engine's own (a fatal answer, --max-images), it is the first.
     ctrl_c = "Ctrl-C again" if event.reason == "interrupted" else "Ctrl-C"
+    if event.tasks:
+        tasks = "1 task" if event.tasks == 1 else f"{event.tasks} tasks"
+        text += (
+            f"; {tasks} go on at the service and the next run collects them ({ctrl_c} "
+            "cancels those still pending)"
+        )
     if not event.in_flight:
         return text + f"; finishing the downloads in progress ({ctrl_c} stops at once)"
     calls = "1 call" if event.in_flight == 1 else f"{event.in_flight} calls"

@@ -20,6 +20,9 @@ Journal format v1 (one JSON object per line; ``v`` and ``ts`` on every record):
   plus ``prompt``/``seed``/``size``/``request_id``/``meta`` for ``metadata.jsonl``).
 - ``expired``: image ``k``'s URL expired before it was downloaded: the store refused it (no
   clock decides that; older journals may hold ``judged: "client"`` records, read the same).
+- ``submitted``: a task was submitted for job ``id`` (task mode): ``task``, its id, and
+  ``request_id``. Written before the task is waited on; a later ``attempt``, ``generated`` or
+  ``failed`` of the job closes it, and a resumed run polls a task still open.
 - ``attempt``: one failed attempt that will be retried (``code``, ``status``, ``possibly_billed``).
 - ``failed``: the job failed for good (``code``, ``message``, ``status``, ``source``).
 - ``meta``: a done job's line changed but not its request (its ``meta`` was edited, or only its
@@ -57,6 +60,7 @@ __all__ = [
     "meta_record",
     "run_record",
     "saved_record",
+    "submitted_record",
     "well_formed",
 ]
 
@@ -64,7 +68,17 @@ JOURNAL_VERSION = 1
 #: A record's ``"v"`` at or above this is damage, not a newer format: such a line is skipped.
 VERSION_LIMIT = 1000
 #: The events of format v1. A record with another event is ignored (forward compatibility).
-EVENTS = ("run", "end", "generated", "saved", "expired", "attempt", "failed", "meta")
+EVENTS = (
+    "run",
+    "end",
+    "generated",
+    "saved",
+    "expired",
+    "attempt",
+    "failed",
+    "meta",
+    "submitted",
+)
 #: Clock offsets beyond this (about 30 years) are damage, not a clock: ignored.
 MAX_CLOCK_OFFSET_S = 1e9
 #: The most images one record may list: a call returns at most 5, and a packed done job
@@ -160,6 +174,9 @@ def well_formed(record: Mapping[str, Any]) -> bool:
             and _is_count(record.get("images"), MAX_RECORD_IMAGES + 1)
             and _is_count(record.get("line"), 1 << 32)
         )
+    if event == "submitted":
+        task = record.get("task")
+        return isinstance(task, str) and 0 < len(task) <= 256
     if event == "saved" or (event == "expired" and "k" in record):
         return _is_count(record.get("k"), MAX_RECORD_IMAGES)
     return True
@@ -288,6 +305,11 @@ def saved_record(
             "model": info.model,
         }
     )
+
+
+def submitted_record(*, job_id: str, task: str, request_id: str | None) -> Record:
+    """A task was submitted for the job (task mode), before it is waited on."""
+    return Record({"event": "submitted", "id": job_id, "task": task, "request_id": request_id})
 
 
 def expired_record(*, job_id: str, k: int) -> Record:

@@ -112,6 +112,7 @@ def state_header(state: RunState) -> dict[str, Any]:
     header = {name: getattr(state, name) for name in _TOTALS}
     header["jobs"] = {job_id: job_to_json(job) for job_id, job in state.jobs.items()}
     header["lost"] = dict(state.lost)
+    header["tasks"] = dict(state.tasks)
     return header
 
 
@@ -143,6 +144,8 @@ def state_from_header(header: Mapping[str, Any], done: DoneJobs) -> RunState:
         setattr(state, name, value)
     lost = checked(header["lost"], dict, "lost")
     state.lost = {checked(k, str, "a job id"): count(v, "lost") for k, v in lost.items()}
+    tasks = checked(header.get("tasks", {}), dict, "tasks")
+    state.tasks = {checked(k, str, "a job id"): checked(v, str, "a task") for k, v in tasks.items()}
     jobs = checked(header["jobs"], dict, "jobs")
     state.jobs = {checked(k, str, "a job id"): job_from_json(v) for k, v in jobs.items()}
     # Every job and damaged line is a line of the journal the snapshot folds.

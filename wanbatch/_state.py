@@ -108,6 +108,8 @@ class RunState:
     damaged: list[int] = field(default_factory=list)
     #: Calls that lost their answer (each possibly billed) per job not answered or failed since.
     lost: dict[str, int] = field(default_factory=dict)
+    #: Tasks submitted and not seen to end (job id -> task id): a resumed run polls them.
+    tasks: dict[str, str] = field(default_factory=dict)
     #: Names the exact journal content this state folds (``"<bytes>:<tail digest>"``), when
     #: the reader knows it (a snapshot taken or loaded with nothing after it), else ``None``.
     #: Caches derived from the state (the resume prefix) are valid only for the same source.
@@ -142,6 +144,13 @@ class RunState:
         if not isinstance(job_id, str):
             self.damaged.append(lineno)
             return
+        if event == "submitted":
+            self.tasks[job_id] = str(record["task"])
+            return
+        if event in ("attempt", "generated", "failed") and record.get("code") != "JournalCut":
+            # The job's task ended (or it had none). A cut answer is not its task's end: the
+            # task is polled again, and its result read, instead of being bought again.
+            self.tasks.pop(job_id, None)
         if event == "attempt":
             self.failed_attempts += 1
             if is_throttle(record.get("status"), record.get("code"), record.get("message")):

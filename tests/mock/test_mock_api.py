@@ -362,3 +362,27 @@ async def test_server_cannot_be_reused() -> None:
             pass
     with pytest.raises(RuntimeError):
         server.counters()
+
+
+async def test_a_failed_task_can_carry_its_code_inside_output() -> None:
+    config = MockConfig(inspection_triggers=("forbidden",), task_error_in_output=True)
+    async with running(config) as (_, session):
+        _, _, answer = await post(session, ASYNC_PATH, body("a forbidden thing"), headers=ASYNC)
+        polled = await wait_for_end(session, answer["output"]["task_id"])  # type: ignore[index]
+        assert polled["output"]["task_status"] == "FAILED"
+        assert polled["output"]["code"] == "DataInspectionFailed" and polled["output"]["message"]
+        assert "code" not in polled and "message" not in polled
+
+
+async def test_an_interleaved_task_holds_text_and_images_in_one_choice() -> None:
+    async with running(MockConfig(image_size=(16, 16))) as (_, session):
+        payload = interleave_body(max_images=2)
+        payload["parameters"].pop("stream", None)  # a task needs no stream
+        status, _, answer = await post(session, ASYNC_PATH, payload, headers=ASYNC)
+        assert status == 200
+        polled = await wait_for_end(session, answer["output"]["task_id"])  # type: ignore[index]
+        assert polled["output"]["task_status"] == "SUCCEEDED"
+        (choice,) = polled["output"]["choices"]
+        kinds = [item["type"] for item in choice["message"]["content"]]
+        assert kinds.count("image") == 2 and "text" in kinds
+        assert polled["usage"]["image_count"] == 2

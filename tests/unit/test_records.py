@@ -24,6 +24,7 @@ from wanbatch._records import (
     meta_record,
     run_record,
     saved_record,
+    submitted_record,
     well_formed,
 )
 from wanbatch._state import replay
@@ -62,6 +63,7 @@ BUILT = {
         info=INFO,
     ),
     "expired": expired_record(job_id="a", k=0),
+    "submitted": submitted_record(job_id="a", task="t-1", request_id="r0"),
     "attempt": attempt_record(
         job_id="a",
         attempt=1,

@@ -255,6 +255,11 @@ def _parser() -> argparse.ArgumentParser:
         help="cut interleaved streams after their first image event (the image is billed; "
         "default: never)",
     )
+    add(
+        "--task-error-in-output",
+        action="store_true",
+        help="a FAILED task's code and message inside output, not at the top level (default off)",
+    )
     return parser
 
 

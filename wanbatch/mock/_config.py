@@ -94,6 +94,9 @@ class MockConfig(BaseModel):
     #: Cut every interleaved stream right after its first image event: ``"reset"`` drops the
     #: connection, ``"stall"`` sends nothing more until the client gives up. The image is billed.
     cut_stream_after_image: Literal["reset", "stall"] | None = None
+    #: A FAILED task carries ``code``/``message`` inside ``output`` (the older task docs' shape)
+    #: instead of at the top level (the documented example's).
+    task_error_in_output: bool = False
 
     @field_validator("image_size")
     @classmethod

@@ -89,7 +89,15 @@ async def poll(request: web.Request) -> web.Response:
     state.counters.task_polls += 1
     task_id = request.match_info["task_id"]
     task = request.app[TASKS].get(task_id)
-    return json_response(poll_body(task, task_id, request_id, state.now()))
+    return json_response(
+        poll_body(
+            task,
+            task_id,
+            request_id,
+            state.now(),
+            error_in_output=state.config.task_error_in_output,
+        )
+    )
 
 
 async def cancel(request: web.Request) -> web.Response:

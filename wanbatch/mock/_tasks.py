@@ -79,8 +79,14 @@ async def run_task(state: MockState, task: Task) -> None:
         state.leave()
 
 
-def poll_body(task: Task | None, task_id: str, request_id: str, now: float) -> dict[str, Any]:
-    """The ``GET /tasks/{id}`` body: times as they exist, choices/usage only when SUCCEEDED."""
+def poll_body(
+    task: Task | None, task_id: str, request_id: str, now: float, *, error_in_output: bool = False
+) -> dict[str, Any]:
+    """The ``GET /tasks/{id}`` body: times as they exist, choices/usage only when SUCCEEDED.
+
+    A FAILED task's ``code``/``message`` sit at the top level (the documented example), or
+    inside ``output`` with ``error_in_output`` (the older task docs' shape).
+    """
     if task is None or now - task.submit_time > TASK_TTL_S:
         return {"request_id": request_id, "output": {"task_id": task_id, "task_status": "UNKNOWN"}}
     output: dict[str, Any] = {
@@ -98,7 +104,7 @@ def poll_body(task: Task | None, task_id: str, request_id: str, now: float) -> d
         output["choices"] = task.result["choices"]
         body["usage"] = task.result["usage"]
     elif task.status == "FAILED" and task.failure is not None:
-        # Top-level code/message, as in the documented FAILED example.
-        body["code"] = task.failure.code
-        body["message"] = task.failure.message
+        where = output if error_in_output else body
+        where["code"] = task.failure.code
+        where["message"] = task.failure.message
     return body
