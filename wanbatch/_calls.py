@@ -140,7 +140,6 @@ class CallRunner:
                         ExitCode.CAPPED,
                     )
                     return
-                # Others may release their reservation when they fail; wait for room.
                 with self._control.interruptible():
                     await self._cap.wait_release()
                 if self._control.stopping:
@@ -344,6 +343,7 @@ class CallRunner:
         info = saved_info(job, result.request_id, usage.get("size"))
         record = generated_record(
             job_id=job.id,
+            model=job.body.get("model"),
             fp=job.fingerprint,
             line=line_hash(job.source, self._salt),
             attempt=attempt,

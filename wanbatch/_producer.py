@@ -82,6 +82,7 @@ class JobProducer:
             start=start or (1, 0),
             # Validation found no duplicate: no second id set (17 bytes a job) is needed.
             check_duplicates=self._summary.skipped_invalid > 0,
+            spec=self._config.job_input,
         )
         if start is None:  # every line is done and unchanged
             items.close()

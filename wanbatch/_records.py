@@ -12,7 +12,7 @@ Journal format v1 (one JSON object per line; ``v`` and ``ts`` on every record):
   mock, i.e. a loopback address).
 - ``end``: that run reached its end (``stopped``: why it stopped early, or ``null``). A run
   with no ``end`` after its ``run`` was killed or crashed (or is still running).
-- ``generated``: a call succeeded (``id``, ``fp``, ``attempt``, ``request_id``,
+- ``generated``: a call succeeded (``id``, ``model``, ``fp``, ``attempt``, ``request_id``,
   ``images: [{"url", "expires"}]``, ``texts``, ``usage``, ``prompt``, ``seed``, ``size``, ``meta``,
   ``clock_offset``: the service's clock minus the client's, in seconds, from the answer's ``Date``).
   Written *before* any download, so a crash never costs a second generation while URLs are valid.
@@ -240,6 +240,7 @@ def end_record(*, stopped: str | None) -> Record:
 def generated_record(
     *,
     job_id: str,
+    model: str | None,
     fp: str,
     line: int,
     attempt: int,
@@ -256,6 +257,7 @@ def generated_record(
     record = {
         "event": "generated",
         "id": job_id,
+        "model": model,
         "fp": fp,
         "line": line,
         "attempt": attempt,

@@ -58,6 +58,10 @@ class RunSummary:
     spent_this_run: float = 0.0
     dry_run: bool = False
     plan: dict[str, int] = field(default_factory=dict)
+    #: How long the plan's calls take (:meth:`wanbatch._timeplan.TimePlan.to_json`).
+    time_plan: dict[str, Any] = field(default_factory=dict)
+    #: Problems that did not fail the run (e.g. the report page could not be written).
+    warnings: list[str] = field(default_factory=list)
 
     def settle(self, exit_code: ExitCode | None, stop_reason: str | None) -> None:
         """Decide the exit code and stop reason of a finished run, from its counts.

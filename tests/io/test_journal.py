@@ -137,6 +137,7 @@ def test_the_journal_writes_a_record_as_one_compact_line(tmp_path: Path) -> None
     journal.append(
         generated_record(
             job_id="a",
+            model=None,
             fp="f",
             line=1,
             attempt=1,

@@ -41,6 +41,7 @@ BUILT = {
     "end": end_record(stopped=None),
     "generated": generated_record(
         job_id="a",
+        model="wan2.6-image",
         fp=FP,
         line=5,
         attempt=1,
@@ -133,6 +134,7 @@ def test_generated_carries_the_row_fields_and_rounds_its_timings() -> None:
 def _generated_args() -> dict[str, object]:
     return {
         "job_id": "a",
+        "model": None,
         "fp": FP,
         "line": 1,
         "attempt": 1,
