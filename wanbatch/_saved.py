@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from wanbatch._lifecycle import Status
-from wanbatch._records import well_formed
+from wanbatch._recordcheck import well_formed
 from wanbatch._state import RunState
 from wanbatch._touchlog import TouchLog
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from wanbatch._donejobs import DoneJobs
 from wanbatch._lifecycle import Status
-from wanbatch._records import (
+from wanbatch._recordcheck import (
     COUNT_LIMIT,
     MAX_CLOCK_OFFSET_S,
     MAX_RECORD_IMAGES,

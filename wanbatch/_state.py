@@ -17,8 +17,7 @@ from typing import Any
 from wanbatch._donejobs import DoneJobs
 from wanbatch._errors import JournalError
 from wanbatch._lifecycle import COMPLETE, Status, transition
-from wanbatch._records import (
-    JOURNAL_VERSION,
+from wanbatch._recordcheck import (
     MAX_CLOCK_OFFSET_S,
     MAX_RECORD_IMAGES,
     VERSION_LIMIT,
@@ -26,6 +25,7 @@ from wanbatch._records import (
     float_or_none,
     well_formed,
 )
+from wanbatch._records import JOURNAL_VERSION
 from wanbatch._touchlog import TouchLog
 from wanbatch._verdicts import is_throttle
 

@@ -20,7 +20,7 @@ from wanbatch._cachefile import ignore, read_verified, write_verified
 from wanbatch._columns import ColumnKinds
 from wanbatch._config import DEFAULT_MODEL
 from wanbatch._lifecycle import Status
-from wanbatch._records import COUNT_LIMIT
+from wanbatch._recordcheck import COUNT_LIMIT
 from wanbatch._saved import JOURNAL_NAME, current_saved, image_on_disk, records
 from wanbatch._state import JobState, RunState
 from wanbatch._touchlog import TouchLog

@@ -1,5 +1,5 @@
 """The record builders: every record a run journals is made by one of them, in the schema the
-fold reads (:func:`wanbatch._records.well_formed`), with ``event`` and ``id`` first."""
+fold reads (:func:`wanbatch._recordcheck.well_formed`), with ``event`` and ``id`` first."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import wanbatch
+from wanbatch._recordcheck import well_formed
 from wanbatch._records import (
     EVENTS,
     Record,
@@ -25,7 +26,6 @@ from wanbatch._records import (
     run_record,
     saved_record,
     submitted_record,
-    well_formed,
 )
 from wanbatch._state import replay
 
