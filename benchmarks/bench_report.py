@@ -37,8 +37,9 @@ from tests.browser_helpers import (  # noqa: E402
     headless_chromium,
     requested_urls,
 )
-from wanbatch._journal import read_journal, write_views  # noqa: E402
+from wanbatch._journal import read_journal  # noqa: E402
 from wanbatch._report import write_report  # noqa: E402
+from wanbatch._views import write_views  # noqa: E402
 
 TARGET_OPEN_S = 3.0
 WORDS = "red fox lighthouse cat glass forest river night snow city harbour garden".split()

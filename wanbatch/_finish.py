@@ -13,12 +13,14 @@ from pathlib import Path
 
 from wanbatch._control import RunControl
 from wanbatch._doneprefix import DonePrefix
-from wanbatch._journal import read_journal, write_prefix, write_views
+from wanbatch._journal import read_journal
 from wanbatch._models import run_region
+from wanbatch._prefixcache import write_prefix
 from wanbatch._prefixscan import scan_done_prefix
 from wanbatch._report import try_write_report
 from wanbatch._summary import ExitCode
 from wanbatch._touchlog import TouchLog
+from wanbatch._views import write_views
 
 __all__ = ["finish_run"]
 

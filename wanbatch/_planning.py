@@ -18,9 +18,9 @@ from wanbatch._config import BatchConfig
 from wanbatch._donejobs import DoneLines
 from wanbatch._doneprefix import DonePrefix
 from wanbatch._errors import InvalidJobs, JournalError
-from wanbatch._journal import read_prefix
 from wanbatch._models import price_for, run_region
 from wanbatch._plan import Action, plan_job
+from wanbatch._prefixcache import read_prefix
 from wanbatch._prefixscan import usable_prefix
 from wanbatch._state import RunState
 from wanbatch._summary import ExitCode, RunSummary

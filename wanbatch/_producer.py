@@ -27,6 +27,7 @@ from wanbatch._jobs import PlannedJob
 from wanbatch._journal import Journal
 from wanbatch._loader import iter_jobs
 from wanbatch._plan import Action, expiry_cause, plan_job
+from wanbatch._records import meta_record
 from wanbatch._state import JobState, RunState
 
 __all__ = ["CHUNK_JOBS", "JobProducer"]
@@ -162,13 +163,12 @@ class JobProducer:
         the next resume passes the line over unread. Nothing is bought."""
         if job_state is None:
             return
-        self._control.journal(
-            self._journal,
-            "meta",
-            id=job.id,
+        record = meta_record(
+            job_id=job.id,
             fp=job.fingerprint,
             gen_line=job_state.gen_line,
             images=job_state.saved.bit_count(),
             line=line_hash(job.source, self._salt),
             meta=job.meta,
         )
+        self._control.journal(self._journal, record)
