@@ -127,3 +127,26 @@ def test_shard_label_and_conflict() -> None:
     assert whole is not None and "every job (no --shard)" in whole
     split = shard_conflict("out", runs=1, recorded=None, wanted=Shard(1, 2))
     assert split is not None and "every job of its job file" in split
+
+
+def test_the_folder_s_shard_is_folded_from_the_journal_and_kept_by_the_snapshot() -> None:
+    from wanbatch._records import run_record
+    from wanbatch._snapshot import state_from_header, state_header
+    from wanbatch._state import RunState
+
+    record = run_record(
+        jobs_file="/j.jsonl", version="x", jobs=3, endpoint="e", mock=True, shard="2/3"
+    )
+    state = RunState()
+    state.apply({**record}, 1)
+    assert state.shard == "2/3" and state.runs == 1
+    again = state_from_header(state_header(state), state.done)
+    assert again.shard == "2/3"
+    assert shard_conflict("out", runs=again.runs, recorded=again.shard, wanted=Shard(1, 3))
+    # A journal written before shards existed: its run records name none (every job).
+    old = RunState()
+    old.apply({k: v for k, v in record.items() if k != "shard"}, 1)
+    assert old.shard is None
+    header = state_header(old)
+    del header["shard"]
+    assert state_from_header(header, old.done).shard is None
