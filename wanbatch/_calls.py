@@ -18,7 +18,6 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from wanbatch import _events as ev
 from wanbatch._cap import ImageCap
-from wanbatch._client import ApiClient
 from wanbatch._control import RunControl
 from wanbatch._donejobs import line_hash
 from wanbatch._downloads import (
@@ -42,9 +41,10 @@ from wanbatch._errors import (
 )
 from wanbatch._jobs import PlannedJob
 from wanbatch._journal import Journal
+from wanbatch._keys import account_fatal
 from wanbatch._models import price_for
-from wanbatch._pacing import Pacer
 from wanbatch._policy import Backoff
+from wanbatch._pool import KeyPool, PoolKey
 from wanbatch._streaks import error_fields
 from wanbatch._summary import ExitCode
 from wanbatch._taskcalls import TaskClient, TaskLeft
@@ -60,8 +60,7 @@ class CallRunner:
         self,
         control: RunControl,
         *,
-        client: ApiClient,
-        pacer: Pacer,
+        pool: KeyPool,
         backoff: Backoff,
         journal: Journal,
         downloads: DownloadQueue,
@@ -72,8 +71,7 @@ class CallRunner:
         self._control = control
         self._config = control.config
         self._summary = control.summary
-        self._client = client
-        self._pacer = pacer
+        self._pool = pool
         self._backoff = backoff
         self._journal = journal
         self._downloads = downloads
@@ -89,8 +87,12 @@ class CallRunner:
         #: Calls of a pending job that lost their answer in earlier runs (from the journal).
         self.lost_before: dict[str, int] = {}
 
-    async def worker(self, receive: MemoryObjectReceiveStream[PlannedJob]) -> None:
-        """Call the jobs the producer sends until its stream ends."""
+    async def worker(
+        self, receive: MemoryObjectReceiveStream[PlannedJob], home: PoolKey | None = None
+    ) -> None:
+        """Call the jobs the producer sends until its stream ends, on ``home``'s slots (see
+        :class:`~wanbatch._pool.KeyPool`; None: the first key)."""
+        home = home or self._pool.keys[0]
         downloads = self._downloads
         try:
             async with receive:
@@ -105,16 +107,17 @@ class CallRunner:
                     if self._control.stopping:
                         continue  # drain: the job stays pending for the next run
                     try:
-                        await self.call_job(job)
+                        await self.call_job(job, home)
                     except OutputError:
                         continue  # the journal failed; the run is stopping (see RunControl.journal)
         finally:
             downloads.producer_done()
 
-    async def call_job(self, job: PlannedJob) -> None:
+    async def call_job(self, job: PlannedJob, home: PoolKey | None = None) -> None:
         """Call the service for the job until it is answered, fails, or the run stops."""
         config = self._config
-        client, backoff = self._client, self._backoff
+        backoff, pool = self._backoff, self._pool
+        home = home or pool.roomiest() or pool.keys[0]
         journal, downloads = self._journal, self._downloads
         last_error: ApiError | TransportError | None = None
         # Calls that lost their answer may each have been billed: at most --max-attempts of
@@ -140,20 +143,25 @@ class CallRunner:
                     await self._cap.wait_release()
                 if self._control.stopping:
                     return
-            token = self._pacer.try_acquire()
-            if token is None:
+            lease = pool.try_acquire(home)
+            if lease is None:
                 with self._control.interruptible():
-                    token = await self._pacer.acquire()
-                if token is None:
-                    return  # a stop request ended the wait
+                    lease = await pool.acquire(home)
+                if lease is None:
+                    self._cap.release(job.max_new_images)
+                    return  # a stop request ended the wait (or no key is left: stopping)
+            key, token = lease
+            pacer, client = key.pacer, key.client
             if self._control.stopping:
-                self._pacer.release(token)
+                pacer.release(token)
+                self._cap.release(job.max_new_images)
                 return
             call = next(self._control.call_numbers)
             self._control.in_flight[call] = self._control.clock.monotonic()
             try:
                 try:
                     self._summary.calls += 1
+                    key.calls += 1
                     self._control.emit(ev.CallStarted(job.id, attempt))
                     result = await client.generate(
                         job.body, interleave=job.interleave, job_id=job.id
@@ -164,20 +172,36 @@ class CallRunner:
                     raise
                 finally:
                     del self._control.in_flight[call]
-                    self._pacer.release(token)
+                    pacer.release(token)
             except (ApiError, TransportError) as exc:
                 self._cap.release(job.max_new_images)
                 last_error = exc
                 billed_attempts += isinstance(exc, TransportError) and exc.possibly_billed
                 transport_stop = self._control.streaks.note_failure(exc)
                 if isinstance(exc, Throttled):
-                    self._pacer.on_throttle(exc.retry_after)
+                    pacer.on_throttle(exc.retry_after)
                     self._summary.throttled += 1
+                    key.throttled += 1
                     self._control.emit(
-                        ev.ThrottledEvent(
-                            job.id, exc.code, self._pacer.statistics().limit, exc.retry_after
-                        )
+                        ev.ThrottledEvent(job.id, exc.code, pool.limit(), exc.retry_after)
                     )
+                if isinstance(exc, BatchFatal) and pool.several:
+                    if account_fatal(exc.status, exc.code):
+                        # This account cannot go on; the job goes back to the other keys.
+                        self._record_attempt(journal, job, attempt, exc, will_retry=True)
+                        self._retire(key, exc)
+                        if pool.active:
+                            continue
+                    self._record_attempt(journal, job, attempt, exc, will_retry=False)
+                    self._control.request_stop(
+                        f"the service refused the batch ({key.label}): {exc}. To go on, "
+                        f"{exc.hint}; then run again to resume"
+                        if pool.active
+                        else f"every API key of the pool was refused (last, {key.label}: {exc}). "
+                        f"To go on, {exc.hint}; then run again to resume",
+                        ExitCode.FATAL,
+                    )
+                    return
                 if isinstance(exc, BatchFatal):
                     self._record_attempt(journal, job, attempt, exc, will_retry=False)
                     self._control.request_stop(
@@ -217,7 +241,9 @@ class CallRunner:
             except TaskLeft:  # the run stopped; the journaled task is polled by the next run
                 self._cap.release(job.max_new_images)
                 return
-            self._pacer.on_success()
+            pacer.on_success()
+            key.succeeded += 1
+            key.images += len(result.result.image_urls)
             self._cap.release(job.max_new_images)
             if result.clock_offset is not None:  # the answer's Date header
                 self._control.clock_offset = result.clock_offset
@@ -250,6 +276,15 @@ class CallRunner:
         # see CallStreaks.note_failure.)
         self.fail(
             journal, job, config.max_attempts, last_error, gave_up=True, billed=billed_attempts
+        )
+
+    def _retire(self, key: PoolKey, exc: ApiError) -> None:
+        """Retire the key of an account-fatal answer (once), and say so."""
+        if key.retired is not None:
+            return
+        self._pool.retire(key, f"{exc.code}: {exc.message}")
+        self._control.emit(
+            ev.KeyRetired(key.label, exc.code, exc.message, self._pool.active, len(self._pool.keys))
         )
 
     def _abandoned(self, journal: Journal, job: PlannedJob, attempt: int) -> None:

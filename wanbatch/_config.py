@@ -113,6 +113,9 @@ class BatchConfig:
 
     base_url: str = REGION_BASE_URLS[DEFAULT_REGION]
     api_key: Secret | None = None
+    #: A key pool: several keys, each of its own account (see ``_pool``); when given, it is
+    #: used instead of ``api_key``. ``concurrency`` and ``rps`` are each key's.
+    api_keys: tuple[Secret, ...] = ()
     region: Region = DEFAULT_REGION
     concurrency: int = DEFAULT_CONCURRENCY
     rps: float | None = DEFAULT_RPS
@@ -139,6 +142,13 @@ class BatchConfig:
     mode: Mode = "sync"
     #: Task mode: seconds between polls, at least (jittered up to twice it).
     poll_interval: float = DEFAULT_POLL_INTERVAL_S
+
+    @property
+    def keys(self) -> tuple[Secret, ...]:
+        """The keys of the run: the pool, or the one ``api_key`` (none for a dry run)."""
+        if self.api_keys:
+            return self.api_keys
+        return () if self.api_key is None else (self.api_key,)
 
     def replace(self, **changes: object) -> BatchConfig:
         """A copy with some fields changed."""

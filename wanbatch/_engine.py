@@ -34,10 +34,12 @@ from wanbatch._finish import finish_run
 from wanbatch._folder import check_folder, prepare_out_dir
 from wanbatch._jobs import PlannedJob
 from wanbatch._journal import Journal, read_journal
+from wanbatch._keys import key_label
 from wanbatch._lock import FolderLock, lock_folder
 from wanbatch._pacing import Pacer
 from wanbatch._planning import RunPlan, accept_plan, plan_run
 from wanbatch._policy import Backoff
+from wanbatch._pool import KeyPool, PoolKey
 from wanbatch._producer import JobProducer
 from wanbatch._restore import ImageRestorer
 from wanbatch._signals import on_stop_signals
@@ -145,7 +147,7 @@ class BatchRun:
             )
             if self.dry_run:
                 return self.summary
-            if self.config.api_key is None:
+            if not self.config.keys:
                 raise ValueError("BatchConfig.api_key is required for a real run")
             if lock is None:
                 lock = await anyio.to_thread.run_sync(lock_folder, self.out_dir)
@@ -204,36 +206,49 @@ class BatchRun:
     async def _dispatch(self, state: RunState, journal: Journal, plan: RunPlan) -> None:
         """The stages of the run, in one task group, until every one of them has ended."""
         config, control = self.config, self._control
-        pacer = Pacer(
-            config.concurrency, config.rps, cooldown=config.throttle_cooldown, clock=control.clock
-        )
+        secrets = config.keys
         backoff = Backoff(initial=config.backoff_initial, maximum=config.backoff_max)
         connector = aiohttp.TCPConnector(
-            limit=config.concurrency + config.download_concurrency + 4, ttl_dns_cache=300
+            limit=config.concurrency * len(secrets) + config.download_concurrency + 4,
+            ttl_dns_cache=300,
         )
         downloads, generations = DownloadQueue(), Generations()
         send, receive = anyio.create_memory_object_stream[PlannedJob](
-            max_buffer_size=max(2, config.concurrency)
+            max_buffer_size=max(2, config.concurrency * len(secrets))
         )
-        assert config.api_key is not None
         async with aiohttp.ClientSession(connector=connector, trust_env=False) as session:
-            client = TaskClient(
-                session,
-                config.base_url,
-                config.api_key,
-                timeout=config.call_timeout,
-                clock=control.clock,
-                control=control,
-                journal=journal,
-                tasks=config.mode == "async",
-                poll_interval=config.poll_interval,
-                open_tasks=state.tasks,
+            pool = KeyPool(
+                [
+                    PoolKey(
+                        key_label(position, secret),
+                        Pacer(
+                            config.concurrency,
+                            config.rps,
+                            cooldown=config.throttle_cooldown,
+                            clock=control.clock,
+                        ),
+                        TaskClient(
+                            session,
+                            config.base_url,
+                            secret,
+                            timeout=config.call_timeout,
+                            clock=control.clock,
+                            control=control,
+                            journal=journal,
+                            tasks=config.mode == "async",
+                            poll_interval=config.poll_interval,
+                            # Tasks of earlier runs are polled with the first key.
+                            open_tasks=state.tasks if position == 1 else {},
+                        ),
+                    )
+                    for position, secret in enumerate(secrets, start=1)
+                ]
             )
-            control.tasks_waiting = lambda: len(client.open)
+            client = pool.keys[0].client
+            control.tasks_waiting = pool.tasks_waiting
             calls = CallRunner(
                 control,
-                client=client,
-                pacer=pacer,
+                pool=pool,
                 backoff=backoff,
                 journal=journal,
                 downloads=downloads,
@@ -265,16 +280,21 @@ class BatchRun:
                     )
                     downloads.add_producer()  # the producer
                     tg.start_soon(producer.run, state, send)
-                    for _ in range(config.concurrency):
-                        downloads.add_producer()
-                        tg.start_soon(calls.worker, receive.clone())
+                    for key in pool.keys:  # each key's workers wait for its slots
+                        for _ in range(config.concurrency):
+                            downloads.add_producer()
+                            tg.start_soon(calls.worker, receive.clone(), key)
                     receive.close()
                     for _ in range(config.download_concurrency):
                         tg.start_soon(downloader.worker, session, journal, backoff)
                     tg.start_soon(self._restorer.check, state, session, journal, backoff)
             control.abort_scope = None
             await settle_left_tasks(client, control)
-        self.summary.concurrency_limit = pacer.statistics().limit
+        self.summary.concurrency_limit = pool.limit()
+        if pool.several:
+            self.summary.keys_active = pool.active
+            self.summary.keys_retired = len(pool.keys) - pool.active
+            self.summary.keys = pool.report()
 
     # ----------------------------------------------------------------- finish
     def _finish(self, plan: RunPlan, started: float) -> None:

@@ -16,6 +16,7 @@ __all__ = [
     "ImageSaved",
     "JobDone",
     "JobFailed",
+    "KeyRetired",
     "RunAborted",
     "RunPlanned",
     "RunStopping",
@@ -156,6 +157,20 @@ class RunAborted:
     abandoned: int
 
 
+@dataclass(frozen=True, slots=True)
+class KeyRetired:
+    """A key of the pool got an answer fatal for its account: no call starts on it again.
+
+    ``label`` shows the key safely (``#2 …a1b9``); ``active`` keys of ``total`` are left.
+    """
+
+    label: str
+    code: str
+    message: str
+    active: int
+    total: int
+
+
 Event = (
     ValidationNotes
     | RunPlanned
@@ -169,4 +184,5 @@ Event = (
     | JobFailed
     | RunStopping
     | RunAborted
+    | KeyRetired
 )
