@@ -92,29 +92,67 @@ class CallRunner:
     ) -> None:
         """Call the jobs the producer sends until its stream ends, on ``home``'s slots (see
         :class:`~wanbatch._pool.KeyPool`; None: the first key)."""
-        home = home or self._pool.keys[0]
+        pool = self._pool
+        home = home or pool.keys[0]
         downloads = self._downloads
         try:
             async with receive:
                 while True:
+                    lease: list[tuple[PoolKey, object]] = []
+                    if pool.several and not self._control.stopping:
+                        # A key with room first, then a job: so jobs go to the keys with room
+                        # (a job taken first would wait for its worker's key, however busy).
+                        got = pool.try_acquire(home)
+                        if got is None:
+                            with self._control.interruptible():
+                                got = await pool.acquire(home)
+                        if got is not None:
+                            lease.append(got)
+                            home = got[0]
                     try:
                         try:
                             job = receive.receive_nowait()  # no scheduling round trip if queued
                         except anyio.WouldBlock:
                             job = await receive.receive()
-                    except anyio.EndOfStream:
-                        break
+                    except BaseException as exc:
+                        for key, token in lease:
+                            key.pacer.release(token)
+                        if isinstance(exc, anyio.EndOfStream):
+                            break
+                        raise
                     if self._control.stopping:
+                        for key, token in lease:
+                            key.pacer.release(token)
                         continue  # drain: the job stays pending for the next run
                     try:
-                        await self.call_job(job, home)
+                        await self.call_job(job, home, lease)
                     except OutputError:
                         continue  # the journal failed; the run is stopping (see RunControl.journal)
         finally:
             downloads.producer_done()
 
-    async def call_job(self, job: PlannedJob, home: PoolKey | None = None) -> None:
-        """Call the service for the job until it is answered, fails, or the run stops."""
+    async def call_job(
+        self,
+        job: PlannedJob,
+        home: PoolKey | None = None,
+        lease: list[tuple[PoolKey, object]] | None = None,
+    ) -> None:
+        """Call the service for the job until it is answered, fails, or the run stops.
+
+        ``lease``: a slot already held for the first attempt (taken from the list once used;
+        released here if never used).
+        """
+        lease = lease if lease is not None else []
+        try:
+            await self._attempts(job, home, lease)
+        finally:
+            for key, token in lease:
+                key.pacer.release(token)
+            lease.clear()
+
+    async def _attempts(
+        self, job: PlannedJob, home: PoolKey | None, lease: list[tuple[PoolKey, object]]
+    ) -> None:
         config = self._config
         backoff, pool = self._backoff, self._pool
         home = home or pool.roomiest() or pool.keys[0]
@@ -143,14 +181,17 @@ class CallRunner:
                     await self._cap.wait_release()
                 if self._control.stopping:
                     return
-            lease = pool.try_acquire(home)
-            if lease is None:
+            got = lease.pop() if lease else pool.try_acquire(home)
+            if got is not None and got[0].retired is not None:  # retired while the slot was held
+                got[0].pacer.release(got[1])
+                got = pool.try_acquire(pool.roomiest() or got[0])
+            if got is None:
                 with self._control.interruptible():
-                    lease = await pool.acquire(home)
-                if lease is None:
+                    got = await pool.acquire(home)
+                if got is None:
                     self._cap.release(job.max_new_images)
                     return  # a stop request ended the wait (or no key is left: stopping)
-            key, token = lease
+            key, token = got
             pacer, client = key.pacer, key.client
             if self._control.stopping:
                 pacer.release(token)
