@@ -11,7 +11,9 @@ documented per-account quota, which the hidden caps undercut) runs every job to 
 downloads included. Reported: jobs/s (jobs / wall seconds inside the child, from after imports to
 the end of the run: planning and the drain of the last calls included) as a share of the ideal
 ``sum(caps) / mean latency``; the share of calls answered 429 (the mock's
-``throttled / calls``); the child's peak RSS, for two job counts (flat memory: the same peak
+``throttled / calls``); the steady-state use of the combined cap (the mock's mean calls in
+flight over the middle half of the run, sampled every 0.5 s, over ``sum(caps)``); the child's
+peak RSS, for two job counts (flat memory: the same peak
 for twice the jobs); the length of the progress line and of ``summary.json``.
 
 Part "4": 4 keys with a hidden cap of 3 each, latency 2 s ± 0.5 s.
@@ -31,7 +33,17 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PY, REPO, MockProcess, machine, run_measured, table, verdict, write_jobs
+from _common import (
+    PY,
+    REPO,
+    InFlightSampler,
+    MockProcess,
+    machine,
+    run_measured,
+    table,
+    verdict,
+    write_jobs,
+)
 
 SHARE_TARGET = 0.95
 THROTTLE_TARGET = 0.03
@@ -99,7 +111,11 @@ def run_part(
                 "concurrency": 5,
                 "rps": 5.0,
             }
-            m = run_measured([PY, "-c", CHILD, json.dumps(spec)], timeout=1800)
+            with InFlightSampler(mock, interval=0.5) as sampler:
+                m = run_measured([PY, "-c", CHILD, json.dumps(spec)], timeout=1800)
+            busy = [s for s in sampler.samples if s[1] > 0]
+            middle = busy[len(busy) // 4 : 3 * len(busy) // 4] or busy
+            steady = sum(s[1] for s in middle) / len(middle) / sum(caps) if middle else 0.0
             result = m.last_json()
             counters = mock.counters()
             summary = result["summary"]
@@ -115,6 +131,7 @@ def run_part(
                     f"{summary['jobs_done'] / result['run_s']:.1f}",
                     f"{ideal:.1f}",
                     f"{share:.1%}",
+                    f"{steady:.1%}",
                     f"{throttled:.2%} ({counters['throttled']}/{counters['calls']})",
                     f"{m.maxrss_mb:.0f}",
                     f"{m.cpu:.0f}",
@@ -142,6 +159,7 @@ def main() -> None:
         "jobs/s",
         "ideal/s",
         "share",
+        "steady in-flight",
         "429s",
         "peak RSS MB",
         "CPU s",
@@ -152,13 +170,13 @@ def main() -> None:
     verdicts = []
     with tempfile.TemporaryDirectory(prefix="wb-pool-") as tmp:
         if args.part in ("4", "both"):
-            counts = [300] if args.quick else [600, 1200]
+            counts = [300] if args.quick else [400, 800]
             part, ok = run_part("p4", [3] * 4, 2.0, 0.5, counts, Path(tmp))
             rows += part
             verdicts.append(f"4 keys x cap 3: {verdict(ok)}")
         if args.part in ("200", "both"):
             caps = [random.Random(7 + i).randint(1, 5) for i in range(200)]
-            counts = [3000] if args.quick else [6000, 12000]
+            counts = [3000] if args.quick else [8000, 16000]
             part, ok = run_part("p200", caps, 4.0, 1.0, counts, Path(tmp))
             rows += part
             verdicts.append(f"200 keys x cap 1-5: {verdict(ok)}")

@@ -6,7 +6,7 @@ import asyncio
 import json
 
 import pytest
-from mock_helpers import SYNC_PATH, body, post, running
+from mock_helpers import ASYNC_PATH, SYNC_PATH, body, post, running
 
 from wanbatch.mock import MockConfig
 from wanbatch.mock._cli import parse_config
@@ -44,6 +44,18 @@ async def test_a_key_out_of_budget_answers_its_billing_error_and_the_others_go_o
     assert first == [200, 200, 429] and status == 429
     assert isinstance(answer, dict) and answer["code"] == "PrepaidBillOverdue"
     assert other == 200
+
+
+async def test_a_task_counts_against_its_keys_budget() -> None:
+    async with running(MockConfig(image_size=(8, 8), keys={"key-a": {"budget": 1}})) as (
+        _,
+        session,
+    ):
+        headers = {**_auth("key-a"), "X-DashScope-Async": "enable"}
+        first, _, _ = await post(session, ASYNC_PATH, body(n=1), headers)
+        second, _, answer = await post(session, ASYNC_PATH, body(n=1), headers)
+    assert first == 200 and second == 400
+    assert isinstance(answer, dict) and answer["code"] == "Arrearage"
 
 
 def test_keys_never_show_in_repr_or_public_dict() -> None:

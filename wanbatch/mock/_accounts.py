@@ -69,6 +69,11 @@ class Accounts:
             account.in_flight += 1
             account.images += images
 
+    def bill(self, config: MockConfig, key: str, images: int) -> None:
+        """An accepted task of ``key`` making ``images`` images (its slot is the task's)."""
+        if config.keys is not None:
+            self._by_key.setdefault(key, _Account()).images += images
+
     def leave(self, config: MockConfig, key: str) -> None:
         if config.keys is not None and key in self._by_key:
             self._by_key[key].in_flight -= 1

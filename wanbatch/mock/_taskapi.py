@@ -68,6 +68,8 @@ async def submit(request: web.Request) -> web.Response:
         submit_time=state.now(),
     )
     request.app[TASKS][task.task_id] = task
+    if generation is not None and failure is None:  # a key of several: its budget counts it
+        state.accounts.bill(state.config, key, generation.images_to_make)
     runner = asyncio.get_running_loop().create_task(run_task(state, task))
     runners = request.app[RUNNERS]
     runners.add(runner)
