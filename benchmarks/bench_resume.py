@@ -7,7 +7,7 @@ Run by hand (not part of pytest)::
 Synthesizes, in a temp folder: a job file of ``--done`` text-to-image jobs (``id`` + ``prompt``)
 plus ``--new`` jobs at its end, and an output folder whose ``journal.jsonl`` holds a ``run``
 record and, per done job, a ``generated`` and a ``saved`` record in the format of
-``wanbatch/_state.py`` (with the ``line`` hash a real run records; no ``fp``; the image files are
+``wanbatch/_records.py`` (with the ``line`` hash a real run records; no ``fp``; the image files are
 created empty, as their records say: a run stats each of them), plus the state snapshot and the
 job file's done prefix a real run's end writes (timed). Then starts ``run_batch`` in a
 subprocess against the mock (own process, no latency) and polls the mock's counters every 10 ms:
@@ -65,9 +65,11 @@ END_OF_RUN: dict[str, float] = {}
 def synthesize(folder: Path, done: int, new: int) -> tuple[Path, Path]:
     from wanbatch._config import GenerationDefaults
     from wanbatch._donejobs import line_hash
-    from wanbatch._journal import read_journal, write_prefix, write_views
+    from wanbatch._journal import read_journal
+    from wanbatch._prefixcache import write_prefix
     from wanbatch._prefixscan import scan_done_prefix
     from wanbatch._touchlog import TouchLog
+    from wanbatch._views import write_views
 
     salt = GenerationDefaults().model_dump_json()
     jobs = folder / "jobs.jsonl"

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from wanbatch._records import Record
+
 REPO = Path(__file__).resolve().parents[1]
 CANARY_KEY = "sk-canary-5f1e2d3c4b5a69788796a5b4c3d2e1f0"
 
@@ -21,6 +23,12 @@ CANARY_KEY = "sk-canary-5f1e2d3c4b5a69788796a5b4c3d2e1f0"
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def record(event: str, **fields: Any) -> Record:
+    """A journal record with any fields, also ones no builder of ``wanbatch._records`` makes:
+    partial, odd and damaged records are what the fold and the views must survive."""
+    return Record({"event": event, **fields})
 
 
 def write_jobs(path: Path, jobs: Iterable[dict[str, Any]]) -> Path:

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from wanbatch._events import ThrottledEvent as ThrottledEvent
     from wanbatch._events import UrlExpiredEvent as UrlExpiredEvent
     from wanbatch._events import ValidationNotes as ValidationNotes
+    from wanbatch._jobinput import JobInput as JobInput
     from wanbatch._jobs import Job as Job
     from wanbatch._jobs import PlannedJob as PlannedJob
     from wanbatch._summary import ExitCode as ExitCode
@@ -93,6 +94,7 @@ _PUBLIC: dict[str, str] = {
     "ThrottledEvent": "wanbatch._events",
     "UrlExpiredEvent": "wanbatch._events",
     "ValidationNotes": "wanbatch._events",
+    "JobInput": "wanbatch._jobinput",
     "Job": "wanbatch._jobs",
     "PlannedJob": "wanbatch._jobs",
     "ExitCode": "wanbatch._summary",

@@ -26,7 +26,6 @@ from wanbatch._downloads import (
     DownloadQueue,
     Generations,
     saved_info,
-    seed_of,
 )
 from wanbatch._errors import (
     ApiError,
@@ -45,6 +44,12 @@ from wanbatch._keys import account_fatal
 from wanbatch._models import price_for
 from wanbatch._policy import Backoff
 from wanbatch._pool import KeyPool, PoolKey
+from wanbatch._records import (
+    abandoned_record,
+    attempt_record,
+    failed_record,
+    generated_record,
+)
 from wanbatch._streaks import error_fields
 from wanbatch._summary import ExitCode
 from wanbatch._taskcalls import TaskClient, TaskLeft
@@ -176,7 +181,6 @@ class CallRunner:
                         ExitCode.CAPPED,
                     )
                     return
-                # Others may release their reservation when they fail; wait for room.
                 with self._control.interruptible():
                     await self._cap.wait_release()
                 if self._control.stopping:
@@ -334,17 +338,7 @@ class CallRunner:
         # Straight to the journal: this runs while being cancelled; a failed write changes
         # nothing more (the run is ending, and the summary counts it).
         with contextlib.suppress(OutputError):
-            journal.append(
-                "attempt",
-                id=job.id,
-                attempt=attempt,
-                code="Abandoned",
-                status=None,
-                message="the run was aborted while the call was in flight",
-                request_id=None,
-                possibly_billed=True,
-                retry=True,
-            )
+            journal.append(abandoned_record(job_id=job.id, attempt=attempt))
 
     def _record_attempt(
         self,
@@ -359,10 +353,8 @@ class CallRunner:
         billed = bool(getattr(exc, "possibly_billed", False))
         if billed:
             self._summary.possibly_billed += 1
-        self._control.journal(
-            journal,
-            "attempt",
-            id=job.id,
+        record = attempt_record(
+            job_id=job.id,
             attempt=attempt,
             code=code,
             status=status,
@@ -371,6 +363,7 @@ class CallRunner:
             possibly_billed=billed,
             retry=will_retry,
         )
+        self._control.journal(journal, record)
         self._control.emit(ev.CallFailed(job.id, attempt, code, message, will_retry, billed))
 
     def fail(
@@ -395,10 +388,8 @@ class CallRunner:
                 f" ({billed} of the attempts may have been billed; run with --retry-failed to "
                 "try again)"
             )
-        self._control.journal(
-            journal,
-            "failed",
-            id=job.id,
+        record = failed_record(
+            job_id=job.id,
             fp=job.fingerprint,
             attempts=attempt,
             code=code,
@@ -407,6 +398,7 @@ class CallRunner:
             request_id=request_id,
             source=job.source,
         )
+        self._control.journal(journal, record)
         self._summary.jobs_failed += 1
         self._control.emit(ev.JobFailed(job.id, code, message))
 
@@ -422,28 +414,26 @@ class CallRunner:
         cut: str | None = None,
     ) -> None:
         urls: tuple[str, ...] = tuple(result.image_urls)
-        images = [{"url": u, "expires": parse_expiry(u)} for u in urls]
+        images = [(u, parse_expiry(u)) for u in urls]
         usage = dict(result.usage or {})
+        info = saved_info(job, result.request_id, usage.get("size"))
+        record = generated_record(
+            job_id=job.id,
+            model=job.body.get("model"),
+            fp=job.fingerprint,
+            line=line_hash(job.source, self._salt),
+            attempt=attempt,
+            request_id=result.request_id,
+            images=images,
+            texts=result.texts,
+            usage=usage,
+            info=info,
+            duration=duration,
+            clock_offset=self._control.clock_offset,
+            cut=cut,
+        )
         try:
-            self._control.journal(
-                journal,
-                "generated",
-                id=job.id,
-                fp=job.fingerprint,
-                line=line_hash(job.source, self._salt),
-                attempt=attempt,
-                request_id=result.request_id,
-                images=images,
-                texts=list(result.texts),
-                usage=usage,
-                prompt=job.prompt,
-                seed=seed_of(job),
-                size=usage.get("size"),
-                meta=job.meta,
-                duration=round(duration, 3),
-                clock_offset=round(self._control.clock_offset),
-                **({"cut": cut} if cut else {}),
-            )
+            self._control.journal(journal, record)
         except OutputError as exc:
             # A paid answer that cannot be written down is lost: a later run buys it again.
             self._summary.possibly_billed += 1
@@ -460,20 +450,11 @@ class CallRunner:
         self._summary.spent_this_run += len(urls) * price_for(self._config, job.model)
         self._control.emit(ev.Generated(job.id, len(urls), result.request_id))
         gen = self._generations.new(job.id, len(urls))
-        info = saved_info(job, result.request_id, usage.get("size"))
         arrived = self._control.clock.monotonic()
-        for k, image in enumerate(images):
-            exp = image["expires"]
+        for k, (url, exp) in enumerate(images):
             downloads.put(
                 DownloadItem(
-                    exp if isinstance(exp, float) else math.inf,
-                    0,
-                    job,
-                    k,
-                    str(image["url"]),
-                    gen,
-                    info,
-                    arrived,
+                    exp if exp is not None else math.inf, 0, job, k, url, gen, info, arrived
                 )
             )
         if not urls:

@@ -76,6 +76,7 @@ def _config(args: argparse.Namespace, base_url: str, api_key: Secret | None) -> 
         defaults=_defaults(args),
         mode=args.mode,
         poll_interval=args.poll_interval,
+        job_input=args.job_input,
     )
 
 
@@ -271,6 +272,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return ExitCode.INTERRUPTED
     progress.close()
     try:
+        if summary.dry_run and args.job_input.sweep:
+            print(f"sweep: every job × {args.job_input.sweep.describe()}", file=sys.stderr)
         bought = summary.images_generated_this_run
         price = summary.spent_this_run / bought if bought else config.price
         print(format_summary(summary, args.out, price=price), file=sys.stderr)
@@ -303,7 +306,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if problem:
         print(f"wanbatch: {problem}", file=sys.stderr)
         return ExitCode.USAGE
-    return validate_command(args.jobs, _defaults(args), sys.stdout)
+    return validate_command(args.jobs, _defaults(args), sys.stdout, args.job_input)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -364,6 +367,26 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from wanbatch._report import write_report
+
+    out = Path(args.dir)
+    if not (out / "journal.jsonl").is_file():
+        what = "no such folder" if not out.exists() else "holds no run (no journal.jsonl)"
+        print(f"wanbatch: {out}: {what}", file=sys.stderr)
+        return ExitCode.USAGE
+    try:
+        path = write_report(out, price=args.price)
+    except JournalError as exc:
+        print(f"wanbatch: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    except OSError as exc:
+        print(f"wanbatch: cannot write the report of {out}: {_reason(exc)}", file=sys.stderr)
+        return ExitCode.FATAL
+    print(path)
+    return ExitCode.OK
+
+
 def _silence_stdout() -> None:
     """Point stdout at the null device, so that the interpreter's last flush cannot fail."""
     try:
@@ -390,6 +413,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_validate(args)
         if args.command == "status":
             return _cmd_status(args)
+        if args.command == "report":
+            return _cmd_report(args)
     except KeyboardInterrupt:  # Ctrl-C outside a run (validate, status, start-up)
         print("wanbatch: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED

@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from wanbatch._cli_inputs import add_input_options
 from wanbatch._config import (
     DEFAULT_CALL_TIMEOUT_S,
     DEFAULT_CONCURRENCY,
@@ -222,7 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"{ENVIRONMENT_HELP}\n{EXIT_CODES_HELP}",
         formatter_class=_HelpFormatter,
     )
-    run.add_argument("jobs", metavar="JOBS", help="the JSONL job file (a regular file)")
+    run.add_argument(
+        "jobs",
+        metavar="JOBS",
+        help="the job file: JSONL, CSV, TSV, Parquet or text (a regular file)",
+    )
     run.add_argument(
         "--out",
         required=True,
@@ -366,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no progress bar (default: a bar when stderr is a terminal)",
     )
+    add_input_options(run)
     _add_generation_defaults(run)
 
     val = sub.add_parser(
@@ -376,7 +382,12 @@ def build_parser() -> argparse.ArgumentParser:
         "130 interrupted",
         formatter_class=_HelpFormatter,
     )
-    val.add_argument("jobs", metavar="JOBS", help="the JSONL job file (a regular file)")
+    val.add_argument(
+        "jobs",
+        metavar="JOBS",
+        help="the job file: JSONL, CSV, TSV, Parquet or text (a regular file)",
+    )
+    add_input_options(val)
     _add_generation_defaults(val)  # so validate sees what `run` with the same flags would send
 
     status = sub.add_parser(
@@ -389,6 +400,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument(
         "dir", metavar="DIR", type=_non_empty("a run folder"), help="the run's --out folder"
+    )
+
+    report = sub.add_parser(
+        "report",
+        help="write a run folder's report page (DIR/report.html)",
+        description="Write DIR/report.html again: a static page of the run (totals, images over "
+        "time, the images searchable by prompt, failed jobs) that opens from disk, no network.",
+        epilog="exit codes: 0 written, 2 no run in DIR, 3 cannot write it, 130 interrupted",
+        formatter_class=_HelpFormatter,
+    )
+    report.add_argument(
+        "dir", metavar="DIR", type=_non_empty("a run folder"), help="the run's --out folder"
+    )
+    report.add_argument(
+        "--price",
+        type=_number(0, MAX_PRICE),
+        default=None,
+        metavar="P",
+        help="price per image in CNY (default: the list price of the region the last run called)",
     )
 
     sub.add_parser(

@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from ._jobinput import JobInput
+
 __all__ = [
     "DEFAULT_CALL_TIMEOUT_S",
     "DEFAULT_CONCURRENCY",
@@ -133,6 +135,8 @@ class BatchConfig:
     #: Price per image for the dry-run plan; None: the region's list price.
     price_per_image: float | None = None
     defaults: GenerationDefaults = field(default_factory=GenerationDefaults)
+    #: How the job file is read: format, column mapping, sweep (default: JSONL by extension).
+    job_input: JobInput = field(default_factory=JobInput)
     #: Backoff: first delay and cap, seconds (full jitter in between).
     backoff_initial: float = 1.0
     backoff_max: float = 60.0

@@ -13,7 +13,6 @@ import contextlib
 import itertools
 import random
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import anyio
 
@@ -22,6 +21,7 @@ from wanbatch._clock import SYSTEM_CLOCK, Clock
 from wanbatch._config import BatchConfig
 from wanbatch._errors import OutputError
 from wanbatch._journal import Journal
+from wanbatch._records import Record
 from wanbatch._streaks import CallStreaks
 from wanbatch._summary import ExitCode, RunSummary
 
@@ -138,7 +138,7 @@ class RunControl:
             finally:
                 self._wait_scopes.discard(scope)
 
-    def journal(self, journal: Journal, event: str, **fields: Any) -> None:
+    def journal(self, journal: Journal, record: Record) -> None:
         """Append a record; on a write error abort the run and raise OutputError.
 
         Once a record cannot be written no later one can (the journal keeps what it has), so
@@ -146,7 +146,7 @@ class RunControl:
         catch that OutputError and end quietly: the stop reason carries the message.
         """
         try:
-            journal.append(event, **fields)
+            journal.append(record)
         except OutputError as exc:
             self.abort(str(exc), ExitCode.FATAL)
             raise

@@ -1,7 +1,7 @@
 """The job file's done prefix: what a resume remembers of the file's leading done lines.
 
 Pure: the record and the check of its fields. :mod:`wanbatch._prefixscan` finds a prefix in the job
-file; :mod:`wanbatch._journal` keeps it in the output folder between runs.
+file; :mod:`wanbatch._prefixcache` keeps it in the output folder between runs.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from wanbatch._jobs import PlannedJob
 from wanbatch._journal import Journal
 from wanbatch._plan import expiry_cause
 from wanbatch._policy import Backoff
+from wanbatch._records import SavedInfo, expired_record, saved_record
 from wanbatch._summary import ExitCode
 from wanbatch._urls import image_filename
 
@@ -65,7 +66,7 @@ class DownloadItem:
     k: int = field(compare=False)
     url: str = field(compare=False)
     generation: int = field(compare=False)
-    info: dict[str, Any] = field(compare=False)
+    info: SavedInfo = field(compare=False)
     #: The run clock's monotonic() when the call that bought it answered; None for an earlier
     #: run's URL.
     arrived: float | None = field(default=None, compare=False)
@@ -162,22 +163,21 @@ def record_saved(
     job_id: str,
     k: int,
     saved: SavedImage,
-    info: dict[str, Any],
+    info: SavedInfo,
 ) -> None:
     """Image ``k`` of the job is on disk: journal it (with its metadata row's fields)."""
     file = f"images/{saved.path.name}"
-    control.journal(
-        journal,
-        "saved",
-        id=job_id,
+    record = saved_record(
+        job_id=job_id,
         k=k,
         file=file,
-        bytes=saved.size,
+        size=saved.size,
         sha256=saved.sha256,
         width=saved.width,
         height=saved.height,
-        **info,
+        info=info,
     )
+    control.journal(journal, record)
     control.summary.images_saved_this_run += 1
     control.emit(ev.ImageSaved(job_id, k, file, saved.size))
 
@@ -189,16 +189,16 @@ def seed_of(job: PlannedJob) -> int | None:
     return seed if isinstance(seed, int) else None
 
 
-def saved_info(job: PlannedJob, request_id: str | None, size: Any) -> dict[str, Any]:
+def saved_info(job: PlannedJob, request_id: str | None, size: Any) -> SavedInfo:
     """The fields a saved image's journal record (and metadata row) carries."""
-    return {
-        "prompt": job.prompt,
-        "seed": seed_of(job),
-        "size": size,
-        "request_id": request_id,
-        "meta": job.meta,
-        "model": job.model,
-    }
+    return SavedInfo(
+        prompt=job.prompt,
+        seed=seed_of(job),
+        size=size,
+        request_id=request_id,
+        meta=job.meta,
+        model=job.model,
+    )
 
 
 #: What the run does once a job's URLs expired: (job, its expiries so far, the likely cause).
@@ -306,7 +306,7 @@ class Downloader:
         job = item.job
         if self._generations.queued.get(job.id) != item.generation:
             return  # a sibling image of the same generation reported its expiry already
-        self._control.journal(journal, "expired", id=job.id, k=item.k)
+        self._control.journal(journal, expired_record(job_id=job.id, k=item.k))
         self._summary.urls_expired += 1
         self._control.emit(ev.UrlExpiredEvent(job.id, item.k))
         gens = self._generations

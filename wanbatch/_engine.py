@@ -41,6 +41,7 @@ from wanbatch._planning import RunPlan, accept_plan, plan_run
 from wanbatch._policy import Backoff
 from wanbatch._pool import KeyPool, PoolKey
 from wanbatch._producer import JobProducer
+from wanbatch._records import cut_answer_record, end_record, run_record
 from wanbatch._restore import ImageRestorer
 from wanbatch._signals import on_stop_signals
 from wanbatch._state import RunState
@@ -177,31 +178,21 @@ class BatchRun:
     def _start_journal(self, journal: Journal, plan: RunPlan) -> None:
         """The run's first records: the ``run`` record, and a paid answer cut off last time."""
         journal.append(
-            "run",
-            jobs_file=str(self.jobs_path.absolute()),
-            version=__version__,
-            jobs=plan.counts["jobs"],
-            endpoint=endpoint_of(self.config.base_url),
-            mock=is_loopback_url(self.config.base_url),
+            run_record(
+                jobs_file=str(self.jobs_path.absolute()),
+                version=__version__,
+                jobs=plan.counts["jobs"],
+                endpoint=endpoint_of(self.config.base_url),
+                mock=is_loopback_url(self.config.base_url),
+            )
         )
         if journal.cut_answer is not None:  # written down now, as the fold counted it
-            journal.append(
-                "attempt",
-                id=journal.cut_answer,
-                attempt=0,
-                code="JournalCut",
-                status=None,
-                message="a paid answer whose journal record was cut off (disk full or a "
-                "crash while writing it)",
-                request_id=None,
-                possibly_billed=True,
-                retry=True,
-            )
+            journal.append(cut_answer_record(job_id=journal.cut_answer))
 
     def _append_end(self, journal: Journal) -> None:
         """The ``end`` record: the run was not killed (``status`` tells a finished folder)."""
         with contextlib.suppress(OutputError):  # a broken journal: the run says why already
-            journal.append("end", stopped=self._control.stop_reason)
+            journal.append(end_record(stopped=self._control.stop_reason))
 
     async def _dispatch(self, state: RunState, journal: Journal, plan: RunPlan) -> None:
         """The stages of the run, in one task group, until every one of them has ended."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from wanbatch._timeplan import TimePlan
+
 __all__ = [
     "CallFailed",
     "CallStarted",
@@ -52,6 +54,8 @@ class RunPlanned:
     #: Images the calls planned may buy at most, and the price of one (CNY).
     images_max: int = 0
     price: float = 0.0
+    #: How long the calls take (the progress bar's first ETA); ``None`` when not planned.
+    time_plan: TimePlan | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,10 +13,14 @@ from pathlib import Path
 
 from wanbatch._control import RunControl
 from wanbatch._doneprefix import DonePrefix
-from wanbatch._journal import read_journal, write_prefix, write_views
+from wanbatch._journal import read_journal
+from wanbatch._models import run_region
+from wanbatch._prefixcache import write_prefix
 from wanbatch._prefixscan import scan_done_prefix
+from wanbatch._report import try_write_report
 from wanbatch._summary import ExitCode
 from wanbatch._touchlog import TouchLog
+from wanbatch._views import write_views
 
 __all__ = ["finish_run"]
 
@@ -39,7 +43,14 @@ def finish_run(
     """
     touched = TouchLog()  # lets the views take only this run's new rows
     state = read_journal(out_dir, write_snapshot=True, touched=touched)
-    prefix = scan_done_prefix(jobs_path, state, salt, start=start_prefix, start_keys=start_keys)
+    prefix = scan_done_prefix(
+        jobs_path,
+        state,
+        salt,
+        start=start_prefix,
+        start_keys=start_keys,
+        spec=control.config.job_input,
+    )
     write_prefix(out_dir, prefix)
     try:
         write_views(out_dir, state, None if rebuild_views else touched)
@@ -61,6 +72,10 @@ def finish_run(
             summary.images_saved_this_run * 60 / summary.duration_s, 2
         )
     summary.settle(control.exit_code, control.stop_reason)
+    config = control.config
+    problem = try_write_report(out_dir, price=config.price_per_image, region=run_region(config))
+    if problem is not None:
+        summary.warnings.append(problem)
     tmp = out_dir / ".summary.json.tmp"
     try:
         tmp.write_text(json.dumps(summary.to_json(), indent=2) + "\n", encoding="utf-8")

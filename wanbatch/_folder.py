@@ -15,9 +15,9 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from wanbatch._errors import JournalError, UnusableOutput
+from wanbatch._records import SavedInfo
 from wanbatch._saved import JOURNAL_NAME, current_saved, image_on_disk
 from wanbatch._state import RunState
 from wanbatch._urls import endpoint_of, image_filename, is_loopback_url
@@ -48,7 +48,7 @@ class Refetch:
     url: str
     expires: float | None
     #: The ``saved`` record's fields for metadata.jsonl (prompt, seed, size, request_id, meta).
-    info: dict[str, Any]
+    info: SavedInfo
 
 
 @dataclass
@@ -106,8 +106,7 @@ def _still_valid(path: Path, wanted: dict[int, list[int]], now: float) -> list[R
             try:
                 rec = json.loads(raw)
                 job_id, images = rec["id"], rec["images"]
-                info = {name: rec.get(name) for name in ("prompt", "seed", "size", "request_id")}
-                info["meta"] = rec.get("meta")
+                info = SavedInfo.of_record(rec)
                 for k in ks:
                     url, expires = images[k]["url"], images[k].get("expires")
                     image_filename(job_id, k)  # a safe file name, or ValueError

@@ -1,15 +1,18 @@
-"""The journal file and the views derived from it (``metadata.jsonl``, ``failed.jsonl``).
+"""The journal file, ``journal.jsonl``: appended to record by record (:class:`Journal`), and
+read back into a run's state (:func:`read_journal`).
 
-I/O: appends records, flushed per record; reads the journal back for :func:`wanbatch._state.replay`.
-Writes are plain blocking writes of one short line: they take microseconds (page cache), which is
-cheaper than a thread hop per record, and a process killed with ``kill -9`` loses nothing that was
-flushed. A torn last line (crash mid-write) is cut off before appending, so it can never glue
-itself to the next record.
+I/O: a stage. Writes are plain blocking writes of one short line: they take microseconds (page
+cache), which is cheaper than a thread hop per record, and a process killed with ``kill -9``
+loses nothing that was flushed. A torn last line (crash mid-write) is cut off before appending,
+so it can never glue itself to the next record. Records are made by the builders of
+:mod:`wanbatch._records`; the views derived from the journal are :mod:`wanbatch._views`.
+
+A state snapshot (``.state-snapshot``, a cache: its content is :mod:`wanbatch._snapshot`)
+lets a resume replay only the lines written after it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -17,39 +20,19 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
+from wanbatch import _snapshot
 from wanbatch._cachefile import ignore, read_verified, write_verified
-from wanbatch._columns import ColumnKinds
-from wanbatch._config import DEFAULT_MODEL
-from wanbatch._donejobs import DoneJobs
-from wanbatch._doneprefix import DonePrefix, check_prefix
 from wanbatch._errors import OutputError
-from wanbatch._lifecycle import Status
-from wanbatch._records import COUNT_LIMIT, JOURNAL_VERSION
-from wanbatch._saved import JOURNAL_NAME, current_saved, image_on_disk, records
-from wanbatch._state import JobState, RunState, replay
+from wanbatch._records import JOURNAL_VERSION, Record
+from wanbatch._saved import JOURNAL_NAME
+from wanbatch._state import RunState, replay
 from wanbatch._touchlog import TouchLog
 
-__all__ = [
-    "Journal",
-    "read_journal",
-    "read_prefix",
-    "write_prefix",
-    "write_views",
-]
+__all__ = ["JOURNAL_NAME", "SNAPSHOT_NAME", "Journal", "read_journal"]
 
 SNAPSHOT_NAME = ".state-snapshot"
-#: The job file's done prefix as the end of the last run found it (a cache, like the snapshot).
-PREFIX_NAME = ".resume-prefix"
-PREFIX_FORMAT = 3  # 2: a prefix never ends inside a line; 3: checksummed
-SNAPSHOT_FORMAT = 3  # 3: checksummed
-#: Bytes before the snapshot's offset whose digest proves the journal is the same one.
-SNAPSHOT_CHECK_BYTES = 4096
-#: Which journal state the views were last written from, and their sizes then (a cache: when
-#: it matches, the next run's end appends the new rows instead of rebuilding both files).
-VIEWS_NAME = ".views-state"
-VIEWS_FORMAT = 2  # 2: checksummed
 
 
 class _LineReader:
@@ -70,8 +53,8 @@ class _LineReader:
 
 
 def _tail_digest(fh: IO[bytes], offset: int) -> str:
-    fh.seek(max(0, offset - SNAPSHOT_CHECK_BYTES))
-    return hashlib.sha256(fh.read(min(offset, SNAPSHOT_CHECK_BYTES))).hexdigest()
+    fh.seek(max(0, offset - _snapshot.CHECK_BYTES))
+    return hashlib.sha256(fh.read(min(offset, _snapshot.CHECK_BYTES))).hexdigest()
 
 
 def _load_snapshot(out_dir: Path, fh: IO[bytes]) -> tuple[RunState, int, str] | None:
@@ -79,19 +62,11 @@ def _load_snapshot(out_dir: Path, fh: IO[bytes]) -> tuple[RunState, int, str] | 
     journal's start (else None: no snapshot, or one that is damaged or of another journal)."""
     path = out_dir / SNAPSHOT_NAME
     # Verified first (a sha256 pass: ~10 ms for a million done jobs), then checked for sense.
-    read = read_verified(path, "QQI")
+    read = read_verified(path, _snapshot.TYPECODES)
     if read is None:
         return None
-    header, (keys, vals, lines) = read
     try:
-        if header.get("format") != SNAPSHOT_FORMAT:
-            raise ValueError(f"format {header.get('format')!r}, not {SNAPSHOT_FORMAT}")
-        offset, tail = header["offset"], header["tail"]
-        if type(offset) is not int or not 0 <= offset < COUNT_LIMIT or not isinstance(tail, str):
-            raise ValueError("offset or tail digest out of range")
-        state = RunState.from_snapshot(header["state"], DoneJobs.from_arrays(keys, vals, lines))
-        if state.lines > offset:
-            raise ValueError("more lines than bytes")
+        state, offset, tail = _snapshot.decode(*read)
     except (KeyError, ValueError) as exc:
         ignore(path, f"implausible content ({exc})")
         return None
@@ -110,7 +85,7 @@ def read_journal(
     A snapshot of an earlier replay (``.state-snapshot``, a cache: deleting it is always safe)
     lets a resume skip the journal lines it covers; only newer lines are replayed. With
     ``write_snapshot`` the result is saved as the next snapshot. ``touched`` (for
-    :func:`write_views`) learns where the replay started and the jobs it touched.
+    :func:`wanbatch._views.write_views`) learns where the replay started and the jobs it touched.
     """
     path = out_dir / JOURNAL_NAME
     if not path.exists():
@@ -135,9 +110,8 @@ def read_journal(
 
 
 def _write_snapshot(out_dir: Path, state: RunState, offset: int, tail: str) -> None:
-    head = {"format": SNAPSHOT_FORMAT, "offset": offset, "tail": tail, "state": state.snapshot()}
     # Not written: only a cache, the next run replays the journal instead.
-    write_verified(out_dir / SNAPSHOT_NAME, head, state.done.arrays())
+    write_verified(out_dir / SNAPSHOT_NAME, *_snapshot.encode(state, offset, tail))
 
 
 class Journal:
@@ -180,12 +154,12 @@ class Journal:
             raise OutputError(f"cannot open the journal {self.path}: {exc.strerror}") from exc
         self._fh = fh
 
-    def append(self, event: str, **fields: Any) -> None:
-        """Write one record and flush it to the OS."""
+    def append(self, record: Record) -> None:
+        """Write one record (from a builder of :mod:`wanbatch._records`) and flush it to the OS."""
         if self._fh is None:
             raise RuntimeError("Journal.append() before open()")
-        record = {"v": JOURNAL_VERSION, "ts": round(time.time(), 3), "event": event, **fields}
-        data = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        line = {"v": JOURNAL_VERSION, "ts": round(time.time(), 3), **record}
+        data = json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
         if self.broken is not None:
             raise OutputError(f"cannot write the journal {self.path}: {self.broken.strerror}")
         try:
@@ -217,360 +191,3 @@ class Journal:
             except OSError:
                 pass  # unbuffered: nothing is lost; the write error was reported already
             self._fh = None
-
-
-def _write_atomic(path: Path, lines: Iterator[str]) -> int:
-    tmp = path.with_name(f".{path.name}.tmp")
-    count = 0
-    try:
-        with tmp.open("w", encoding="utf-8", newline="\n") as fh:
-            for line in lines:
-                fh.write(line)
-                fh.write("\n")
-                count += 1
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return count
-
-
-def _metadata_row(rec: dict[str, Any], k: int, columns: ColumnKinds, meta: Any) -> str:
-    """The row of image ``k`` of a ``saved`` record, with the job's ``meta`` as columns, each
-    written in its column's one type (``columns``)."""
-    row: dict[str, Any] = {
-        "file_name": rec["file"],
-        "id": rec["id"],
-        "index": k,
-        "prompt": rec.get("prompt"),
-        "seed": rec.get("seed"),
-        "size": rec.get("size"),
-        "request_id": rec.get("request_id"),
-        "sha256": rec.get("sha256"),
-        # Runs before wanbatch knew other models made wan2.6-image's.
-        "model": rec.get("model") or DEFAULT_MODEL,
-    }
-    if isinstance(meta, dict):
-        for key, value in meta.items():
-            column = key if key not in row else f"meta_{key}"
-            if column not in row:
-                row[column] = columns.value(column, value)
-    return json.dumps(row, ensure_ascii=False)
-
-
-#: How a ``meta`` record starts its event field (records are written with no spaces).
-_META_MARK = b'"event":"meta"'
-
-
-def _meta_edits(path: Path, offset: int = 0, lines: int = 0) -> dict[str, tuple[int, int]]:
-    """Job id -> (journal line, byte offset) of its latest ``meta`` record, from ``offset`` on.
-
-    A ``meta`` record says a done job's line now has other ``meta`` (its request unchanged):
-    its rows take that meta, unless the job was generated again after it. Offsets, not the
-    meta themselves, so that an edit of every job of a big run stays small in memory.
-    """
-    edits: dict[str, tuple[int, int]] = {}
-    with path.open("rb") as fh:
-        fh.seek(offset)
-        for lineno, raw in enumerate(fh, start=lines + 1):
-            if _META_MARK in raw:
-                try:
-                    rec = json.loads(raw)
-                except ValueError:
-                    rec = None
-                if isinstance(rec, dict) and rec.get("event") == "meta":
-                    job_id = rec.get("id")
-                    if isinstance(job_id, str):
-                        edits[job_id] = (lineno, offset)
-            offset += len(raw)
-    return edits
-
-
-def _meta_at(fh: IO[bytes], offset: int) -> Any:
-    """The ``meta`` of the record at ``offset`` (see :func:`_meta_edits`)."""
-    fh.seek(offset)
-    try:
-        rec = json.loads(fh.readline())
-    except ValueError:
-        return None
-    return rec.get("meta") if isinstance(rec, dict) else None
-
-
-def _failed_row(rec: dict[str, Any]) -> str:
-    try:
-        original = json.loads(rec.get("source") or "{}")
-    except (ValueError, TypeError, RecursionError):
-        original = {"source": rec.get("source")}
-    if not isinstance(original, dict):
-        original = {"source": rec.get("source")}
-    original.setdefault("id", rec["id"])
-    original["error"] = {
-        "code": rec.get("code"),
-        "message": rec.get("message"),
-        "status": rec.get("status"),
-        "request_id": rec.get("request_id"),
-        "attempts": rec.get("attempts"),
-    }
-    return json.dumps(original, ensure_ascii=False)
-
-
-class _Tally:
-    __slots__ = ("count",)
-
-    def __init__(self) -> None:
-        self.count = 0
-
-
-def _metadata_rows(
-    path: Path,
-    state: RunState,
-    offset: int = 0,
-    lines: int = 0,
-    listed: TouchLog | None = None,
-    columns: ColumnKinds | None = None,
-    edits: dict[str, tuple[int, int]] | None = None,
-    left_out: _Tally | None = None,
-) -> Iterator[str]:
-    """One row per image of every DONE job's current generation, from byte ``offset`` on.
-
-    With ``listed``, jobs that were DONE before the replay it logged are already in the file.
-    ``columns``: the meta columns' types so far (updated as rows are made); ``edits``: from
-    :func:`_meta_edits`, the jobs whose meta changed after they were saved. With ``left_out``,
-    only images on disk (whole: of their recorded size) get a row, so that the view loads as a
-    dataset; the others are counted in ``left_out``.
-    """
-    columns = columns if columns is not None else ColumnKinds()
-    meta_of = _EditedMeta(path, edits or {})
-    out_dir = str(path.parent)
-    try:
-        for rec, k, gen_line in current_saved(path, state, offset, lines, listed):
-            if not isinstance(rec.get("file"), str):
-                continue  # a record that does not say where the image is lists nothing
-            if left_out is not None and not image_on_disk(out_dir, rec):
-                left_out.count += 1
-                continue
-            yield _metadata_row(rec, k, columns, meta_of(rec["id"], gen_line, rec))
-    finally:
-        meta_of.close()
-
-
-class _EditedMeta:
-    """The meta a job's rows show: its ``saved`` record's, or that of a ``meta`` record written
-    after its generation (see :func:`_meta_edits`)."""
-
-    def __init__(self, path: Path, edits: dict[str, tuple[int, int]]) -> None:
-        self._path, self._edits = path, edits
-        self._fh: IO[bytes] | None = None
-        self._last: tuple[str, Any] = ("", None)  # rows of one job come one after another
-
-    def __call__(self, job_id: str, gen_line: int, rec: dict[str, Any]) -> Any:
-        edit = self._edits.get(job_id) if self._edits else None
-        if edit is None or edit[0] < gen_line:
-            return rec.get("meta")
-        if self._last[0] != job_id:
-            if self._fh is None:
-                self._fh = self._path.open("rb")
-            self._last = (job_id, _meta_at(self._fh, edit[1]))
-        return self._last[1]
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-
-
-def _failed_rows(path: Path, state: RunState, offset: int = 0, lines: int = 0) -> Iterator[str]:
-    """The job line of every job that failed for good, with its error, from ``offset`` on."""
-    for lineno, rec in records(path, "failed", offset, lines):
-        job_id = rec.get("id", "")
-        job = state.job(job_id) if isinstance(job_id, str) else None
-        if job is None or job.failure is None or job.failure[2] != lineno:
-            continue
-        yield _failed_row(rec)
-
-
-def _appendable(state: RunState, touched: TouchLog) -> tuple[bool, bool]:
-    """Whether the new journal lines only add rows to metadata.jsonl / failed.jsonl.
-
-    Not when a job listed before changed (generated again, or its failure replaced or
-    resolved), or when a job newly done has images saved before the new lines began.
-    """
-    start = touched.start_lines
-    metadata = failed = True
-    for job_id, (status, gen_line, failure) in touched.before.items():
-        job: JobState | None = state.job(job_id)
-        now_done = job is not None and job.status is Status.DONE
-        if status is Status.DONE:
-            if not now_done or job is None or job.gen_line != gen_line:
-                metadata = False
-        elif now_done and job is not None and job.gen_line <= start:
-            metadata = False
-        now_failure = job.failure[2] if job is not None and job.failure is not None else 0
-        if failure and now_failure != failure:
-            failed = False
-        elif now_failure and now_failure != failure and now_failure <= start:
-            failed = False
-    return metadata, failed
-
-
-def _read_views_state(out_dir: Path) -> dict[str, Any] | None:
-    path = out_dir / VIEWS_NAME
-    read = read_verified(path)
-    if read is None:
-        return None
-    info = read[0]
-    fields = ("metadata_rows", "metadata_bytes", "failed_rows", "failed_bytes")
-    if (
-        info.get("format") != VIEWS_FORMAT
-        or not isinstance(info.get("source"), str)
-        or not all(type(info.get(name)) is int and 0 <= info[name] < COUNT_LIMIT for name in fields)
-    ):
-        ignore(path, "implausible content")
-        return None
-    return info
-
-
-def _file_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return -1
-
-
-def _append(path: Path, rows: Iterator[str]) -> int:
-    """Append rows; on an error cut the file back to where it was (never a torn last row)."""
-    count = 0
-    with path.open("a", encoding="utf-8", newline="\n") as fh:
-        size = fh.tell()
-        try:
-            for row in rows:
-                fh.write(row)
-                fh.write("\n")
-                count += 1
-            fh.flush()
-        except BaseException:
-            with contextlib.suppress(OSError):  # the file as it was; the next run rebuilds it
-                fh.truncate(size)
-            raise
-    return count
-
-
-def write_views(out_dir: Path, state: RunState, touched: TouchLog | None = None) -> tuple[int, int]:
-    """Write ``metadata.jsonl`` and ``failed.jsonl`` from the journal; return their line counts.
-
-    ``metadata.jsonl`` follows the Hugging Face ``imagefolder`` layout (``file_name`` relative to
-    the folder), one line per image of every DONE job's current generation that is on disk.
-
-    Both are rebuilt from the whole journal, unless ``touched`` (from :func:`read_journal`)
-    shows the views were last written at the journal state its replay started from and the new
-    lines only add rows: then those rows are appended (the end of a resume that added a few
-    jobs to a million-job folder takes milliseconds, not a pass over the whole journal).
-    """
-    path = out_dir / JOURNAL_NAME
-    meta_path, failed_path = out_dir / "metadata.jsonl", out_dir / "failed.jsonl"
-    info = _read_views_state(out_dir) if touched is not None else None
-    (out_dir / VIEWS_NAME).unlink(missing_ok=True)  # until both files are whole again
-    if not path.exists():
-        return _write_atomic(meta_path, iter(())), _write_atomic(failed_path, iter(()))
-    appendable = (False, False)
-    if (
-        info is not None
-        and touched is not None
-        and not touched.overflow
-        and touched.start_source is not None
-        and info.get("source") == touched.start_source
-        and info.get("metadata_bytes") == _file_size(meta_path)
-        and info.get("failed_bytes") == _file_size(failed_path)
-    ):
-        appendable = _appendable(state, touched)
-    start = (touched.start_offset, touched.start_lines) if touched is not None else (0, 0)
-    left_out = _Tally()  # images missing from disk: not listed
-    columns = ColumnKinds.from_json(info.get("columns")) if info is not None else None
-    if appendable[0] and info is not None and columns is not None and not _meta_edits(path, *start):
-        rows = _metadata_rows(
-            path, state, *start, listed=touched, columns=columns, left_out=left_out
-        )
-        meta_count = int(info["metadata_rows"]) + _append(meta_path, rows)
-    else:  # also when a job's meta was edited, or the columns' types are not known
-        columns = ColumnKinds()
-        rows = _metadata_rows(
-            path, state, columns=columns, edits=_meta_edits(path), left_out=left_out
-        )
-        meta_count = _write_atomic(meta_path, rows)
-    if columns.rewrite:  # a column's type changed: every row again, in the types now known
-        columns, left_out = ColumnKinds(columns.kinds), _Tally()
-        rows = _metadata_rows(
-            path, state, columns=columns, edits=_meta_edits(path), left_out=left_out
-        )
-        meta_count = _write_atomic(meta_path, rows)
-    if appendable[1] and info is not None:
-        failed_count = int(info["failed_rows"]) + _append(
-            failed_path, _failed_rows(path, state, *start)
-        )
-    else:
-        failed_count = _write_atomic(failed_path, _failed_rows(path, state))
-    if state.source is not None and not left_out.count:  # else the next run looks again
-        _write_views_state(out_dir, state.source, meta_count, failed_count, columns)
-    return meta_count, failed_count
-
-
-def _write_views_state(
-    out_dir: Path, source: str, meta_rows: int, failed_rows: int, columns: ColumnKinds
-) -> None:
-    info = {
-        "format": VIEWS_FORMAT,
-        "source": source,
-        "metadata_rows": meta_rows,
-        "metadata_bytes": _file_size(out_dir / "metadata.jsonl"),
-        "failed_rows": failed_rows,
-        "failed_bytes": _file_size(out_dir / "failed.jsonl"),
-        "columns": columns.kinds,  # metadata.jsonl's meta columns' types
-    }
-    write_verified(out_dir / VIEWS_NAME, info)  # not written: the next run rebuilds the views
-
-
-def write_prefix(out_dir: Path, prefix: DonePrefix | None) -> None:
-    """Save the done prefix for the next resume (or remove a stale one); errors are ignored."""
-    path = out_dir / PREFIX_NAME
-    if prefix is None:
-        try:
-            path.unlink(missing_ok=True)
-        except OSError:
-            pass
-        return
-    head = {
-        "format": PREFIX_FORMAT,
-        "source": prefix.source,
-        "salt": prefix.salt,
-        "size": prefix.size,
-        "next_line": prefix.next_line,
-        "jobs": prefix.jobs,
-        "digest": prefix.digest,
-    }
-    write_verified(path, head, [prefix.first])  # not written: the next resume checks every line
-
-
-def read_prefix(out_dir: Path) -> DonePrefix | None:
-    """The saved done prefix, or ``None`` (none, or damaged, implausible or of another
-    format: then with a warning)."""
-    path = out_dir / PREFIX_NAME
-    read = read_verified(path, "I")
-    if read is None:
-        return None
-    head, (first,) = read
-    try:
-        if head.get("format") != PREFIX_FORMAT:
-            raise ValueError(f"format {head.get('format')!r}, not {PREFIX_FORMAT}")
-        return check_prefix(
-            DonePrefix(
-                source=head["source"],
-                salt=head["salt"],
-                size=head["size"],
-                next_line=head["next_line"],
-                jobs=head["jobs"],
-                digest=head["digest"],
-                first=first,
-            )
-        )
-    except (KeyError, ValueError) as exc:
-        ignore(path, f"implausible content ({exc})")
-        return None

@@ -22,8 +22,9 @@ from ._donejobs import DoneLines
 from ._errors import JobFileError
 from ._ids import JobIds, check_done_id, check_new_id, given_id
 from ._imagefiles import DEFAULT_IMAGE_CACHE_BYTES, ImageResolver
+from ._jobinput import JobInput
 from ._jobs import PlannedJob, file_errors, oversize_problem, parse_line_issues
-from ._lines import open_job_file, read_lines
+from ._jobsource import open_jobs
 from ._requests import build_planned_job
 
 __all__ = ["iter_jobs"]
@@ -75,6 +76,7 @@ def iter_jobs(
     done: DoneLines | None = None,
     start: tuple[int, int] = (1, 0),
     check_duplicates: bool = True,
+    spec: JobInput | None = None,
 ) -> Generator[PlannedJob | JobFileError, None, None]:
     """Stream the job file as planned jobs, in line order, in constant memory.
 
@@ -90,9 +92,10 @@ def iter_jobs(
     duplicate detection). ``start`` (line number, byte offset, e.g. a validation report's
     ``work_starts_at``) begins at that line. ``check_duplicates=False`` (for a file that
     :func:`~wanbatch._validate.validate_file` just passed) keeps no id set: 17 bytes a line less.
+    ``spec``: how to read the file (format, column mapping, sweep; default JSONL as written).
     """
     spath = os.fspath(path)
-    opened = open_job_file(spath)
+    opened = open_jobs(spath, spec)
     if isinstance(opened, JobFileError):
         yield opened
         return
@@ -101,8 +104,8 @@ def iter_jobs(
     )
     ids = planner.ids
     seen: list[Any] = [0, 0, b""]
-    with opened as fh:
-        for lineno, text in read_lines(fh, spath, seen, start=start, done=done):
+    with opened as source:
+        for lineno, text in source.items(seen, start=start, done=done):
             if isinstance(text, int):  # done and unchanged
                 if check_duplicates:
                     dup = check_done_id(ids, spath, lineno, text, seen[2])
@@ -112,7 +115,7 @@ def iter_jobs(
                             return
                 continue
             if isinstance(text, JobFileError):
-                yield text
+                yield source.relabel(text)
                 if not skip_invalid:
                     return
                 continue
@@ -129,6 +132,6 @@ def iter_jobs(
             elif errors:
                 if check_duplicates and line_id is not None:  # later lines may repeat it
                     check_new_id(ids, spath, lineno, line_id)
-                yield from errors
+                yield from map(source.relabel, errors)
                 if not skip_invalid:
                     return

@@ -76,7 +76,7 @@ def plan_job(
     """
     if state is None or state.status is None:
         return Plan(Action.CALL)
-    changed = bool(state.fp) and not _same_request(state.fp, fingerprint)
+    changed = _changed(state, fingerprint)
     if state.status is Status.DONE:
         return Plan(Action.SKIP_DONE, changed=changed)
     if state.status is Status.FAILED:
@@ -92,10 +92,14 @@ def plan_job(
     return Plan(Action.FAIL, changed=changed, expiries=state.expiries)
 
 
-def _same_request(recorded: str, fingerprint: str) -> bool:
-    if recorded.startswith("#"):  # a packed done job keeps 28 bits of it
-        return int(recorded[1:], 16) == short_fp(fingerprint)
-    return recorded == fingerprint
+def _changed(state: JobState, fingerprint: str) -> bool:
+    """Whether the journal's request for the job differs from ``fingerprint`` (the job file's).
+
+    A job whose records carry no fingerprint is not taken as changed.
+    """
+    if state.short_fp is not None:  # a packed done job keeps 28 bits of it
+        return state.short_fp != short_fp(fingerprint)
+    return bool(state.fp) and state.fp != fingerprint
 
 
 def expiry_cause(*, lifetime: float | None, waited: float | None, clock_offset: float) -> str:

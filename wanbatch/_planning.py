@@ -13,16 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wanbatch import _events as ev
+from wanbatch._calltimes import time_plan_for
 from wanbatch._config import BatchConfig
 from wanbatch._donejobs import DoneLines
 from wanbatch._doneprefix import DonePrefix
 from wanbatch._errors import InvalidJobs, JournalError
-from wanbatch._journal import read_prefix
 from wanbatch._models import price_for, run_region
 from wanbatch._plan import Action, plan_job
+from wanbatch._prefixcache import read_prefix
 from wanbatch._prefixscan import usable_prefix
 from wanbatch._state import RunState
 from wanbatch._summary import ExitCode, RunSummary
+from wanbatch._timeplan import TimePlan
 from wanbatch._validate import ValidationReport, first_problems, validate_file
 
 __all__ = ["NOTES_SHOWN", "PLAN_KEYS", "RunPlan", "accept_plan", "plan_run"]
@@ -56,6 +58,8 @@ class RunPlan:
     start_keys: array[int] | None
     #: What the calls planned may cost at most, CNY (each image at its model's price).
     cost: float
+    #: How long the calls take (with the call times measured in the folder, if any).
+    time_plan: TimePlan
 
     def planned_event(self) -> ev.RunPlanned:
         """The event that announces a real run (its plan and its most cost)."""
@@ -68,6 +72,7 @@ class RunPlan:
             to_download=counts["download"],
             images_max=counts["images_max"],
             price=self.cost / max(1, counts["images_max"]),
+            time_plan=self.time_plan,
         )
 
 
@@ -81,6 +86,7 @@ def plan_run(
     """
     counts = dict.fromkeys(PLAN_KEYS, 0)
     cost = 0.0
+    calls: dict[str, int] = {}  # calls planned, by model (the time plan)
 
     def on_job(job_id: str, max_new_images: int, model: str) -> None:
         nonlocal cost
@@ -99,6 +105,7 @@ def plan_run(
             counts["call"] += 1
             counts["images_max"] += max_new_images
             cost += max_new_images * price_for(config, model)
+            calls[model] = calls.get(model, 0) + 1
         elif plan.action is Action.DOWNLOAD:
             counts["download"] += 1
         elif plan.action is Action.SKIP_DONE:
@@ -108,7 +115,7 @@ def plan_run(
 
     # The done prefix the last run's end found: when the job file still starts with the
     # same bytes, those lines are not read again (a resume over 1M done jobs: ~0.1 s, not 4).
-    prefix = usable_prefix(read_prefix(out_dir), jobs_path, state, salt)
+    prefix = usable_prefix(read_prefix(out_dir), jobs_path, state, salt, config.job_input)
     # The end of the run scans on from it (a copy of the done keys: 8 bytes a job).
     start_keys = array("Q", state.done.arrays()[0]) if prefix is not None else None
     report = validate_file(
@@ -118,11 +125,13 @@ def plan_run(
         prefix=prefix,
         on_job=on_job,
         region=run_region(config),
+        spec=config.job_input,
     )
     counts["jobs"] += report.skipped_done
     counts["matched"] += report.skipped_done
     counts["done"] += report.skipped_done
-    return RunPlan(counts, report, prefix, start_keys, cost)
+    time_plan = time_plan_for(out_dir, config, calls, counts["images_max"])
+    return RunPlan(counts, report, prefix, start_keys, cost, time_plan)
 
 
 def accept_plan(
@@ -169,6 +178,7 @@ def accept_plan(
             f"{len(state)} job ids is in {jobs_path}; use a new --out folder"
         )
     summary.estimated_cost = round(plan.cost, 4)
+    summary.time_plan = plan.time_plan.to_json()
     if summary.dry_run:
         summary.jobs_done = counts["done"]
         summary.jobs_failed = counts["failed"]

@@ -19,6 +19,7 @@ from ._donejobs import DoneLines
 from ._doneprefix import DonePrefix
 from ._errors import JobFileError
 from ._ids import JobIds, has_capital
+from ._jobinput import JobInput
 from ._lines import open_job_file, read_lines
 from ._state import RunState
 
@@ -59,6 +60,7 @@ def scan_done_prefix(
     *,
     start: DonePrefix | None = None,
     start_keys: array[int] | None = None,
+    spec: JobInput | None = None,
 ) -> DonePrefix | None:
     """Find the job file's leading run of done, unchanged lines (see :class:`DonePrefix`).
 
@@ -72,6 +74,8 @@ def scan_done_prefix(
     over a million done lines, a digest and a re-index instead of a check of each line (~4 s).
     """
     if state.source is None or not len(state.done):
+        return None
+    if spec is not None and not spec.plain(path):  # a table or a sweep: no prefix cache
         return None
     spath = os.fspath(path)
     opened = open_job_file(spath)
@@ -137,11 +141,17 @@ def _hash_range(fh: BinaryIO, start: int, end: int, digest: Any) -> bool:
 
 
 def usable_prefix(
-    prefix: DonePrefix | None, path: str | os.PathLike[str], state: RunState, salt: str
+    prefix: DonePrefix | None,
+    path: str | os.PathLike[str],
+    state: RunState,
+    salt: str,
+    spec: JobInput | None = None,
 ) -> DonePrefix | None:
-    """``prefix`` if it describes this job file, journal state and defaults, else ``None``."""
+    """``prefix`` if it describes this job file, journal state and defaults, else ``None``
+    (always None unless ``spec`` reads the file as plain JSONL)."""
     if (
         prefix is None
+        or (spec is not None and not spec.plain(path))
         or prefix.source != state.source
         or prefix.salt != _salt_digest(salt)
         or len(prefix.first) != len(state.done)

@@ -27,6 +27,7 @@ from wanbatch._jobs import PlannedJob
 from wanbatch._journal import Journal
 from wanbatch._loader import iter_jobs
 from wanbatch._plan import Action, expiry_cause, plan_job
+from wanbatch._records import meta_record
 from wanbatch._state import JobState, RunState
 
 __all__ = ["CHUNK_JOBS", "JobProducer"]
@@ -81,6 +82,7 @@ class JobProducer:
             start=start or (1, 0),
             # Validation found no duplicate: no second id set (17 bytes a job) is needed.
             check_duplicates=self._summary.skipped_invalid > 0,
+            spec=self._config.job_input,
         )
         if start is None:  # every line is done and unchanged
             items.close()
@@ -160,13 +162,12 @@ class JobProducer:
         the next resume passes the line over unread. Nothing is bought."""
         if job_state is None:
             return
-        self._control.journal(
-            self._journal,
-            "meta",
-            id=job.id,
+        record = meta_record(
+            job_id=job.id,
             fp=job.fingerprint,
             gen_line=job_state.gen_line,
             images=job_state.saved.bit_count(),
             line=line_hash(job.source, self._salt),
             meta=job.meta,
         )
+        self._control.journal(self._journal, record)

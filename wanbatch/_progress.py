@@ -14,8 +14,16 @@ from tqdm import tqdm
 from wanbatch import _events as ev
 from wanbatch._clock import SYSTEM_CLOCK, Clock
 from wanbatch._summary import RunSummary
+from wanbatch._timeplan import format_duration
 
-__all__ = ["ProgressBar", "format_cost", "format_summary", "format_validation_notes", "plural"]
+__all__ = [
+    "Eta",
+    "ProgressBar",
+    "format_cost",
+    "format_summary",
+    "format_validation_notes",
+    "plural",
+]
 
 #: The currency of the service's prices and of ``--price``.
 CURRENCY = "CNY"
@@ -48,6 +56,26 @@ def plan_line(event: ev.RunPlanned) -> str:
     )
 
 
+class Eta:
+    """Time left: the time plan's figure counting down from the start, then (once a round of
+    calls, one per slot, has finished) the pace this run measured."""
+
+    def __init__(self, planned_s: float, jobs: int, slots: int) -> None:
+        self.planned_s = planned_s
+        self.jobs = jobs  #: jobs this run has to finish
+        self.slots = max(1, slots)
+
+    def seconds(self, elapsed: float, finished: int) -> float:
+        """Seconds left after ``elapsed`` seconds with ``finished`` jobs finished."""
+        if finished >= self.slots and elapsed > 0:
+            return max(0, self.jobs - finished) * elapsed / finished
+        return max(0.0, self.planned_s - elapsed)
+
+    def text(self, elapsed: float, finished: int) -> str:
+        """``"12 min"``: :meth:`seconds` for people."""
+        return format_duration(self.seconds(elapsed, finished))
+
+
 class ProgressBar:
     """The plan line, then a tqdm bar of jobs done with images, money spent, failures, retries,
     429s, the current limit and a pause the service asked for."""
@@ -74,6 +102,8 @@ class ProgressBar:
         self.keys: tuple[int, int] | None = None
         #: The pause the service asked for (``Retry-After``): its length and monotonic end.
         self.pause: tuple[float, float] | None = None
+        self.finished = 0  #: jobs done or failed in this run
+        self.eta: Eta | None = None
 
     def __call__(self, event: ev.Event) -> None:
         """Handle one engine event; a terminal that is gone (hung up: EIO) silences the bar,
@@ -92,6 +122,13 @@ class ProgressBar:
         if isinstance(event, ev.RunPlanned):
             self.price = event.price
             print(plan_line(event), file=self._stream, flush=True)
+            if event.time_plan is not None and event.time_plan.calls:
+                print(f"wanbatch: time: {event.time_plan.describe()}", file=self._stream)
+                self.eta = Eta(
+                    event.time_plan.seconds,
+                    event.total - event.already_done - event.already_failed,
+                    event.time_plan.keys * event.time_plan.in_flight,
+                )
             if self._enabled:
                 self._bar = tqdm(
                     total=event.total,
@@ -100,6 +137,8 @@ class ProgressBar:
                     file=self._stream,
                     dynamic_ncols=True,
                     smoothing=0.05,
+                    # The ETA is ours (Eta: the time plan, then this run's pace), not tqdm's.
+                    bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]",
                 )
             return
         if isinstance(event, ev.ImageSaved):
@@ -107,9 +146,11 @@ class ProgressBar:
         elif isinstance(event, ev.Generated):
             self.images_bought += event.images
         elif isinstance(event, ev.JobDone):
+            self.finished += 1
             self._advance()
         elif isinstance(event, ev.JobFailed):
             self.failed += 1
+            self.finished += 1
             self._advance()
         elif isinstance(event, ev.CallFailed) and event.will_retry:
             self.retries += 1
@@ -154,8 +195,9 @@ class ProgressBar:
         """The text after the bar: images, money spent, failures, retries, 429s, limit, pause."""
         elapsed = (self._bar.format_dict.get("elapsed") if self._bar else None) or 0.0
         rate = self.images * 60 / elapsed if elapsed > 0 else 0.0
+        eta = "" if self.eta is None else f"eta {self.eta.text(elapsed, self.finished)} "
         text = (
-            f"img={self.images} spent={format_cost(self.images_bought * self.price)} "
+            f"{eta}img={self.images} spent={format_cost(self.images_bought * self.price)} "
             f"fail={self.failed} retry={self.retries} 429={self.throttled}"
         )
         if self.limit is not None:
@@ -228,6 +270,7 @@ def format_summary(summary: RunSummary, out_dir: str, *, price: float | None = N
                 f"{plan.get('download', 0)} to download, {plan.get('call', 0)} to generate",
                 f"  at most {plural(plan.get('images_max', 0), 'image')} to buy, at most "
                 f"{format_cost(s.estimated_cost)}; nothing was sent",
+                *([f"  time: {s.time_plan['text']}"] if s.time_plan.get("text") else []),
             ]
         )
     lines = [

@@ -1,6 +1,6 @@
 """The images a journal records as saved, read back from its file.
 
-I/O, shared by :mod:`wanbatch._journal` (the ``metadata.jsonl`` view) and :mod:`wanbatch._folder`
+I/O, shared by :mod:`wanbatch._views` (the ``metadata.jsonl`` view) and :mod:`wanbatch._folder`
 (the check of the images on disk): :func:`current_saved` lists the ``saved`` records of every
 done job's current generation, :func:`image_on_disk` checks one, :func:`records` reads the
 records of one event.
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from wanbatch._lifecycle import Status
-from wanbatch._records import well_formed
+from wanbatch._recordcheck import well_formed
 from wanbatch._state import RunState
 from wanbatch._touchlog import TouchLog
 

@@ -17,17 +17,15 @@ from typing import Any
 from wanbatch._donejobs import DoneJobs
 from wanbatch._errors import JournalError
 from wanbatch._lifecycle import COMPLETE, Status, transition
-from wanbatch._records import (
-    JOURNAL_VERSION,
+from wanbatch._recordcheck import (
     MAX_CLOCK_OFFSET_S,
     MAX_RECORD_IMAGES,
     VERSION_LIMIT,
-    checked,
     count,
-    expiry,
     float_or_none,
     well_formed,
 )
+from wanbatch._records import JOURNAL_VERSION
 from wanbatch._touchlog import TouchLog
 from wanbatch._verdicts import is_throttle
 
@@ -37,11 +35,25 @@ __all__ = ["JobState", "RunState", "replay"]
 class JobState:
     """What the journal says about one job. Small on purpose: a run may hold a million."""
 
-    __slots__ = ("expiries", "failure", "fp", "gen_line", "images", "line", "saved", "status")
+    __slots__ = (
+        "expiries",
+        "failure",
+        "fp",
+        "gen_line",
+        "images",
+        "line",
+        "saved",
+        "short_fp",
+        "status",
+    )
 
     def __init__(self) -> None:
         self.status: Status | None = None
+        #: The request fingerprint its records carry ("" when they carry none).
         self.fp: str = ""
+        #: A done job rebuilt from its packed entry keeps 28 bits of its fingerprint
+        #: (:func:`wanbatch._donejobs.short_fp`), here, and no ``fp``; None for any other job.
+        self.short_fp: int | None = None
         #: line_hash() of the job line it was generated from (0: unknown).
         self.line: int = 0
         #: Journal line number of the job's latest ``generated`` record (its current generation).
@@ -54,49 +66,6 @@ class JobState:
         self.failure: tuple[str, str, int] | None = None
         #: Generations whose URLs expired before all images were saved (0 after a failure).
         self.expiries: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready form (for a snapshot)."""
-        return {
-            "status": self.status.value if self.status else None,
-            "fp": self.fp,
-            "line": self.line,
-            "gen_line": self.gen_line,
-            "images": [list(i) for i in self.images],
-            "saved": self.saved,
-            "failure": list(self.failure) if self.failure else None,
-            "expiries": self.expiries,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> JobState:
-        """Rebuild from :meth:`to_json` output; ValueError when a field has the wrong type or
-        is out of range."""
-        if not isinstance(data, Mapping):
-            raise ValueError("a job is not an object")
-        job = cls()
-        job.status = Status(data["status"]) if data["status"] is not None else None
-        job.fp = checked(data["fp"], str, "fp")
-        job.line = count(data.get("line", 0), "line", 1 << 32)
-        job.gen_line = count(data["gen_line"], "gen_line")
-        images = data["images"]
-        if not isinstance(images, list) or len(images) > MAX_RECORD_IMAGES:
-            raise ValueError("images: not a short list")
-        pairs = []
-        for pair in images:
-            if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)):
-                raise ValueError("images: not [url, expires] pairs")
-            pairs.append((pair[0], expiry(pair[1])))
-        job.images = tuple(pairs)
-        job.saved = count(data["saved"], "saved", 1 << len(job.images))
-        failure = data["failure"]
-        if failure is not None:
-            if not (isinstance(failure, list) and len(failure) == 3):
-                raise ValueError("failure: not [code, message, line]")
-            code, message = checked(failure[0], str, "code"), checked(failure[1], str, "message")
-            job.failure = (code, message, count(failure[2], "failure line"))
-        job.expiries = count(data.get("expiries", 0), "expiries")
-        return job
 
     def pending_images(self) -> list[tuple[int, str, float | None]]:
         """(k, url, expires) of images generated but not yet saved."""
@@ -254,78 +223,6 @@ class RunState:
         if job.saved.bit_count() == len(job.images) and transition(job.status, COMPLETE):
             self._finish(job_id, job)
 
-    #: Totals a snapshot carries besides the jobs.
-    _TOTALS = (
-        "lines",
-        "images_generated",
-        "calls_succeeded",
-        "failed_attempts",
-        "throttled",
-        "possibly_billed",
-        "runs",
-        "jobs_file",
-        "jobs_in_file",
-        "run_ended",
-        "stop_reason",
-        "endpoint",
-        "mock",
-        "damaged",
-        "clock_offset",
-    )
-
-    def snapshot(self) -> dict[str, Any]:
-        """A JSON-ready header of everything but ``done`` (whose arrays are stored as they are)."""
-        header = {name: getattr(self, name) for name in self._TOTALS}
-        header["jobs"] = {job_id: job.to_json() for job_id, job in self.jobs.items()}
-        header["lost"] = dict(self.lost)
-        header["tasks"] = dict(self.tasks)
-        return header
-
-    @classmethod
-    def from_snapshot(cls, header: Mapping[str, Any], done: DoneJobs) -> RunState:
-        """Rebuild what :meth:`snapshot` gave.
-
-        Raises KeyError/ValueError when a field is missing, of the wrong type or out of range
-        (a snapshot is a cache: its reader then replays the journal instead).
-        """
-        if not isinstance(header, Mapping):
-            raise ValueError("the state is not an object")
-        state = cls(done=done)
-        for name in cls._TOTALS:
-            value = header[name]
-            if name in ("jobs_file", "stop_reason", "endpoint"):
-                value = checked(value, (str, type(None)), name)
-            elif name in ("run_ended", "mock"):
-                if type(value) is not bool and not (name == "mock" and value is None):
-                    raise ValueError(f"{name}: wrong type")
-            elif name == "clock_offset":
-                offset = float_or_none(value)
-                if offset is None or not abs(offset) <= MAX_CLOCK_OFFSET_S:
-                    raise ValueError(f"{name}: not a plausible offset")
-                value = offset
-            elif name == "damaged":
-                value = [count(n, name) for n in checked(value, list, name)]
-            else:
-                value = count(value, name)
-            setattr(state, name, value)
-        lost = checked(header["lost"], dict, "lost")
-        state.lost = {checked(k, str, "a job id"): count(v, "lost") for k, v in lost.items()}
-        tasks = checked(header.get("tasks", {}), dict, "tasks")
-        state.tasks = {
-            checked(k, str, "a job id"): checked(v, str, "a task") for k, v in tasks.items()
-        }
-        jobs = checked(header["jobs"], dict, "jobs")
-        state.jobs = {checked(k, str, "a job id"): JobState.from_json(v) for k, v in jobs.items()}
-        # Every job and damaged line is a line of the journal the snapshot folds.
-        lines = state.lines
-        if len(done) + len(state.jobs) > lines or any(n > lines for n in state.damaged):
-            raise ValueError("more jobs or damaged lines than journal lines")
-        if any(job.gen_line > lines for job in state.jobs.values()):
-            raise ValueError("a generation line past the journal's end")
-        if any(job.status in (None, Status.DONE) for job in state.jobs.values()):
-            raise ValueError("a job not done with no state, or done")  # done ones are packed
-        return state
-
     def _finish(self, job_id: str, job: JobState) -> None:
         self.done.add(job_id, job.fp, job.gen_line, len(job.images), job.line)
         del self.jobs[job_id]
@@ -342,7 +239,7 @@ class RunState:
         fp, gen_line, images = done
         state = JobState()
         state.status = Status.DONE
-        state.fp = f"#{fp:07x}"
+        state.short_fp = fp
         state.gen_line = gen_line
         state.saved = (1 << images) - 1
         return state

@@ -62,6 +62,10 @@ class RunSummary:
     keys_active: int = 0
     keys_retired: int = 0
     plan: dict[str, int] = field(default_factory=dict)
+    #: How long the plan's calls take (:meth:`wanbatch._timeplan.TimePlan.to_json`).
+    time_plan: dict[str, Any] = field(default_factory=dict)
+    #: Problems that did not fail the run (e.g. the report page could not be written).
+    warnings: list[str] = field(default_factory=list)
     keys: list[dict[str, Any]] = field(default_factory=list)
 
     def settle(self, exit_code: ExitCode | None, stop_reason: str | None) -> None:

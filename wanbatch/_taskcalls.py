@@ -34,6 +34,7 @@ from wanbatch._control import RunControl
 from wanbatch._errors import ApiError, BatchFatal, OutputError, TransportError, api_error
 from wanbatch._journal import Journal
 from wanbatch._protocol import build_headers
+from wanbatch._records import attempt_record, submitted_record
 from wanbatch._summary import ExitCode
 from wanbatch._tasks import (
     GONE,
@@ -126,9 +127,8 @@ class TaskClient(ApiClient):
         task, request_id = parse_submit(resp.status, raw, retry_after, now=self._clock.now())
         if job_id is not None:
             # Before any wait: a crash from here on costs nothing, the next run polls it.
-            self._control.journal(
-                self._journal, "submitted", id=job_id, task=task, request_id=request_id
-            )
+            record = submitted_record(job_id=job_id, task=task, request_id=request_id)
+            self._control.journal(self._journal, record)
         return task
 
     async def _wait(
@@ -177,15 +177,16 @@ class TaskClient(ApiClient):
                 # A task of an earlier run, gone: written down once, then bought again.
                 self._control.journal(
                     self._journal,
-                    "attempt",
-                    id=job_id,
-                    attempt=0,
-                    code=f"Task{poll.status.title()}",
-                    status=200,
-                    message=_gone_message(task, poll.status),
-                    request_id=poll.request_id,
-                    possibly_billed=poll.status == "UNKNOWN",
-                    retry=True,
+                    attempt_record(
+                        job_id=job_id,
+                        attempt=0,
+                        code=f"Task{poll.status.title()}",
+                        status=200,
+                        message=_gone_message(task, poll.status),
+                        request_id=poll.request_id,
+                        possibly_billed=poll.status == "UNKNOWN",
+                        retry=True,
+                    ),
                 )
                 task, resumed = await self._submit(body, job_id), False
                 self.open[key] = [task, "PENDING"]
@@ -251,15 +252,16 @@ class TaskClient(ApiClient):
             del self.open[job_id]
             with contextlib.suppress(OutputError):  # the run is ending; nothing more to do
                 self._journal.append(
-                    "attempt",
-                    id=job_id,
-                    attempt=0,
-                    code="TaskCanceled",
-                    status=None,
-                    message=f"task {task} was cancelled while PENDING (the run was aborted)",
-                    request_id=None,
-                    possibly_billed=False,
-                    retry=True,
+                    attempt_record(
+                        job_id=job_id,
+                        attempt=0,
+                        code="TaskCanceled",
+                        status=None,
+                        message=f"task {task} was cancelled while PENDING (the run was aborted)",
+                        request_id=None,
+                        possibly_billed=False,
+                        retry=True,
+                    )
                 )
 
         with anyio.move_on_after(CANCEL_TIMEOUT_S, shield=True):

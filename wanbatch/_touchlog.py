@@ -23,7 +23,7 @@ Before = tuple["Status | None", int, int]
 @dataclass
 class TouchLog:
     """The jobs a replay touched and how each stood before: what lets the views be updated
-    from the new journal lines alone (:func:`wanbatch._journal.write_views`).
+    from the new journal lines alone (:func:`wanbatch._views.write_views`).
 
     Bounded: past ``limit`` jobs it gives up (``overflow``) and frees what it held, and the
     views are rebuilt from the whole journal instead.

@@ -26,6 +26,7 @@ from ._doneprefix import DonePrefix
 from ._errors import JobFileError
 from ._ids import JobIds, check_done_id, check_new_id, given_id
 from ._imagefiles import ImageResolver
+from ._jobinput import JobInput
 from ._jobs import (
     Issue,
     JobWarning,
@@ -34,7 +35,7 @@ from ._jobs import (
     oversize_problem,
     parse_line_issues,
 )
-from ._lines import open_job_file, read_lines
+from ._jobsource import open_jobs
 from ._models import PROFILES, not_offered_problem
 from ._rules import analyse_job
 
@@ -223,6 +224,7 @@ def validate_file(
     prefix: DonePrefix | None = None,
     on_job: Callable[[str, int, str], None] | None = None,
     region: str | None = None,
+    spec: JobInput | None = None,
 ) -> ValidationReport:
     """Check the whole file in one streaming pass and report every problem.
 
@@ -235,7 +237,8 @@ def validate_file(
     a second look (``skipped_done``); ``on_job(id, max_new_images, model)`` is called for every
     other valid line, so a caller can plan in the same pass. A ``prefix`` (checked by
     :func:`~wanbatch._prefixscan.usable_prefix` against this file and ``done``'s state) is not
-    read at all: its lines count as done, and reading starts where it ends.
+    read at all: its lines count as done, and reading starts where it ends. ``spec``: how to
+    read the file (format, column mapping, sweep; default JSONL as written).
     """
     spath = os.fspath(path)
     report = ValidationReport(spath)
@@ -245,7 +248,7 @@ def validate_file(
         if len(report.errors) < max_errors:
             report.errors.append(err)
 
-    opened = open_job_file(spath)
+    opened = open_jobs(spath, spec)
     if isinstance(opened, JobFileError):
         error(opened)
         return report
@@ -257,8 +260,9 @@ def validate_file(
     checker = _Checker(spath, defaults, done=done, first=first_lines, region=region)
     ids = checker.ids
     seen: list[Any] = [start[0] - 1, start[1], b""]
-    with opened as fh:
-        for lineno, text in read_lines(fh, spath, seen, start=start, done=done):
+    relabel = opened.relabel
+    with opened as source:
+        for lineno, text in source.items(seen, start=start, done=done):
             report.jobs += 1
             if isinstance(text, int):  # done and unchanged: nothing will be sent for it
                 dup = check_done_id(ids, spath, lineno, text, seen[2])
@@ -272,17 +276,17 @@ def validate_file(
             if report.work_starts_at is None:
                 report.work_starts_at = (lineno, seen[1])
             if isinstance(text, JobFileError):
-                error(text)
+                error(relabel(text))
                 report.invalid_lines += 1
                 continue
             planned, errors, warnings, line_id = checker.check(lineno, text)
             for w in warnings:
                 report.warning_count += 1
                 if len(report.warnings) < max_errors:
-                    report.warnings.append(w)
+                    report.warnings.append(relabel(w))
             if planned is None:
                 for err in errors:
-                    error(err)
+                    error(relabel(err))
                 report.invalid_lines += 1
                 if line_id is not None:  # a duplicate of it is reported all the same
                     dup = check_new_id(ids, spath, lineno, line_id)
@@ -299,7 +303,7 @@ def validate_file(
                     report.warning_count += 1
                     if len(report.warnings) < max_errors:
                         report.warnings.append(
-                            JobWarning(spath, lineno, issue.field, issue.message)
+                            relabel(JobWarning(spath, lineno, issue.field, issue.message))
                         )
             report.valid_jobs += 1
             report.images += planned.max_new_images
@@ -353,9 +357,11 @@ def first_problems(report: ValidationReport, limit: int, *, errors: bool = True)
     return list(itertools.islice(_problems(report, errors), limit))
 
 
-def validate_command(path: str, defaults: GenerationDefaults, out: TextIO) -> int:
+def validate_command(
+    path: str, defaults: GenerationDefaults, out: TextIO, spec: JobInput | None = None
+) -> int:
     """``wanbatch validate JOBS``: print the report to ``out``; return 0 if valid, else 2."""
-    report = validate_file(path, defaults)
+    report = validate_file(path, defaults, spec=spec)
     for line in format_report(report):
         out.write(line + "\n")
     return 0 if report.ok else 2

@@ -11,9 +11,11 @@ from typing import Any
 
 from PIL import Image
 
+from tests.conftest import record
 from wanbatch._config import GenerationDefaults
 from wanbatch._donejobs import DoneLines, line_hash
-from wanbatch._journal import Journal, read_journal, read_prefix, write_prefix
+from wanbatch._journal import Journal, read_journal
+from wanbatch._prefixcache import read_prefix, write_prefix
 from wanbatch._prefixscan import scan_done_prefix, usable_prefix
 from wanbatch._state import RunState, replay
 from wanbatch._validate import format_report, validate_command, validate_file
@@ -299,8 +301,8 @@ def journal_of(out: Path, texts: dict[str, str]) -> RunState:
     journal.open()
     for job_id, text in texts.items():
         img = [{"url": f"http://127.0.0.1:9/{job_id}.png", "expires": None}]
-        journal.append("generated", id=job_id, line=line_hash(text, SALT), images=img)
-        journal.append("saved", id=job_id, k=0, file=f"images/{job_id}-0.png")
+        journal.append(record("generated", id=job_id, line=line_hash(text, SALT), images=img))
+        journal.append(record("saved", id=job_id, k=0, file=f"images/{job_id}-0.png"))
     journal.close()
     return read_journal(out, write_snapshot=True)
 
@@ -363,7 +365,7 @@ def test_a_done_prefix_is_dropped_when_anything_it_rests_on_changed(tmp_path: Pa
     # The journal grew after the prefix was taken (a killed run): its state is another one.
     journal = Journal(tmp_path)
     journal.open()
-    journal.append("failed", id="x", code="X", message="m", source="{}")
+    journal.append(record("failed", id="x", code="X", message="m", source="{}"))
     journal.close()
     grown = read_journal(tmp_path)
     assert grown.source is None and usable_prefix(prefix, path, grown, SALT) is None

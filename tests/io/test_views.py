@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from wanbatch._journal import JOURNAL_NAME, VIEWS_NAME, Journal, read_journal, write_views
+from tests.conftest import record
+from wanbatch._journal import JOURNAL_NAME, Journal, read_journal
 from wanbatch._touchlog import TouchLog
+from wanbatch._views import VIEWS_NAME, write_views
 
 
 def _image(out: Path, name: str, size: int) -> None:
@@ -69,15 +71,17 @@ class _Service:
             self.pending[job] = list(range(n))
             urls = [f"https://x/{job}-{self.gen}-{k}" for k in range(n)]
             journal.append(
-                "generated",
-                id=job,
-                fp=f"fp-{rng.randrange(3)}",
-                line=rng.randrange(1, 5),
-                attempt=1,
-                request_id=f"r{self.gen}",
-                images=[{"url": url, "expires": None} for url in urls],
-                prompt=f"prompt {job} {self.gen}",
-                meta={"gen": self.gen},
+                record(
+                    "generated",
+                    id=job,
+                    fp=f"fp-{rng.randrange(3)}",
+                    line=rng.randrange(1, 5),
+                    attempt=1,
+                    request_id=f"r{self.gen}",
+                    images=[{"url": url, "expires": None} for url in urls],
+                    prompt=f"prompt {job} {self.gen}",
+                    meta={"gen": self.gen},
+                )
             )
         elif roll < 0.75 and self.pending.get(job):
             k = rng.choice(self.pending[job])
@@ -85,30 +89,34 @@ class _Service:
                 self.pending[job].remove(k)  # else: a duplicate record of the same image
             _image(journal.path.parent, f"{job}-{k}.png", 100 + k)
             journal.append(
-                "saved",
-                id=job,
-                k=k,
-                file=f"images/{job}-{k}.png",
-                bytes=100 + k,
-                sha256=f"{self.gen:064x}",
-                prompt=f"prompt {job}",
-                seed=k,
-                meta={"gen": self.gen},
+                record(
+                    "saved",
+                    id=job,
+                    k=k,
+                    file=f"images/{job}-{k}.png",
+                    bytes=100 + k,
+                    sha256=f"{self.gen:064x}",
+                    prompt=f"prompt {job}",
+                    seed=k,
+                    meta={"gen": self.gen},
+                )
             )
         elif roll < 0.9:
             journal.append(
-                "failed",
-                id=job,
-                fp="fp-0",
-                attempts=2,
-                code="InternalError",
-                message=f"failure {rng.randrange(100)}",
-                source=json.dumps({"id": job, "prompt": "p"}),
+                record(
+                    "failed",
+                    id=job,
+                    fp="fp-0",
+                    attempts=2,
+                    code="InternalError",
+                    message=f"failure {rng.randrange(100)}",
+                    source=json.dumps({"id": job, "prompt": "p"}),
+                )
             )
         elif self.pending.get(job):
-            journal.append("expired", id=job, k=self.pending[job][0])
+            journal.append(record("expired", id=job, k=self.pending[job][0]))
         else:
-            journal.append("attempt", id=job, attempt=1, code="Throttling", status=429)
+            journal.append(record("attempt", id=job, attempt=1, code="Throttling", status=429))
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -121,7 +129,7 @@ def test_views_after_every_run_equal_a_rebuild(tmp_path: Path, seed: int) -> Non
     for _ in range(rng.randrange(3, 9)):  # runs
         journal = Journal(out)
         journal.open()
-        journal.append("run", jobs_file="jobs.jsonl", version="test", jobs=8)
+        journal.append(record("run", jobs_file="jobs.jsonl", version="test", jobs=8))
         for _ in range(rng.randrange(0, 12)):
             service.step(journal)
         journal.close()
@@ -144,17 +152,19 @@ def test_views_after_every_run_equal_a_rebuild(tmp_path: Path, seed: int) -> Non
 def test_an_edited_view_is_rebuilt(tmp_path: Path) -> None:
     journal = Journal(tmp_path)
     journal.open()
-    journal.append("run", jobs_file="j", version="t", jobs=1)
+    journal.append(record("run", jobs_file="j", version="t", jobs=1))
     journal.append(
-        "generated",
-        id="a",
-        fp="f",
-        line=1,
-        attempt=1,
-        request_id="r",
-        images=[{"url": "https://x/a", "expires": None}],
+        record(
+            "generated",
+            id="a",
+            fp="f",
+            line=1,
+            attempt=1,
+            request_id="r",
+            images=[{"url": "https://x/a", "expires": None}],
+        )
     )
-    journal.append("saved", id="a", k=0, file="images/a-0.png", bytes=1, sha256="0" * 64)
+    journal.append(record("saved", id="a", k=0, file="images/a-0.png", bytes=1, sha256="0" * 64))
     journal.close()
     _image(tmp_path, "a-0.png", 1)
     assert _finish(tmp_path) == (1, 0)
@@ -168,14 +178,18 @@ def test_a_resume_that_adds_jobs_appends_their_rows(tmp_path: Path) -> None:
     def run(job_ids: list[str]) -> None:
         journal = Journal(tmp_path)
         journal.open()
-        journal.append("run", jobs_file="j", version="t", jobs=len(job_ids))
+        journal.append(record("run", jobs_file="j", version="t", jobs=len(job_ids)))
         for job_id in job_ids:
             url = {"url": f"https://x/{job_id}", "expires": None}
             journal.append(
-                "generated", id=job_id, fp="f", line=1, attempt=1, request_id="r", images=[url]
+                record(
+                    "generated", id=job_id, fp="f", line=1, attempt=1, request_id="r", images=[url]
+                )
             )
             journal.append(
-                "saved", id=job_id, k=0, file=f"images/{job_id}-0.png", bytes=1, sha256="0" * 64
+                record(
+                    "saved", id=job_id, k=0, file=f"images/{job_id}-0.png", bytes=1, sha256="0" * 64
+                )
             )
             _image(tmp_path, f"{job_id}-0.png", 1)
         journal.close()
@@ -191,7 +205,7 @@ def test_a_resume_that_adds_jobs_appends_their_rows(tmp_path: Path) -> None:
 
 
 def test_rows_that_fail_half_way_are_not_left_in_the_view(tmp_path: Path) -> None:
-    from wanbatch._journal import _append
+    from wanbatch._views import _append
 
     view = tmp_path / "metadata.jsonl"
     view.write_text('{"id": "old"}\n', encoding="utf-8")

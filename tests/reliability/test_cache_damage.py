@@ -19,6 +19,7 @@ import pytest
 
 from tests.conftest import run_cli, write_jobs
 from wanbatch._journal import read_journal
+from wanbatch._snapshot import job_to_json
 from wanbatch.mock import MockConfig, serve_in_thread
 
 CACHES = (".state-snapshot", ".resume-prefix", ".views-state")
@@ -72,8 +73,8 @@ def _warnings_about(stderr: str, name: str) -> list[str]:
 def _state_of(out: Path) -> Any:
     state = read_journal(out)
     keys, vals, lines = state.done.arrays()
-    jobs = {job_id: job.to_json() for job_id, job in state.jobs.items()}
-    return (keys.tolist(), vals.tolist(), lines.tolist(), jobs, state.snapshot()["lines"])
+    jobs = {job_id: job_to_json(job) for job_id, job in state.jobs.items()}
+    return (keys.tolist(), vals.tolist(), lines.tolist(), jobs, state.lines)
 
 
 def test_a_flipped_bit_anywhere_in_the_snapshot_reads_as_the_journal_says(

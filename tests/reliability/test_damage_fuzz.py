@@ -30,7 +30,7 @@ from tests.simclock import run_simulated
 from wanbatch import BatchConfig, ExitCode, JournalError, Secret
 from wanbatch._cachefile import read_verified, write_verified
 from wanbatch._journal import read_journal
-from wanbatch._records import VERSION_LIMIT
+from wanbatch._recordcheck import VERSION_LIMIT
 from wanbatch.mock import MockConfig, serve_in_thread
 
 DONE, PENDING = 24, 3  # jobs done in the base folder; jobs generated but not saved

@@ -9,6 +9,7 @@ import pytest
 from wanbatch import _lifecycle, _state
 from wanbatch._lifecycle import COMPLETE, TRANSITIONS, Status
 from wanbatch._records import EVENTS
+from wanbatch._snapshot import state_header
 from wanbatch._state import RunState, replay
 
 GENERATED, EXPIRED, FAILED, DONE = Status.GENERATED, Status.EXPIRED, Status.FAILED, Status.DONE
@@ -112,9 +113,9 @@ def test_a_pair_not_in_the_table_leaves_the_job_as_it_is(
     event = json.loads(record)["event"]
     assert (before, event) not in TRANSITIONS
     state = replay(BEFORE[before])
-    snapshot, done = state.snapshot(), state.done.to_bytes()
+    snapshot, done = state_header(state), state.done.to_bytes()
     replay([record], state)
-    assert {**state.snapshot(), "lines": 0} == {**snapshot, "lines": 0}
+    assert {**state_header(state), "lines": 0} == {**snapshot, "lines": 0}
     assert state.done.to_bytes() == done and status_of(state) is before
 
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from wanbatch._errors import JournalError
 from wanbatch._lifecycle import Status
 from wanbatch._plan import MAX_REGENERATIONS, Action, expiry_cause, plan_job
+from wanbatch._snapshot import job_from_json, job_to_json
 from wanbatch._state import JobState, replay
 
 
@@ -86,7 +87,7 @@ def test_expired_generations_are_counted_and_bounded_then_fail() -> None:
 
 def test_the_count_survives_a_snapshot() -> None:
     state = replay([generated("a", expires=1_000.0), rec("expired", id="a", k=0)])
-    assert JobState.from_json(state.job("a").to_json()).expiries == 1
+    assert job_from_json(job_to_json(state.job("a"))).expiries == 1
 
 
 def test_the_services_clock_offset_is_read_and_bounded() -> None:
@@ -137,6 +138,23 @@ def test_changed_fingerprint_is_reported() -> None:
     state = replay([generated("a", n=1), saved("a", 0)])
     assert plan_job(state.job("a"), "other", retry_failed=False).changed
     assert not plan_job(state.job("a"), "f1", retry_failed=False).changed
+
+
+def test_a_recorded_fingerprint_starting_with_a_hash_is_compared_whole() -> None:
+    fp = "ab" * 32
+    for recorded in ("#zz", f"#{fp[:7]}"):  # "#" once marked a packed done job's 28 bits
+        job = replay([generated("a", n=1, fp=recorded)]).job("a")  # generated, not done
+        assert job.short_fp is None and job.fp == recorded
+        assert plan_job(job, fp, retry_failed=False).changed
+        assert not plan_job(job, recorded, retry_failed=False).changed
+
+
+def test_a_done_job_keeps_28_bits_of_its_fingerprint_in_a_field_of_their_own() -> None:
+    fp = "ab" * 32
+    job = replay([generated("a", n=1, fp=fp), saved("a", 0)]).job("a")
+    assert job.status is Status.DONE and job.fp == "" and job.short_fp == int(fp[:7], 16)
+    assert not plan_job(job, fp, retry_failed=False).changed
+    assert plan_job(job, "cd" * 32, retry_failed=False).changed
 
 
 def test_new_job_is_called() -> None:
