@@ -17,6 +17,7 @@ either way because each record is one whole line written synchronously.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 from pathlib import Path
 
@@ -150,6 +151,10 @@ class BatchRun:
                 return self.summary
             if not self.config.keys:
                 raise ValueError("BatchConfig.api_key is required for a real run")
+            if len(self.config.keys) > 1 and self.config.mode == "async":
+                # A task can be polled only with its account's key, and the journal does not
+                # say which key submitted it.
+                raise ValueError("task mode (mode='async') takes one API key, not a key pool")
             if lock is None:
                 lock = await anyio.to_thread.run_sync(lock_folder, self.out_dir)
                 if (self.out_dir / "journal.jsonl").exists():
@@ -158,7 +163,8 @@ class BatchRun:
                         "job file; run again to resume it"
                     )
             prepare_out_dir(self.out_dir)
-            self._control.emit(plan.planned_event())
+            pool_size = len(self.config.keys) if len(self.config.keys) > 1 else 0
+            self._control.emit(dataclasses.replace(plan.planned_event(), keys=pool_size))
             journal = Journal(self.out_dir)
             journal.open()
             try:

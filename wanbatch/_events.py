@@ -56,6 +56,8 @@ class RunPlanned:
     price: float = 0.0
     #: How long the calls take (the progress bar's first ETA); ``None`` when not planned.
     time_plan: TimePlan | None = None
+    #: The keys of a key pool (0 for one key).
+    keys: int = 0
 
 
 @dataclass(frozen=True, slots=True)

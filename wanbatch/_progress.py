@@ -98,7 +98,7 @@ class ProgressBar:
         self.retries = 0
         self.throttled = 0
         self.limit: int | None = None
-        #: A key pool once a key was retired: (keys active, keys in the pool).
+        #: A key pool: (keys active, keys in the pool); None for one key.
         self.keys: tuple[int, int] | None = None
         #: The pause the service asked for (``Retry-After``): its length and monotonic end.
         self.pause: tuple[float, float] | None = None
@@ -121,6 +121,8 @@ class ProgressBar:
             return
         if isinstance(event, ev.RunPlanned):
             self.price = event.price
+            if event.keys:
+                self.keys = (event.keys, event.keys)
             print(plan_line(event), file=self._stream, flush=True)
             if event.time_plan is not None and event.time_plan.calls:
                 print(f"wanbatch: time: {event.time_plan.describe()}", file=self._stream)

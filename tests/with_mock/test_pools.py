@@ -61,11 +61,21 @@ async def test_a_key_going_overdue_mid_run_is_retired_and_the_batch_finishes(
     assert overdue["state"] == "retired" and overdue["images"] == 4
     assert overdue["retired_by"].startswith("PrepaidBillOverdue")
     assert sum(k["images"] for k in summary.keys) == 60
+    bar = ProgressBar(stream=io.StringIO(), enabled=False)
+    for event in events:
+        bar(event)
+    assert "keys=3/4" in bar.postfix()
     retired = [e for e in events if isinstance(e, KeyRetired)]
     assert [(e.label, e.active, e.total) for e in retired] == [(overdue["key"], 3, 4)]
     written = json.loads((out / "summary.json").read_text())
     assert written["keys_retired"] == 1 and len(written["keys"]) == 4
     assert "keys: 3 of 4 active; retired: #2" in format_summary(summary, str(out))
+
+
+async def test_task_mode_takes_one_key(tmp_path: Path) -> None:
+    config = _pool_config("http://127.0.0.1:9/api/v1", KEYS, mode="async")
+    with pytest.raises(ValueError, match="one API key"):
+        await run_simulated(_jobs(tmp_path, 1), tmp_path / "out", config)
 
 
 async def test_a_pool_of_bad_keys_stops_with_exit_3(tmp_path: Path) -> None:
