@@ -150,6 +150,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--part", choices=("4", "200", "both"), default="both")
+    parser.add_argument("--jobs", default=None, help="job counts of part 200, e.g. 32000")
     args = parser.parse_args()
     header = [
         "pool",
@@ -177,6 +178,8 @@ def main() -> None:
         if args.part in ("200", "both"):
             caps = [random.Random(7 + i).randint(1, 5) for i in range(200)]
             counts = [3000] if args.quick else [8000, 16000]
+            if args.jobs:
+                counts = [int(n) for n in args.jobs.split(",")]
             part, ok = run_part("p200", caps, 4.0, 1.0, counts, Path(tmp))
             rows += part
             verdicts.append(f"200 keys x cap 1-5: {verdict(ok)}")

@@ -77,15 +77,3 @@ class Accounts:
     def leave(self, config: MockConfig, key: str) -> None:
         if config.keys is not None and key in self._by_key:
             self._by_key[key].in_flight -= 1
-
-    def stats(self) -> dict[str, dict[str, int]]:
-        """Per-key counts, each key named by its position in ``MockConfig.keys`` (never itself)."""
-        return {
-            f"key{position}": {
-                "calls": account.calls,
-                "images": account.images,
-                "throttled": account.throttled,
-                "in_flight": account.in_flight,
-            }
-            for position, account in enumerate(self._by_key.values(), start=1)
-        }
