@@ -187,6 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     ok = rate_wall >= TARGET_ROWS_PER_S and rss_mb < TARGET_RSS_MB and result["errors"] == 0
     verdict = "PASS" if ok else "FAIL"
     print(f"{verdict}: targets >= {TARGET_ROWS_PER_S:,} rows/s, < {TARGET_RSS_MB:.0f} MB")
+    print(
+        f"| validate {args.format}: {result['rows']:,} rows | best round "
+        f"| **{rate_wall:,.0f} rows/s** ({rate_cpu:,.0f} per CPU s), peak RSS **{rss_mb:.0f} MB** "
+        f"| >= {TARGET_ROWS_PER_S:,} rows/s, < {TARGET_RSS_MB:.0f} MB | {'ok' if ok else 'MISS'} |"
+    )
     return 0 if ok else 1
 
 

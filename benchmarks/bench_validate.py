@@ -166,6 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     ok = rate_wall >= TARGET_LINES_PER_S and rss_mb < TARGET_RSS_MB and result["errors"] == 0
     verdict = "PASS" if ok else "FAIL"
     print(f"{verdict}: targets >= {TARGET_LINES_PER_S:,} lines/s, < {TARGET_RSS_MB:.0f} MB")
+    print(
+        f"| validate: {result['lines']:,} lines | {args.lines:,} lines "
+        f"| **{rate_wall:,.0f} lines/s**, peak RSS **{rss_mb:.0f} MB** "
+        f"| >= {TARGET_LINES_PER_S:,} lines/s, < {TARGET_RSS_MB:.0f} MB "
+        f"| {'ok' if ok else 'MISS'} |"
+    )
     return 0 if ok else 1
 
 

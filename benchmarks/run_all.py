@@ -22,7 +22,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import HERE, PY, REPO, machine
 
-BENCHES = ["pacing", "overhead", "scheduler", "download", "resume", "memory", "peer"]
+BENCHES = [
+    "pacing",
+    "overhead",
+    "scheduler",
+    "download",
+    "resume",
+    "memory",
+    "peer",
+    "validate",
+    "csv",
+    "report",
+]
 
 
 def main() -> int:

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from wanbatch._jobinput import JobInput as JobInput
     from wanbatch._jobs import Job as Job
     from wanbatch._jobs import PlannedJob as PlannedJob
+    from wanbatch._shards import Shard as Shard
     from wanbatch._summary import ExitCode as ExitCode
     from wanbatch._summary import RunSummary as RunSummary
 
@@ -61,6 +62,7 @@ _PUBLIC: dict[str, str] = {
     "BatchConfig": "wanbatch._config",
     "GenerationDefaults": "wanbatch._config",
     "Secret": "wanbatch._config",
+    "Shard": "wanbatch._shards",
     "BatchRun": "wanbatch._engine",
     "run_batch": "wanbatch._engine",
     "ApiError": "wanbatch._errors",

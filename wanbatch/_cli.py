@@ -1,4 +1,5 @@
-"""The ``wanbatch`` command: ``run``, ``validate``, ``status``, ``mock``.
+"""The ``wanbatch`` command: ``run``, ``validate``, ``mock``; ``status`` and ``report`` are in
+:mod:`wanbatch._cli_folder`.
 
 The only place that reads environment variables (``DASHSCOPE_API_KEY``,
 ``DASHSCOPE_HTTP_BASE_URL``) and maps outcomes to exit codes.
@@ -7,19 +8,19 @@ The only place that reads environment variables (``DASHSCOPE_API_KEY``,
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import stat
 import sys
-from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import anyio
 
+from wanbatch._cli_folder import cmd_report, cmd_status, reason
 from wanbatch._cli_keys import run_keys
-from wanbatch._cli_options import build_parser, url_problem
+from wanbatch._cli_options import build_parser
+from wanbatch._cli_values import url_problem
 from wanbatch._config import (
     DEFAULT_REGION,
     REGION_BASE_URLS,
@@ -35,7 +36,9 @@ from wanbatch._errors import (
     UnusableOutput,
     WanbatchError,
 )
+from wanbatch._jobinput import JobInput
 from wanbatch._models import region_of_url, workspace_base_url, workspace_id_problem
+from wanbatch._shards import Shard
 from wanbatch._summary import ExitCode, RunSummary
 
 __all__ = ["main"]
@@ -77,6 +80,7 @@ def _config(args: argparse.Namespace, base_url: str, api_key: Secret | None) -> 
         mode=args.mode,
         poll_interval=args.poll_interval,
         job_input=args.job_input,
+        shard=args.shard,
     )
 
 
@@ -103,7 +107,7 @@ def _job_file_problem(path: str) -> str | None:
     except PermissionError:
         return f"{path}: cannot read the job file: permission denied"
     except (OSError, ValueError) as exc:
-        return f"{path}: cannot use this path as the job file: {_reason(exc)}"
+        return f"{path}: cannot use this path as the job file: {reason(exc)}"
     if stat.S_ISDIR(st.st_mode):
         return f"{path}: is a folder, not a job file; give the path of a .jsonl file"
     if stat.S_ISFIFO(st.st_mode):
@@ -134,12 +138,8 @@ def _out_problem(out: str) -> str | None:
                     return f"--out {out}: {parent} is a file, not a folder"
                 break
     except (OSError, ValueError) as exc:
-        return f"--out {out}: cannot use this path: {_reason(exc)}"
+        return f"--out {out}: cannot use this path: {reason(exc)}"
     return None
-
-
-def _reason(exc: BaseException) -> str:
-    return (exc.strerror if isinstance(exc, OSError) and exc.strerror else None) or str(exc)
 
 
 def _base_url_for(args: argparse.Namespace) -> str | None:
@@ -264,7 +264,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except OSError as exc:  # the disk refused something the engine does not name itself
         progress.close()
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"wanbatch: stopped: {where}{_reason(exc)}", file=sys.stderr)
+        print(f"wanbatch: stopped: {where}{reason(exc)}", file=sys.stderr)
         return ExitCode.FATAL
     except KeyboardInterrupt:
         progress.close()
@@ -306,85 +306,33 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if problem:
         print(f"wanbatch: {problem}", file=sys.stderr)
         return ExitCode.USAGE
-    return validate_command(args.jobs, _defaults(args), sys.stdout, args.job_input)
+    if args.shard is None:
+        return validate_command(args.jobs, _defaults(args), sys.stdout, args.job_input)
+    return _validate_shard(args.jobs, _defaults(args), args.shard, args.job_input)
 
 
-def _cmd_status(args: argparse.Namespace) -> int:
-    from wanbatch._folder import check_saved_images
-    from wanbatch._journal import read_journal
-    from wanbatch._lifecycle import Status
+def _validate_shard(
+    path: str, defaults: GenerationDefaults, shard: Shard, spec: JobInput | None
+) -> int:
+    """``validate --shard I/N``: every line is checked (a bad line in another shard is a bad
+    file for every machine), then the shard's own jobs and images are counted."""
+    from wanbatch._validate import format_report, validate_file
 
-    out = Path(args.dir)
-    try:
-        if not out.is_dir():
-            what = "no such folder" if not out.exists() else "is a file, not a run folder"
-            print(f"wanbatch: {out}: {what}", file=sys.stderr)
-            return ExitCode.USAGE
-        if not (out / "journal.jsonl").is_file():
-            print(f"wanbatch: {out} holds no run (no journal.jsonl)", file=sys.stderr)
-            return ExitCode.USAGE
-        state = read_journal(out)
-        images = sum(1 for _ in (out / "images").glob("*.png")) if (out / "images").is_dir() else 0
-    except JournalError as exc:  # a newer format: the same answer (and exit 2) as `run`
-        print(f"wanbatch: {exc}", file=sys.stderr)
-        return ExitCode.USAGE
-    except (OSError, ValueError) as exc:
-        print(f"wanbatch: cannot read the run in {out}: {_reason(exc)}", file=sys.stderr)
-        return ExitCode.USAGE
-    by_status = state.status_counts()
-    done, failed = by_status.get("done", 0), by_status.get("failed", 0)
-    known = sum(by_status.values())
-    # Jobs of the last run's file that the journal has not finished: never called yet, or
-    # generated with images still to download.
-    pending = max(state.jobs_in_file, known) - done - failed
-    reasons = Counter(
-        job.failure[0] for job in state.jobs.values() if job.status is Status.FAILED and job.failure
+    jobs = images = 0
+
+    def on_job(job_id: str, max_new_images: int, model: str) -> None:
+        nonlocal jobs, images
+        if shard.holds(job_id):
+            jobs, images = jobs + 1, images + max_new_images
+
+    report = validate_file(path, defaults, on_job=on_job, spec=spec)
+    for line in format_report(report):
+        print(line)
+    print(
+        f"{path}: shard {shard}: {jobs} of {report.valid_jobs} valid jobs; "
+        f"a run of this shard buys at most {images} image{'' if images == 1 else 's'}"
     )
-    if state.run_ended:
-        last_run = f"stopped: {state.stop_reason}" if state.stop_reason else "finished"
-    else:
-        last_run = "did not finish (killed, crashed or still running)"
-    report = {
-        "folder": str(out),
-        "runs": state.runs,
-        "last_run": last_run,
-        "complete": bool(state.run_ended and not state.stop_reason and not pending and not failed),
-        "jobs": done + failed + pending,
-        "by_state": {"done": done, "failed": failed, "pending": pending},
-        "failure_reasons": dict(reasons.most_common()),
-        "images_generated": state.images_generated,
-        "images_on_disk": images,
-        # Recorded as saved, but the file is gone or of another size (one stat per image).
-        "images_missing": check_saved_images(out, state, limit=0).missing,
-        "failed_attempts": state.failed_attempts,
-        "throttled": state.throttled,
-        "possibly_billed": state.possibly_billed,
-        # Task mode: tasks submitted whose end no run has seen (the next run collects them).
-        "tasks_open": len(state.tasks),
-        "damaged_journal_lines": state.damaged[:20],
-    }
-    print(json.dumps(report, indent=2))
-    return ExitCode.OK
-
-
-def _cmd_report(args: argparse.Namespace) -> int:
-    from wanbatch._report import write_report
-
-    out = Path(args.dir)
-    if not (out / "journal.jsonl").is_file():
-        what = "no such folder" if not out.exists() else "holds no run (no journal.jsonl)"
-        print(f"wanbatch: {out}: {what}", file=sys.stderr)
-        return ExitCode.USAGE
-    try:
-        path = write_report(out, price=args.price)
-    except JournalError as exc:
-        print(f"wanbatch: {exc}", file=sys.stderr)
-        return ExitCode.USAGE
-    except OSError as exc:
-        print(f"wanbatch: cannot write the report of {out}: {_reason(exc)}", file=sys.stderr)
-        return ExitCode.FATAL
-    print(path)
-    return ExitCode.OK
+    return 0 if report.ok else 2
 
 
 def _silence_stdout() -> None:
@@ -412,9 +360,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "validate":
             return _cmd_validate(args)
         if args.command == "status":
-            return _cmd_status(args)
+            return cmd_status(args)
         if args.command == "report":
-            return _cmd_report(args)
+            return cmd_report(args)
     except KeyboardInterrupt:  # Ctrl-C outside a run (validate, status, start-up)
         print("wanbatch: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED

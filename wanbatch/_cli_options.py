@@ -7,11 +7,9 @@ Every option's value is checked here, with a message naming the option and what 
 from __future__ import annotations
 
 import argparse
-import math
-from collections.abc import Callable
-from urllib.parse import urlsplit
 
 from wanbatch._cli_inputs import add_input_options
+from wanbatch._cli_values import base_url, non_empty, number, shard, whole_number
 from wanbatch._config import (
     DEFAULT_CALL_TIMEOUT_S,
     DEFAULT_CONCURRENCY,
@@ -28,7 +26,7 @@ from wanbatch._config import (
 from wanbatch._models import MODELS
 from wanbatch._version import __version__
 
-__all__ = ["build_parser", "url_problem"]
+__all__ = ["build_parser"]
 
 #: Upper bounds of the run's numeric options: far above any sensible setting (the service
 #: allows 5 calls in flight and 5 starts a second an account), low enough that a typo cannot
@@ -74,75 +72,6 @@ environment:
 """
 
 
-def _whole_number(low: int, high: int) -> Callable[[str], int]:
-    """An argparse type: a whole number from ``low`` to ``high``, with a plain message."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text.strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected a whole number from {low} to {high}, got {text!r}"
-            ) from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
-        return value
-
-    return parse
-
-
-def _number(
-    low: float, high: float, *, zero: bool = False, low_open: bool = False
-) -> Callable[[str], float]:
-    """An argparse type: a finite number in ``[low, high]`` (``(low, high]`` with
-    ``low_open``), or ``0`` when ``zero`` allows it."""
-    span = f"more than {low:g} and at most {high:g}" if low_open else f"from {low:g} to {high:g}"
-    wanted = f"0 (no limit) or a number {span}" if zero else f"a number {span}"
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text.strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}") from None
-        if zero and value == 0:
-            return 0.0
-        inside = (value > low if low_open else value >= low) and value <= high
-        if not (math.isfinite(value) and inside):
-            raise argparse.ArgumentTypeError(f"expected {wanted}, got {text!r}")
-        return value
-
-    return parse
-
-
-def _base_url(text: str) -> str:
-    """An argparse type: an ``http://`` or ``https://`` URL with a host."""
-    problem = url_problem(text)
-    if problem:
-        raise argparse.ArgumentTypeError(problem)
-    return text.strip()
-
-
-def url_problem(text: str) -> str | None:
-    try:
-        parts = urlsplit(text.strip())
-        _ = parts.port  # raises ValueError unless the port is a number from 0 to 65535
-        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:
-        usable = False
-    if not usable:
-        return f"expected a URL like https://dashscope-intl.aliyuncs.com/api/v1, got {text!r}"
-    return None
-
-
-def _non_empty(what: str) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        if not text.strip():
-            raise argparse.ArgumentTypeError(f"give {what}; got an empty string")
-        return text
-
-    return parse
-
-
 def _add_generation_defaults(parser: argparse.ArgumentParser) -> None:
     """The run-wide generation defaults, shared by ``run`` and ``validate``."""
     gen = parser.add_argument_group("generation defaults (a job's own value wins)")
@@ -154,14 +83,14 @@ def _add_generation_defaults(parser: argparse.ArgumentParser) -> None:
     )
     gen.add_argument(
         "--size",
-        type=_non_empty("a size"),
+        type=non_empty("a size"),
         default=None,
         metavar="SIZE",
         help='image size: "1K", "2K" or "W*H" (default: the service\'s)',
     )
     gen.add_argument(
         "--n",
-        type=_whole_number(1, MAX_N),
+        type=whole_number(1, MAX_N),
         default=1,
         metavar="N",
         help=f"images per editing job, 1-{MAX_N}, each billed (default 1)",
@@ -169,7 +98,7 @@ def _add_generation_defaults(parser: argparse.ArgumentParser) -> None:
     gen.add_argument(
         "--images-per-job",
         dest="max_images_param",
-        type=_whole_number(1, MAX_IMAGES_PER_JOB),
+        type=whole_number(1, MAX_IMAGES_PER_JOB),
         default=1,
         metavar="N",
         help=f"images at most per interleaved (text-to-image) job, 1-{MAX_IMAGES_PER_JOB}, "
@@ -177,7 +106,7 @@ def _add_generation_defaults(parser: argparse.ArgumentParser) -> None:
     )
     gen.add_argument(
         "--seed",
-        type=_whole_number(0, MAX_SEED),
+        type=whole_number(0, MAX_SEED),
         default=None,
         metavar="SEED",
         help=f"random seed, 0-{MAX_SEED} (default: random)",
@@ -199,6 +128,18 @@ def _add_generation_defaults(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="let the service rewrite the prompt (default: the service's)",
+    )
+
+
+def _addshard(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--shard",
+        type=shard,
+        default=None,
+        metavar="I/N",
+        help=f"{what} only the jobs of shard I of N (1/N to N/N), chosen by a hash of the job "
+        "id: every machine agrees, and reordering or appending lines moves no job "
+        "(default: every job)",
     )
 
 
@@ -231,48 +172,48 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--out",
         required=True,
-        type=_non_empty("an output folder"),
+        type=non_empty("an output folder"),
         metavar="DIR",
         help="output folder; created if missing, resumed if it holds a run",
     )
     run.add_argument(
         "--concurrency",
-        type=_whole_number(1, MAX_CONCURRENCY),
+        type=whole_number(1, MAX_CONCURRENCY),
         default=DEFAULT_CONCURRENCY,
         metavar="N",
         help=f"calls in flight at most (default {DEFAULT_CONCURRENCY})",
     )
     run.add_argument(
         "--rps",
-        type=_number(MIN_RPS, MAX_RPS, zero=True),
+        type=number(MIN_RPS, MAX_RPS, zero=True),
         default=DEFAULT_RPS,
         metavar="R",
         help=f"call starts per second at most, 0 for no limit (default {DEFAULT_RPS:g})",
     )
     run.add_argument(
         "--download-concurrency",
-        type=_whole_number(1, MAX_CONCURRENCY),
+        type=whole_number(1, MAX_CONCURRENCY),
         default=DEFAULT_DOWNLOAD_CONCURRENCY,
         metavar="N",
         help=f"image downloads in flight at most (default {DEFAULT_DOWNLOAD_CONCURRENCY})",
     )
     run.add_argument(
         "--max-attempts",
-        type=_whole_number(1, MAX_ATTEMPTS),
+        type=whole_number(1, MAX_ATTEMPTS),
         default=DEFAULT_MAX_ATTEMPTS,
         metavar="N",
         help=f"attempts per job before it fails (default {DEFAULT_MAX_ATTEMPTS})",
     )
     run.add_argument(
         "--timeout",
-        type=_number(0, MAX_TIMEOUT_S, low_open=True),
+        type=number(0, MAX_TIMEOUT_S, low_open=True),
         default=DEFAULT_CALL_TIMEOUT_S,
         metavar="S",
         help=f"seconds one call may take (default {DEFAULT_CALL_TIMEOUT_S:g})",
     )
     run.add_argument(
         "--download-timeout",
-        type=_number(0, MAX_TIMEOUT_S, low_open=True),
+        type=number(0, MAX_TIMEOUT_S, low_open=True),
         default=DEFAULT_DOWNLOAD_TIMEOUT_S,
         metavar="S",
         help=f"seconds one image download may take (default {DEFAULT_DOWNLOAD_TIMEOUT_S:g})",
@@ -280,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     where = run.add_mutually_exclusive_group()
     where.add_argument(
         "--base-url",
-        type=_base_url,
+        type=base_url,
         metavar="URL",
         help="API base URL, e.g. https://dashscope-intl.aliyuncs.com/api/v1 "
         "(default: --region's, else DASHSCOPE_HTTP_BASE_URL, else intl)",
@@ -293,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--workspace",
-        type=_non_empty("a workspace id"),
+        type=non_empty("a workspace id"),
         default=None,
         metavar="ID",
         help="call this workspace's own host in --region (e.g. "
@@ -307,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--max-images",
-        type=_whole_number(1, 2**63 - 1),
+        type=whole_number(1, 2**63 - 1),
         default=None,
         metavar="N",
         help="stop buying once N images were generated in this folder (default: no cap)",
@@ -345,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--poll-interval",
-        type=_number(0, MAX_TIMEOUT_S, low_open=True),
+        type=number(0, MAX_TIMEOUT_S, low_open=True),
         default=DEFAULT_POLL_INTERVAL_S,
         metavar="S",
         help="--mode async: seconds between polls of a task, jittered up to twice it "
@@ -358,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--price",
-        type=_number(0, MAX_PRICE),
+        type=number(0, MAX_PRICE),
         default=None,
         metavar="P",
         help="price per image in CNY, for the costs shown (default: each model's list price "
@@ -372,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="no progress bar (default: a bar when stderr is a terminal)",
     )
     add_input_options(run)
+    _addshard(run, "run")
     _add_generation_defaults(run)
 
     val = sub.add_parser(
@@ -388,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the job file: JSONL, CSV, TSV, Parquet or text (a regular file)",
     )
     add_input_options(val)
+    _addshard(val, "count")
     _add_generation_defaults(val)  # so validate sees what `run` with the same flags would send
 
     status = sub.add_parser(
@@ -399,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_HelpFormatter,
     )
     status.add_argument(
-        "dir", metavar="DIR", type=_non_empty("a run folder"), help="the run's --out folder"
+        "dir", metavar="DIR", type=non_empty("a run folder"), help="the run's --out folder"
     )
 
     report = sub.add_parser(
@@ -411,11 +354,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_HelpFormatter,
     )
     report.add_argument(
-        "dir", metavar="DIR", type=_non_empty("a run folder"), help="the run's --out folder"
+        "dir", metavar="DIR", type=non_empty("a run folder"), help="the run's --out folder"
     )
     report.add_argument(
         "--price",
-        type=_number(0, MAX_PRICE),
+        type=number(0, MAX_PRICE),
         default=None,
         metavar="P",
         help="price per image in CNY (default: the list price of the region the last run called)",

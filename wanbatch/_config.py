@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from wanbatch._shards import Shard
+
 from ._jobinput import JobInput
 
 __all__ = [
@@ -146,6 +148,8 @@ class BatchConfig:
     mode: Mode = "sync"
     #: Task mode: seconds between polls, at least (jittered up to twice it).
     poll_interval: float = DEFAULT_POLL_INTERVAL_S
+    #: Run only the jobs of this shard of the job file (``--shard I/N``; None: every job).
+    shard: Shard | None = None
 
     @property
     def keys(self) -> tuple[Secret, ...]:

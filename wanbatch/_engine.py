@@ -44,6 +44,7 @@ from wanbatch._pool import KeyPool, PoolKey
 from wanbatch._producer import JobProducer
 from wanbatch._records import cut_answer_record, end_record, run_record
 from wanbatch._restore import ImageRestorer
+from wanbatch._shards import shard_conflict, shard_label
 from wanbatch._signals import on_stop_signals
 from wanbatch._state import RunState
 from wanbatch._summary import ExitCode, RunSummary
@@ -132,6 +133,11 @@ class BatchRun:
             # pass over done lines and plan the rest in the same single pass over the job file.
             state = await anyio.to_thread.run_sync(read_journal, self.out_dir)
             check_folder(self.out_dir, state, self.config.base_url)
+            shard_problem = shard_conflict(
+                str(self.out_dir), runs=state.runs, recorded=state.shard, wanted=self.config.shard
+            )
+            if shard_problem:
+                raise JournalError(shard_problem)
             self._control.clock_offset = state.clock_offset
             plan = await anyio.to_thread.run_sync(
                 functools.partial(
@@ -190,6 +196,7 @@ class BatchRun:
                 jobs=plan.counts["jobs"],
                 endpoint=endpoint_of(self.config.base_url),
                 mock=is_loopback_url(self.config.base_url),
+                shard=shard_label(self.config.shard),
             )
         )
         if journal.cut_answer is not None:  # written down now, as the fold counted it

@@ -87,9 +87,12 @@ def plan_run(
     counts = dict.fromkeys(PLAN_KEYS, 0)
     cost = 0.0
     calls: dict[str, int] = {}  # calls planned, by model (the time plan)
+    shard = config.shard
 
     def on_job(job_id: str, max_new_images: int, model: str) -> None:
         nonlocal cost
+        if shard is not None and not shard.holds(job_id):
+            return  # another shard's job: validated, not planned
         job_state = state.job(job_id)
         counts["jobs"] += 1
         counts["matched"] += job_state is not None
@@ -170,7 +173,8 @@ def accept_plan(
         )
     if refused:
         raise InvalidJobs(str(jobs_path), list(report.errors), report.error_count)
-    summary.jobs_total = report.valid_jobs
+    # A shard's run counts only its own jobs (counts["jobs"]: those of the file otherwise).
+    summary.jobs_total = report.valid_jobs if config.shard is None else counts["jobs"]
     summary.plan = counts
     if len(state) and counts["jobs"] and counts["matched"] == 0:
         raise JournalError(

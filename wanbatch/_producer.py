@@ -86,11 +86,12 @@ class JobProducer:
         )
         if start is None:  # every line is done and unchanged
             items.close()
+        shard = self._config.shard
 
         def next_chunk() -> list[PlannedJob]:
             chunk: list[PlannedJob] = []
             for item in items:
-                if isinstance(item, PlannedJob):
+                if isinstance(item, PlannedJob) and (shard is None or shard.holds(item.id)):
                     chunk.append(item)
                     if len(chunk) >= CHUNK_JOBS:
                         break

@@ -9,7 +9,8 @@ Journal format v1 (one JSON object per line; ``v`` and ``ts`` on every record):
 
 - ``run``: a run started (``jobs_file``, ``version``, ``jobs``: valid jobs in the file,
   ``endpoint``: the API base URL without credentials, ``mock``: true when it was the built-in
-  mock, i.e. a loopback address).
+  mock, i.e. a loopback address; ``shard``: ``"I/N"`` when the run ran one shard of the file,
+  absent or ``null`` for every job).
 - ``end``: that run reached its end (``stopped``: why it stopped early, or ``null``). A run
   with no ``end`` after its ``run`` was killed or crashed (or is still running).
 - ``generated``: a call succeeded (``id``, ``model``, ``fp``, ``attempt``, ``request_id``,
@@ -105,8 +106,10 @@ class SavedInfo:
         )
 
 
-def run_record(*, jobs_file: str, version: str, jobs: int, endpoint: str, mock: bool) -> Record:
-    """A run started."""
+def run_record(
+    *, jobs_file: str, version: str, jobs: int, endpoint: str, mock: bool, shard: str | None = None
+) -> Record:
+    """A run started (``shard``: ``"I/N"`` when it runs one shard of the job file)."""
     return Record(
         {
             "event": "run",
@@ -115,6 +118,7 @@ def run_record(*, jobs_file: str, version: str, jobs: int, endpoint: str, mock: 
             "jobs": jobs,
             "endpoint": endpoint,
             "mock": mock,
+            "shard": shard,
         }
     )
 

@@ -5,6 +5,9 @@ journal's timestamps for the chart) and renders ``templates/report.html.j2`` wit
 escaping every value (a prompt is user text). The page references nothing on the network:
 images by relative path, the chart inline SVG, a little inline script for search and pages.
 Jinja2 is imported only when a report is written.
+
+Memory stays flat whatever the folder's size: the grid's rows are read from ``metadata.jsonl``
+as the page is written, a thousand at a time, and the page is streamed to disk.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +46,7 @@ CHART_W, CHART_H = 720, 180
 
 # Records start {"v":1,"ts":...,"event":"..." (written so by Journal.append).
 _HEAD = re.compile(rb'\{"v":\d+,"ts":([0-9.eE+-]+),"event":"(\w+)"')
-_GEN_MODEL = re.compile(rb',"id":"((?:[^"\\]|\\.)*)","model":"([^"\\]*)"')
+_GEN_MODEL = re.compile(rb',"id":"(?:[^"\\]|\\.)*","model":"([^"\\]*)"')
 
 
 @dataclass
@@ -50,8 +54,8 @@ class _Timeline:
     """What the journal's timestamps say: the runs, and when each image was saved."""
 
     runs: list[tuple[float, float]] = field(default_factory=list)  # (start, last record)
-    saved: list[float] = field(default_factory=list)  # active seconds since the first run
-    models: dict[str, str] = field(default_factory=dict)  # job id -> model, when not default
+    #: When each image was saved, in active seconds since the first run (8 bytes an image).
+    saved: array[float] = field(default_factory=lambda: array("d"))
     endpoint: object = None  # the last run's
     bought: dict[str, int] = field(default_factory=dict)  # model -> images generated
 
@@ -92,9 +96,7 @@ def _timeline(journal: Path) -> _Timeline:
                 line.saved.append(offset + ts - start)
             elif event == b"generated":
                 gen = _GEN_MODEL.match(raw, head.end())
-                model = gen.group(2).decode() if gen is not None else DEFAULT_MODEL
-                if gen is not None and model != DEFAULT_MODEL:
-                    line.models[json.loads(b'"' + gen.group(1) + b'"')] = model
+                model = gen.group(1).decode() if gen is not None else DEFAULT_MODEL
                 line.bought[model] = line.bought.get(model, 0) + _image_count(raw)
     if start is not None and last is not None:
         line.runs.append((start, last))
@@ -176,6 +178,63 @@ def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
+def _count_lines(path: Path) -> int:
+    """Rows of a view (one JSON object a line, as wanbatch writes them)."""
+    lines = 0
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                lines += chunk.count(b"\n")
+    except FileNotFoundError:
+        pass
+    return lines
+
+
+def _grid_row(row: dict[str, Any]) -> tuple[str, str, int, str, str, str, int | None]:
+    """A ``metadata.jsonl`` row as the grid shows it: file, id, index, prompt, model, size, seed."""
+    index, seed, model = row.get("index"), row.get("seed"), row.get("model")
+    return (
+        _text(row.get("file_name")),
+        _text(row.get("id")),
+        index if isinstance(index, int) else 0,
+        _text(row.get("prompt")),
+        model if isinstance(model, str) and model else DEFAULT_MODEL,
+        _text(row.get("size")),
+        seed if isinstance(seed, int) else None,
+    )
+
+
+#: Grid rows encoded a chunk at a time.
+_CHUNK_ROWS = 1000
+
+
+def _grid_chunks(metadata: Path, models: list[str]) -> Iterator[str]:
+    """The grid's rows as pieces of a JSON array's body (``[file, id, index, prompt, model
+    number, size, seed]`` each), escaped for an HTML script element; appends to ``models``
+    each model name as it first appears (a row holds its number in that list)."""
+    from jinja2.utils import htmlsafe_json_dumps  # escapes < > & ' inside the strings
+
+    model_index = {name: i for i, name in enumerate(models)}
+    batch: list[list[Any]] = []
+    separator = ""
+
+    def encoded() -> str:
+        return separator + str(htmlsafe_json_dumps(batch, separators=(",", ":")))[1:-1]
+
+    for row in _jsonl(metadata):
+        file, job_id, index, prompt, model, size, seed = _grid_row(row)
+        number = model_index.get(model)
+        if number is None:
+            number = model_index[model] = len(models)
+            models.append(model)
+        batch.append([file, job_id, index, prompt, number, size, seed])
+        if len(batch) == _CHUNK_ROWS:
+            yield encoded()
+            batch, separator = [], ","
+    if batch:
+        yield encoded()
+
+
 def report_data(
     out_dir: Path, *, price: float | None = None, region: str | None = None
 ) -> dict[str, Any]:
@@ -187,27 +246,25 @@ def report_data(
     by_status = state.status_counts()
     done, failed = by_status.get("done", 0), by_status.get("failed", 0)
     pending = max(0, max(state.jobs_in_file, sum(by_status.values())) - done - failed)
-    models: list[str] = [DEFAULT_MODEL]
-    model_index = {DEFAULT_MODEL: 0}
-    rows: list[list[Any]] = []
-    for row in _jsonl(out_dir / "metadata.jsonl"):
-        job_id = _text(row.get("id"))
-        model = line.models.get(job_id, DEFAULT_MODEL)
-        if model not in model_index:
-            model_index[model] = len(models)
-            models.append(model)
-        seed = row.get("seed")
-        rows.append(
-            [
-                _text(row.get("file_name")),
-                job_id,
-                row.get("index", 0) if isinstance(row.get("index"), int) else 0,
-                _text(row.get("prompt")),
-                model_index[model],
-                _text(row.get("size")),
-                seed if isinstance(seed, int) else None,
-            ]
+    metadata = out_dir / "metadata.jsonl"
+    images = _count_lines(metadata)
+    first_page: list[dict[str, Any]] = []
+    for row in _jsonl(metadata):
+        if len(first_page) == PAGE_SIZE:
+            break
+        file, job_id, index, prompt, model, size, seed = _grid_row(row)
+        first_page.append(
+            {
+                "file": file,
+                "id": job_id,
+                "index": index,
+                "prompt": prompt,
+                "model": model,
+                "size": size,
+                "seed": seed,
+            }
         )
+    models: list[str] = [DEFAULT_MODEL]
     failures: list[dict[str, str]] = []
     failed_rows = 0
     for row in _jsonl(out_dir / "failed.jsonl"):
@@ -234,7 +291,7 @@ def report_data(
         "runs": state.runs,
         "last_run": last_run,
         "jobs": {"done": done, "failed": failed, "pending": pending},
-        "images": len(rows),
+        "images": images,
         "images_generated": state.images_generated,
         "priced": priced,
         "spent": spent,
@@ -243,19 +300,10 @@ def report_data(
         "duration": format_duration(line.duration),
         "images_per_hour": round(len(line.saved) / hours) if hours > 0 else 0,
         "chart": _chart(line),
-        "grid": {"models": models, "rows": rows, "page": PAGE_SIZE},
-        "first_page": [
-            {
-                "file": r[0],
-                "id": r[1],
-                "index": r[2],
-                "prompt": r[3],
-                "model": models[r[4]],
-                "size": r[5],
-                "seed": r[6],
-            }
-            for r in rows[:PAGE_SIZE]
-        ],
+        # Filled as grid_chunks runs: the page writes the model names after the rows.
+        "models": models,
+        "grid_chunks": _grid_chunks(metadata, models),
+        "first_page": first_page,
         "failures": failures,
         "failed_more": failed_rows - len(failures),
         "page_size": PAGE_SIZE,
@@ -282,12 +330,12 @@ def write_report(
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
-    page = env.get_template("report.html.j2").render(**data)
+    pieces = env.get_template("report.html.j2").generate(**data)
     path = out / REPORT_NAME
     tmp = out / f".{REPORT_NAME}.tmp"
     try:
         with tmp.open("w", encoding="utf-8", newline="\n") as fh:
-            fh.write(page)
+            fh.writelines(pieces)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -113,6 +113,7 @@ def state_header(state: RunState) -> dict[str, Any]:
     header["jobs"] = {job_id: job_to_json(job) for job_id, job in state.jobs.items()}
     header["lost"] = dict(state.lost)
     header["tasks"] = dict(state.tasks)
+    header["shard"] = state.shard
     return header
 
 
@@ -145,6 +146,7 @@ def state_from_header(header: Mapping[str, Any], done: DoneJobs) -> RunState:
     lost = checked(header["lost"], dict, "lost")
     state.lost = {checked(k, str, "a job id"): count(v, "lost") for k, v in lost.items()}
     tasks = checked(header.get("tasks", {}), dict, "tasks")
+    state.shard = checked(header.get("shard"), (str, type(None)), "shard")
     state.tasks = {checked(k, str, "a job id"): checked(v, str, "a task") for k, v in tasks.items()}
     jobs = checked(header["jobs"], dict, "jobs")
     state.jobs = {checked(k, str, "a job id"): job_from_json(v) for k, v in jobs.items()}

@@ -91,6 +91,8 @@ class RunState:
     possibly_billed: int = 0
     runs: int = 0
     jobs_file: str | None = None
+    #: The shard of the job file the last run ran (``"I/N"``; None: every job).
+    shard: str | None = None
     #: The service's clock minus the client's (seconds), as the latest ``generated`` record
     #: that carries it measured: named in the likely cause when URLs expire.
     clock_offset: float = 0.0
@@ -127,6 +129,8 @@ class RunState:
         if event == "run":
             self.runs += 1
             self.jobs_file = record.get("jobs_file")
+            shard = record.get("shard")
+            self.shard = shard if isinstance(shard, str) else None
             jobs = record.get("jobs")
             self.jobs_in_file = jobs if type(jobs) is int and 0 <= jobs < 2**63 else 0
             self.run_ended, self.stop_reason = False, None
