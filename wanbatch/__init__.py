@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from wanbatch._events import ImageSaved as ImageSaved
     from wanbatch._events import JobDone as JobDone
     from wanbatch._events import JobFailed as JobFailed
+    from wanbatch._events import KeyRetired as KeyRetired
     from wanbatch._events import RunAborted as RunAborted
     from wanbatch._events import RunPlanned as RunPlanned
     from wanbatch._events import RunStopping as RunStopping
@@ -88,6 +89,7 @@ _PUBLIC: dict[str, str] = {
     "ImageSaved": "wanbatch._events",
     "JobDone": "wanbatch._events",
     "JobFailed": "wanbatch._events",
+    "KeyRetired": "wanbatch._events",
     "RunAborted": "wanbatch._events",
     "RunPlanned": "wanbatch._events",
     "RunStopping": "wanbatch._events",

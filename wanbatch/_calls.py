@@ -18,7 +18,6 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from wanbatch import _events as ev
 from wanbatch._cap import ImageCap
-from wanbatch._client import ApiClient
 from wanbatch._control import RunControl
 from wanbatch._donejobs import line_hash
 from wanbatch._downloads import (
@@ -41,9 +40,10 @@ from wanbatch._errors import (
 )
 from wanbatch._jobs import PlannedJob
 from wanbatch._journal import Journal
+from wanbatch._keys import account_fatal
 from wanbatch._models import price_for
-from wanbatch._pacing import Pacer
 from wanbatch._policy import Backoff
+from wanbatch._pool import KeyPool, PoolKey
 from wanbatch._records import (
     abandoned_record,
     attempt_record,
@@ -65,8 +65,7 @@ class CallRunner:
         self,
         control: RunControl,
         *,
-        client: ApiClient,
-        pacer: Pacer,
+        pool: KeyPool,
         backoff: Backoff,
         journal: Journal,
         downloads: DownloadQueue,
@@ -77,8 +76,7 @@ class CallRunner:
         self._control = control
         self._config = control.config
         self._summary = control.summary
-        self._client = client
-        self._pacer = pacer
+        self._pool = pool
         self._backoff = backoff
         self._journal = journal
         self._downloads = downloads
@@ -94,32 +92,75 @@ class CallRunner:
         #: Calls of a pending job that lost their answer in earlier runs (from the journal).
         self.lost_before: dict[str, int] = {}
 
-    async def worker(self, receive: MemoryObjectReceiveStream[PlannedJob]) -> None:
-        """Call the jobs the producer sends until its stream ends."""
+    async def worker(
+        self, receive: MemoryObjectReceiveStream[PlannedJob], home: PoolKey | None = None
+    ) -> None:
+        """Call the jobs the producer sends until its stream ends, on ``home``'s slots (see
+        :class:`~wanbatch._pool.KeyPool`; None: the first key)."""
+        pool = self._pool
+        home = home or pool.keys[0]
         downloads = self._downloads
         try:
             async with receive:
                 while True:
+                    lease: list[tuple[PoolKey, object]] = []
+                    if pool.several and not self._control.stopping:
+                        # A key with room first, then a job: so jobs go to the keys with room
+                        # (a job taken first would wait for its worker's key, however busy).
+                        got = pool.try_acquire(home)
+                        if got is None:
+                            with self._control.interruptible():
+                                got = await pool.acquire(home)
+                        if got is not None:
+                            lease.append(got)
+                            home = got[0]
                     try:
                         try:
                             job = receive.receive_nowait()  # no scheduling round trip if queued
                         except anyio.WouldBlock:
                             job = await receive.receive()
-                    except anyio.EndOfStream:
-                        break
+                    except BaseException as exc:
+                        for key, token in lease:
+                            key.pacer.release(token)
+                        if isinstance(exc, anyio.EndOfStream):
+                            break
+                        raise
                     if self._control.stopping:
+                        for key, token in lease:
+                            key.pacer.release(token)
                         continue  # drain: the job stays pending for the next run
                     try:
-                        await self.call_job(job)
+                        await self.call_job(job, home, lease)
                     except OutputError:
                         continue  # the journal failed; the run is stopping (see RunControl.journal)
         finally:
             downloads.producer_done()
 
-    async def call_job(self, job: PlannedJob) -> None:
-        """Call the service for the job until it is answered, fails, or the run stops."""
+    async def call_job(
+        self,
+        job: PlannedJob,
+        home: PoolKey | None = None,
+        lease: list[tuple[PoolKey, object]] | None = None,
+    ) -> None:
+        """Call the service for the job until it is answered, fails, or the run stops.
+
+        ``lease``: a slot already held for the first attempt (taken from the list once used;
+        released here if never used).
+        """
+        lease = lease if lease is not None else []
+        try:
+            await self._attempts(job, home, lease)
+        finally:
+            for key, token in lease:
+                key.pacer.release(token)
+            lease.clear()
+
+    async def _attempts(
+        self, job: PlannedJob, home: PoolKey | None, lease: list[tuple[PoolKey, object]]
+    ) -> None:
         config = self._config
-        client, backoff = self._client, self._backoff
+        backoff, pool = self._backoff, self._pool
+        home = home or pool.roomiest() or pool.keys[0]
         journal, downloads = self._journal, self._downloads
         last_error: ApiError | TransportError | None = None
         # Calls that lost their answer may each have been billed: at most --max-attempts of
@@ -144,20 +185,28 @@ class CallRunner:
                     await self._cap.wait_release()
                 if self._control.stopping:
                     return
-            token = self._pacer.try_acquire()
-            if token is None:
+            got = lease.pop() if lease else pool.try_acquire(home)
+            if got is not None and got[0].retired is not None:  # retired while the slot was held
+                got[0].pacer.release(got[1])
+                got = pool.try_acquire(pool.roomiest() or got[0])
+            if got is None:
                 with self._control.interruptible():
-                    token = await self._pacer.acquire()
-                if token is None:
-                    return  # a stop request ended the wait
+                    got = await pool.acquire(home)
+                if got is None:
+                    self._cap.release(job.max_new_images)
+                    return  # a stop request ended the wait (or no key is left: stopping)
+            key, token = got
+            pacer, client = key.pacer, key.client
             if self._control.stopping:
-                self._pacer.release(token)
+                pacer.release(token)
+                self._cap.release(job.max_new_images)
                 return
             call = next(self._control.call_numbers)
             self._control.in_flight[call] = self._control.clock.monotonic()
             try:
                 try:
                     self._summary.calls += 1
+                    key.calls += 1
                     self._control.emit(ev.CallStarted(job.id, attempt))
                     result = await client.generate(
                         job.body, interleave=job.interleave, job_id=job.id
@@ -168,20 +217,36 @@ class CallRunner:
                     raise
                 finally:
                     del self._control.in_flight[call]
-                    self._pacer.release(token)
+                    pacer.release(token)
             except (ApiError, TransportError) as exc:
                 self._cap.release(job.max_new_images)
                 last_error = exc
                 billed_attempts += isinstance(exc, TransportError) and exc.possibly_billed
                 transport_stop = self._control.streaks.note_failure(exc)
                 if isinstance(exc, Throttled):
-                    self._pacer.on_throttle(exc.retry_after)
+                    pacer.on_throttle(exc.retry_after)
                     self._summary.throttled += 1
+                    key.throttled += 1
                     self._control.emit(
-                        ev.ThrottledEvent(
-                            job.id, exc.code, self._pacer.statistics().limit, exc.retry_after
-                        )
+                        ev.ThrottledEvent(job.id, exc.code, pool.limit(), exc.retry_after)
                     )
+                if isinstance(exc, BatchFatal) and pool.several:
+                    if account_fatal(exc.status, exc.code):
+                        # This account cannot go on; the job goes back to the other keys.
+                        self._record_attempt(journal, job, attempt, exc, will_retry=True)
+                        self._retire(key, exc)
+                        if pool.active:
+                            continue
+                    self._record_attempt(journal, job, attempt, exc, will_retry=False)
+                    self._control.request_stop(
+                        f"the service refused the batch ({key.label}): {exc}. To go on, "
+                        f"{exc.hint}; then run again to resume"
+                        if pool.active
+                        else f"every API key of the pool was refused (last, {key.label}: {exc}). "
+                        f"To go on, {exc.hint}; then run again to resume",
+                        ExitCode.FATAL,
+                    )
+                    return
                 if isinstance(exc, BatchFatal):
                     self._record_attempt(journal, job, attempt, exc, will_retry=False)
                     self._control.request_stop(
@@ -221,7 +286,9 @@ class CallRunner:
             except TaskLeft:  # the run stopped; the journaled task is polled by the next run
                 self._cap.release(job.max_new_images)
                 return
-            self._pacer.on_success()
+            pacer.on_success()
+            key.succeeded += 1
+            key.images += len(result.result.image_urls)
             self._cap.release(job.max_new_images)
             if result.clock_offset is not None:  # the answer's Date header
                 self._control.clock_offset = result.clock_offset
@@ -254,6 +321,15 @@ class CallRunner:
         # see CallStreaks.note_failure.)
         self.fail(
             journal, job, config.max_attempts, last_error, gave_up=True, billed=billed_attempts
+        )
+
+    def _retire(self, key: PoolKey, exc: ApiError) -> None:
+        """Retire the key of an account-fatal answer (once), and say so."""
+        if key.retired is not None:
+            return
+        self._pool.retire(key, f"{exc.code}: {exc.message}")
+        self._control.emit(
+            ev.KeyRetired(key.label, exc.code, exc.message, self._pool.active, len(self._pool.keys))
         )
 
     def _abandoned(self, journal: Journal, job: PlannedJob, attempt: int) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 
 from wanbatch._cli_folder import cmd_report, cmd_status, reason
+from wanbatch._cli_keys import run_keys
 from wanbatch._cli_options import build_parser
 from wanbatch._cli_values import url_problem
 from wanbatch._config import (
@@ -202,8 +203,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
             config = _config(args, REGION_BASE_URLS[DEFAULT_REGION], None)
             summary = anyio.run(_run_with_mock, args, config, progress)
         else:
-            key = os.environ.get("DASHSCOPE_API_KEY", "").strip()
-            if not key and not args.dry_run:
+            keys = run_keys(args.keys_file)
+            if isinstance(keys, str):
+                print(f"wanbatch: {keys}", file=sys.stderr)
+                return ExitCode.USAGE
+            single, pool = keys
+            if pool and args.mode == "async" and len(pool) > 1:
+                print("wanbatch: --mode async takes one API key, not a pool", file=sys.stderr)
+                return ExitCode.USAGE
+            key = "" if pool else (single.reveal() if single else "")
+            if not key and not pool and not args.dry_run:
                 print(
                     "wanbatch: no API key: set DASHSCOPE_API_KEY "
                     "(export DASHSCOPE_API_KEY=sk-...), or try the built-in mock with --mock",
@@ -222,6 +231,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             if base_url is None:
                 return ExitCode.USAGE
             config = _config(args, base_url, Secret(key) if key else None)
+            if pool:
+                config = config.replace(api_key=pool[0], api_keys=pool)
             summary = anyio.run(
                 lambda: run_batch(
                     args.jobs,

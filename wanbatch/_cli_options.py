@@ -62,6 +62,8 @@ exit codes:
 ENVIRONMENT_HELP = """\
 environment:
   DASHSCOPE_API_KEY        the API key (required unless --mock or --dry-run); never printed
+  DASHSCOPE_API_KEYS       a key pool: several keys, comma or space separated (with
+                           --keys-file); used instead of DASHSCOPE_API_KEY
   DASHSCOPE_WORKSPACE_ID   the workspace whose own host (in --region) to call, when neither
                            --base-url nor --workspace is given
   DASHSCOPE_HTTP_BASE_URL  the API base URL when none of --base-url, --workspace,
@@ -266,6 +268,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="fail jobs whose result URLs expired instead of generating them again "
         "(default: generate again)",
+    )
+    run.add_argument(
+        "--keys-file",
+        default=None,
+        metavar="PATH",
+        help="a key pool: API keys of several accounts, one a line (# comments), used together "
+        "with DASHSCOPE_API_KEYS; each key gets --concurrency and --rps of its own (default: "
+        "the one key of DASHSCOPE_API_KEY)",
     )
     run.add_argument(
         "--mode",

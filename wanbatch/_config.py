@@ -117,6 +117,9 @@ class BatchConfig:
 
     base_url: str = REGION_BASE_URLS[DEFAULT_REGION]
     api_key: Secret | None = None
+    #: A key pool: several keys, each of its own account (see ``_pool``); when given, it is
+    #: used instead of ``api_key``. ``concurrency`` and ``rps`` are each key's.
+    api_keys: tuple[Secret, ...] = ()
     region: Region = DEFAULT_REGION
     concurrency: int = DEFAULT_CONCURRENCY
     rps: float | None = DEFAULT_RPS
@@ -147,6 +150,13 @@ class BatchConfig:
     poll_interval: float = DEFAULT_POLL_INTERVAL_S
     #: Run only the jobs of this shard of the job file (``--shard I/N``; None: every job).
     shard: Shard | None = None
+
+    @property
+    def keys(self) -> tuple[Secret, ...]:
+        """The keys of the run: the pool, or the one ``api_key`` (none for a dry run)."""
+        if self.api_keys:
+            return self.api_keys
+        return () if self.api_key is None else (self.api_key,)
 
     def replace(self, **changes: object) -> BatchConfig:
         """A copy with some fields changed."""

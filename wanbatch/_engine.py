@@ -17,6 +17,7 @@ either way because each record is one whole line written synchronously.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 from pathlib import Path
 
@@ -34,10 +35,12 @@ from wanbatch._finish import finish_run
 from wanbatch._folder import check_folder, prepare_out_dir
 from wanbatch._jobs import PlannedJob
 from wanbatch._journal import Journal, read_journal
+from wanbatch._keys import key_label
 from wanbatch._lock import FolderLock, lock_folder
 from wanbatch._pacing import Pacer
 from wanbatch._planning import RunPlan, accept_plan, plan_run
 from wanbatch._policy import Backoff
+from wanbatch._pool import KeyPool, PoolKey
 from wanbatch._producer import JobProducer
 from wanbatch._records import cut_answer_record, end_record, run_record
 from wanbatch._restore import ImageRestorer
@@ -152,8 +155,12 @@ class BatchRun:
             )
             if self.dry_run:
                 return self.summary
-            if self.config.api_key is None:
+            if not self.config.keys:
                 raise ValueError("BatchConfig.api_key is required for a real run")
+            if len(self.config.keys) > 1 and self.config.mode == "async":
+                # A task can be polled only with its account's key, and the journal does not
+                # say which key submitted it.
+                raise ValueError("task mode (mode='async') takes one API key, not a key pool")
             if lock is None:
                 lock = await anyio.to_thread.run_sync(lock_folder, self.out_dir)
                 if (self.out_dir / "journal.jsonl").exists():
@@ -162,7 +169,8 @@ class BatchRun:
                         "job file; run again to resume it"
                     )
             prepare_out_dir(self.out_dir)
-            self._control.emit(plan.planned_event())
+            pool_size = len(self.config.keys) if len(self.config.keys) > 1 else 0
+            self._control.emit(dataclasses.replace(plan.planned_event(), keys=pool_size))
             journal = Journal(self.out_dir)
             journal.open()
             try:
@@ -202,36 +210,49 @@ class BatchRun:
     async def _dispatch(self, state: RunState, journal: Journal, plan: RunPlan) -> None:
         """The stages of the run, in one task group, until every one of them has ended."""
         config, control = self.config, self._control
-        pacer = Pacer(
-            config.concurrency, config.rps, cooldown=config.throttle_cooldown, clock=control.clock
-        )
+        secrets = config.keys
         backoff = Backoff(initial=config.backoff_initial, maximum=config.backoff_max)
         connector = aiohttp.TCPConnector(
-            limit=config.concurrency + config.download_concurrency + 4, ttl_dns_cache=300
+            limit=config.concurrency * len(secrets) + config.download_concurrency + 4,
+            ttl_dns_cache=300,
         )
         downloads, generations = DownloadQueue(), Generations()
         send, receive = anyio.create_memory_object_stream[PlannedJob](
-            max_buffer_size=max(2, config.concurrency)
+            max_buffer_size=max(2, config.concurrency * len(secrets))
         )
-        assert config.api_key is not None
         async with aiohttp.ClientSession(connector=connector, trust_env=False) as session:
-            client = TaskClient(
-                session,
-                config.base_url,
-                config.api_key,
-                timeout=config.call_timeout,
-                clock=control.clock,
-                control=control,
-                journal=journal,
-                tasks=config.mode == "async",
-                poll_interval=config.poll_interval,
-                open_tasks=state.tasks,
+            pool = KeyPool(
+                [
+                    PoolKey(
+                        key_label(position, secret),
+                        Pacer(
+                            config.concurrency,
+                            config.rps,
+                            cooldown=config.throttle_cooldown,
+                            clock=control.clock,
+                        ),
+                        TaskClient(
+                            session,
+                            config.base_url,
+                            secret,
+                            timeout=config.call_timeout,
+                            clock=control.clock,
+                            control=control,
+                            journal=journal,
+                            tasks=config.mode == "async",
+                            poll_interval=config.poll_interval,
+                            # Tasks of earlier runs are polled with the first key.
+                            open_tasks=state.tasks if position == 1 else {},
+                        ),
+                    )
+                    for position, secret in enumerate(secrets, start=1)
+                ]
             )
-            control.tasks_waiting = lambda: len(client.open)
+            client = pool.keys[0].client
+            control.tasks_waiting = pool.tasks_waiting
             calls = CallRunner(
                 control,
-                client=client,
-                pacer=pacer,
+                pool=pool,
                 backoff=backoff,
                 journal=journal,
                 downloads=downloads,
@@ -263,16 +284,21 @@ class BatchRun:
                     )
                     downloads.add_producer()  # the producer
                     tg.start_soon(producer.run, state, send)
-                    for _ in range(config.concurrency):
-                        downloads.add_producer()
-                        tg.start_soon(calls.worker, receive.clone())
+                    for key in pool.keys:  # each key's workers wait for its slots
+                        for _ in range(config.concurrency):
+                            downloads.add_producer()
+                            tg.start_soon(calls.worker, receive.clone(), key)
                     receive.close()
                     for _ in range(config.download_concurrency):
                         tg.start_soon(downloader.worker, session, journal, backoff)
                     tg.start_soon(self._restorer.check, state, session, journal, backoff)
             control.abort_scope = None
             await settle_left_tasks(client, control)
-        self.summary.concurrency_limit = pacer.statistics().limit
+        self.summary.concurrency_limit = pool.limit()
+        if pool.several:
+            self.summary.keys_active = pool.active
+            self.summary.keys_retired = len(pool.keys) - pool.active
+            self.summary.keys = pool.report()
 
     # ----------------------------------------------------------------- finish
     def _finish(self, plan: RunPlan, started: float) -> None:

@@ -18,6 +18,7 @@ __all__ = [
     "ImageSaved",
     "JobDone",
     "JobFailed",
+    "KeyRetired",
     "RunAborted",
     "RunPlanned",
     "RunStopping",
@@ -55,6 +56,8 @@ class RunPlanned:
     price: float = 0.0
     #: How long the calls take (the progress bar's first ETA); ``None`` when not planned.
     time_plan: TimePlan | None = None
+    #: The keys of a key pool (0 for one key).
+    keys: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +163,20 @@ class RunAborted:
     abandoned: int
 
 
+@dataclass(frozen=True, slots=True)
+class KeyRetired:
+    """A key of the pool got an answer fatal for its account: no call starts on it again.
+
+    ``label`` shows the key safely (``#2 …a1b9``); ``active`` keys of ``total`` are left.
+    """
+
+    label: str
+    code: str
+    message: str
+    active: int
+    total: int
+
+
 Event = (
     ValidationNotes
     | RunPlanned
@@ -173,4 +190,5 @@ Event = (
     | JobFailed
     | RunStopping
     | RunAborted
+    | KeyRetired
 )

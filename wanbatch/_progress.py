@@ -98,6 +98,8 @@ class ProgressBar:
         self.retries = 0
         self.throttled = 0
         self.limit: int | None = None
+        #: A key pool: (keys active, keys in the pool); None for one key.
+        self.keys: tuple[int, int] | None = None
         #: The pause the service asked for (``Retry-After``): its length and monotonic end.
         self.pause: tuple[float, float] | None = None
         self.finished = 0  #: jobs done or failed in this run
@@ -119,6 +121,8 @@ class ProgressBar:
             return
         if isinstance(event, ev.RunPlanned):
             self.price = event.price
+            if event.keys:
+                self.keys = (event.keys, event.keys)
             print(plan_line(event), file=self._stream, flush=True)
             if event.time_plan is not None and event.time_plan.calls:
                 print(f"wanbatch: time: {event.time_plan.describe()}", file=self._stream)
@@ -160,6 +164,12 @@ class ProgressBar:
         elif isinstance(event, ev.RunStopping):
             if self._bar is not None or event.in_flight or event.reason == "interrupted":
                 self._say(_stopping_text(event))  # else the summary's "stopped:" line says it
+        elif isinstance(event, ev.KeyRetired):
+            self.keys = (event.active, event.total)
+            self._say(
+                f"wanbatch: key {event.label} retired ({event.code}: {event.message}); "
+                f"{event.active} of {plural(event.total, 'key')} left"
+            )
         elif isinstance(event, ev.RunAborted):
             reason = event.reason
             self._say(
@@ -194,6 +204,8 @@ class ProgressBar:
         )
         if self.limit is not None:
             text += f" limit={self.limit}"
+        if self.keys is not None:
+            text += f" keys={self.keys[0]}/{self.keys[1]}"
         if self.pause is not None and self.pause[1] > self._clock.monotonic():
             text += f" paused {self.pause[0]:g} s (the service asked)"
         return f"{text} {rate:.1f} img/min"
@@ -301,6 +313,21 @@ def format_summary(summary: RunSummary, out_dir: str, *, price: float | None = N
             f"{out_dir}/images and could not be downloaded again (URL expired); they are not "
             f"bought again"
         )
+    if s.keys:
+        lines.append(_keys_line(s))
     if s.stop_reason:
         lines.append(f"  stopped: {s.stop_reason}")
     return "\n".join(lines)
+
+
+def _keys_line(s: RunSummary) -> str:
+    """The key pool in one line: keys active, and the first few retired by label."""
+    line = f"  keys: {s.keys_active} of {len(s.keys)} active"
+    retired = [k for k in s.keys if k.get("state") == "retired"]
+    if retired:
+        shown = ", ".join(
+            f"{k['key']} ({str(k.get('retired_by', '')).split(':')[0]})" for k in retired[:3]
+        )
+        more = f" and {len(retired) - 3} more" if len(retired) > 3 else ""
+        line += f"; retired: {shown}{more} (summary.json lists each key)"
+    return line

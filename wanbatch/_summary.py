@@ -57,11 +57,16 @@ class RunSummary:
     #: What the images generated this run cost at each model's price (CNY).
     spent_this_run: float = 0.0
     dry_run: bool = False
+    #: A key pool: keys still active and retired (both 0 for one key), and each key's line
+    #: (its label, never the key: see ``_pool``), after the totals above.
+    keys_active: int = 0
+    keys_retired: int = 0
     plan: dict[str, int] = field(default_factory=dict)
     #: How long the plan's calls take (:meth:`wanbatch._timeplan.TimePlan.to_json`).
     time_plan: dict[str, Any] = field(default_factory=dict)
     #: Problems that did not fail the run (e.g. the report page could not be written).
     warnings: list[str] = field(default_factory=list)
+    keys: list[dict[str, Any]] = field(default_factory=list)
 
     def settle(self, exit_code: ExitCode | None, stop_reason: str | None) -> None:
         """Decide the exit code and stop reason of a finished run, from its counts.

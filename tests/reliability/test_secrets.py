@@ -127,3 +127,27 @@ def test_cli_error_paths_with_progress_forced_do_not_print_the_key(tmp_path: Pat
     _assert_folder_clean(tmp_path / "o1")
     if (tmp_path / "o2").exists():
         _assert_folder_clean(tmp_path / "o2")
+
+
+def test_a_key_pool_never_shows_its_keys(tmp_path: Path) -> None:
+    # The canary in a keys file and in DASHSCOPE_API_KEYS; the mock knows one of them, whose
+    # account runs out of money mid-run: a key retired, then none left (exit 3).
+    jobs = write_jobs(
+        tmp_path / "jobs.jsonl", [{"id": f"k{i}", "prompt": f"pool {i}"} for i in range(6)]
+    )
+    other = "sk-canary-second-0000000000000000b2c4"
+    keys_file = tmp_path / "keys.txt"
+    keys_file.write_text(f"# pool\n{CANARY_KEY}\n")
+    accounts = {CANARY_KEY: {"budget": 2}}
+    with serve_in_thread(MockConfig(image_size=(16, 16), keys=accounts)) as mock:
+        env = {"DASHSCOPE_API_KEYS": f"{other},", "DASHSCOPE_HTTP_BASE_URL": mock.base_url}
+        out = tmp_path / "out"
+        done = run_cli("run", str(jobs), "--out", str(out), "--keys-file", str(keys_file), env=env)
+    assert done.returncode == ExitCode.FATAL, done.stderr
+    assert "every API key of the pool was refused" in done.stderr
+    assert f"#1 …{CANARY_KEY[-4:]}" in done.stderr  # the label, retired by its bill
+    _assert_no_canary("stderr (pool)", done.stdout + done.stderr)
+    assert other not in done.stdout + done.stderr and other[3:] not in done.stderr
+    _assert_folder_clean(out)
+    assert other.encode() not in b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
+    assert len(list((out / "images").rglob("*.png"))) == 2  # what the canary's account bought

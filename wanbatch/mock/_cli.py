@@ -54,6 +54,21 @@ _FORCE_FIELDS = {
 }
 
 
+def _key_spec(text: str) -> tuple[str, dict[str, str]]:
+    """``KEY`` or ``KEY:knob=value,...`` (knobs of one account: max_concurrency, rps, budget,
+    billing_code). Messages never repeat the key."""
+    key, _, knobs = text.partition(":")
+    if not key.strip():
+        raise argparse.ArgumentTypeError("expected KEY or KEY:max_concurrency=3,budget=10")
+    spec: dict[str, str] = {}
+    for part in filter(None, knobs.split(",")):
+        name, sep, value = part.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"expected knob=value after the key, got {part!r}")
+        spec[name.strip().replace("-", "_")] = value.strip()
+    return key.strip(), spec
+
+
 def _host(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("give an address to bind, e.g. 127.0.0.1; got ''")
@@ -187,6 +202,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     add("--api-key", metavar="K", help="the only API key accepted (default: any non-empty key)")
     add(
+        "--key",
+        action="append",
+        default=None,
+        dest="keys",
+        type=_key_spec,
+        metavar="KEY[:KNOBS]",
+        help="an account of several: KEY, with its own quota and billing, e.g. "
+        "k1:max_concurrency=3,rps=5,budget=10,billing_code=PrepaidBillOverdue; only the keys "
+        "given are accepted (repeatable; default: one account)",
+    )
+    add(
         "--budget",
         metavar="N",
         type=_whole,
@@ -298,6 +324,8 @@ def parse_config(argv: list[str]) -> tuple[MockConfig, str, int] | int:
     """
     args = vars(_parser().parse_args(argv))
     host, port = args.pop("host"), args.pop("port")
+    if args.get("keys") is not None:
+        args["keys"] = dict(args["keys"])
     problem = _force_error(args)
     if problem is not None:
         print(f"wanbatch mock: invalid option: {problem}", file=sys.stderr)

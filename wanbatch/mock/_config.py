@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["DEFAULT_URL_TTL_S", "ForcedError", "MockConfig"]
+__all__ = ["DEFAULT_URL_TTL_S", "ForcedError", "MockConfig", "MockKey"]
 
 #: Result URLs are valid for 24 hours (docs/service.md, Result URLs and their expiry).
 DEFAULT_URL_TTL_S = 86400.0
@@ -41,6 +41,21 @@ class ForcedError(BaseModel):
     times: int | None = Field(default=None, ge=1)
     #: Probability that a call, once the error is active, gets it.
     rate: float = Field(default=1.0, ge=0.0, le=1.0)
+
+
+class MockKey(BaseModel):
+    """One account of a mock holding several keys (``MockConfig.keys``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: This key's hidden cap of generation calls in flight; beyond it 429 ``RateQuota``.
+    max_concurrency: int | None = Field(default=None, ge=1)
+    #: This key's accepted calls per sliding 1 s window; beyond it 429 ``RateQuota``.
+    rps: float | None = Field(default=None, gt=0.0)
+    #: Images after which every call of this key answers ``billing_code``.
+    budget: int | None = Field(default=None, ge=0)
+    #: The billing error of a spent budget.
+    billing_code: Literal["Arrearage", "PrepaidBillOverdue", "PostpaidBillOverdue"] = "Arrearage"
 
 
 class MockConfig(BaseModel):
@@ -76,6 +91,10 @@ class MockConfig(BaseModel):
     inspection_triggers: tuple[str, ...] = ()
     #: The only API key accepted; ``None`` accepts any non-empty bearer key.
     api_key: str | None = Field(default=None, repr=False)
+    #: Several accounts: the keys accepted, each with its own quota and billing state
+    #: (``_accounts``); ``None``: one account (``api_key``). Never shown: ``public_dict``
+    #: and ``repr`` hide the keys.
+    keys: dict[str, MockKey] | None = Field(default=None, repr=False)
     #: Images after which every generation call answers 400 ``Arrearage``.
     budget: int | None = Field(default=None, ge=0)
     #: Images after which every generation call answers 429 ``Throttling.AllocationQuota``.
@@ -121,4 +140,6 @@ class MockConfig(BaseModel):
         data = self.model_dump(mode="json")
         if self.api_key is not None:
             data["api_key"] = "**********"
+        if self.keys is not None:
+            data["keys"] = {f"key{i}": spec for i, spec in enumerate(data["keys"].values(), 1)}
         return data

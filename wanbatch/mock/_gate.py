@@ -25,8 +25,8 @@ from wanbatch.mock._validate import GenerationRequest
 __all__ = ["check_account", "check_forced", "check_key", "check_rate", "inspection"]
 
 
-def check_key(request: web.Request, state: MockState) -> None:
-    """``Authorization: Bearer <key>``; the key never appears in any answer."""
+def check_key(request: web.Request, state: MockState) -> str:
+    """``Authorization: Bearer <key>``; the key never appears in any answer. Returns it."""
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
     key = key.strip()
     if scheme.lower() != "bearer" or not key:
@@ -34,6 +34,9 @@ def check_key(request: web.Request, state: MockState) -> None:
     wanted = state.config.api_key
     if wanted is not None and not hmac.compare_digest(key.encode(), wanted.encode()):
         raise Rejection(401, "InvalidApiKey", INVALID_API_KEY)
+    if state.config.keys is not None and key not in state.config.keys:
+        raise Rejection(401, "InvalidApiKey", INVALID_API_KEY)
+    return key
 
 
 def check_forced(state: MockState) -> None:

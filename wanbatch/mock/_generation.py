@@ -35,7 +35,7 @@ async def generate(request: web.Request) -> web.StreamResponse:
     body = await read_json(request)
     state.counters.call(prompt_of(body))
     try:
-        check_key(request, state)
+        key = check_key(request, state)
         if header_enabled(request, "X-DashScope-Async"):
             # Async calls go to the image-generation path.
             raise Rejection(
@@ -57,9 +57,12 @@ async def generate(request: web.Request) -> web.StreamResponse:
         problem = inspection(state, generation)
         if problem is not None:
             raise problem
+        state.accounts.check(state.config, key, state.now(), cap=True)
     except Rejection as rejection:
         return reject(state, rejection, request_id)
 
+    config = state.config
+    state.accounts.enter(config, key, generation.images_to_make)
     state.enter()
     try:
         # ``latency`` is the whole time the service takes, counted from the request's arrival:
@@ -90,6 +93,7 @@ async def generate(request: web.Request) -> web.StreamResponse:
         return json_response(answer)
     finally:
         state.leave()
+        state.accounts.leave(config, key)
 
 
 async def _stream(

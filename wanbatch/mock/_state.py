@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from wanbatch.mock._accounts import Accounts
 from wanbatch.mock._behaviour import Behaviour
 from wanbatch.mock._config import MockConfig
 from wanbatch.mock._counters import Counters
@@ -52,6 +53,8 @@ class MockState:
         self.config = config
         self.behaviour = Behaviour(config)
         self.counters = Counters()
+        #: Per-key quotas and billing (``MockConfig.keys``).
+        self.accounts = Accounts()
         self.signer = UrlSigner()
         self.pngs = PngCache()
         self.objects: dict[str, StoredObject] = {}

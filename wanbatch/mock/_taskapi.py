@@ -37,13 +37,15 @@ async def submit(request: web.Request) -> web.Response:
     failure: Rejection | None = None
     generation: GenerationRequest | None = None
     try:
-        check_key(request, state)
+        key = check_key(request, state)
         if not header_enabled(request, "X-DashScope-Async"):
             raise Rejection(403, "AccessDenied", NO_SYNC_CALLS)
         check_forced(state)
         check_account(state)
         # Over-concurrency tasks queue as PENDING instead, so only the rate applies here.
         check_rate(state, cap=False)
+        # A key of several: its budget and rate (its tasks queue like every other's).
+        state.accounts.check(state.config, key, state.now(), cap=False)
         if body is None:
             raise Rejection.invalid("The request body is not valid JSON.")
         try:
@@ -66,6 +68,8 @@ async def submit(request: web.Request) -> web.Response:
         submit_time=state.now(),
     )
     request.app[TASKS][task.task_id] = task
+    if generation is not None and failure is None:  # a key of several: its budget counts it
+        state.accounts.bill(state.config, key, generation.images_to_make)
     runner = asyncio.get_running_loop().create_task(run_task(state, task))
     runners = request.app[RUNNERS]
     runners.add(runner)
