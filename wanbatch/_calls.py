@@ -9,29 +9,21 @@ abort is journaled as possibly billed.
 
 from __future__ import annotations
 
-import contextlib
-import math
-from typing import Any
-
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from wanbatch import _events as ev
 from wanbatch._cap import ImageCap
 from wanbatch._control import RunControl
-from wanbatch._donejobs import line_hash
 from wanbatch._downloads import (
     DOWNLOAD_BACKLOG_PER_WORKER,
-    DownloadItem,
     DownloadQueue,
     Generations,
-    saved_info,
 )
 from wanbatch._errors import (
     ApiError,
     BatchFatal,
     ConnectFailed,
-    DownloadError,
     JobRejected,
     OutputError,
     ResponseLost,
@@ -41,19 +33,11 @@ from wanbatch._errors import (
 from wanbatch._jobs import PlannedJob
 from wanbatch._journal import Journal
 from wanbatch._keys import account_fatal
-from wanbatch._models import price_for
+from wanbatch._outcomes import CallOutcomes
 from wanbatch._policy import Backoff
 from wanbatch._pool import KeyPool, PoolKey
-from wanbatch._records import (
-    abandoned_record,
-    attempt_record,
-    failed_record,
-    generated_record,
-)
-from wanbatch._streaks import error_fields
 from wanbatch._summary import ExitCode
 from wanbatch._taskcalls import TaskClient, TaskLeft
-from wanbatch._urls import parse_expiry
 
 __all__ = ["CallRunner"]
 
@@ -80,15 +64,17 @@ class CallRunner:
         self._backoff = backoff
         self._journal = journal
         self._downloads = downloads
-        self._generations = generations
-        #: Folded into line_hash() (see BatchRun).
-        self._salt = salt
         self._cap = ImageCap(self._config.max_images, bought=images_bought)
+        self._outcomes = outcomes = CallOutcomes(
+            control, pool=pool, cap=self._cap, generations=generations, salt=salt
+        )
+        #: Fail a job for good (``failed.jsonl``), and the jobs being generated again after
+        #: an expiry: the run's other parts use them too.
+        self.fail = outcomes.fail
+        self.regenerating = outcomes.regenerating
         self._download_backlog = max(
             32, DOWNLOAD_BACKLOG_PER_WORKER * self._config.download_concurrency
         )
-        #: Jobs being generated again after an expiry (summary.regenerated counts answers).
-        self.regenerating: set[str] = set()
         #: Calls of a pending job that lost their answer in earlier runs (from the journal).
         self.lost_before: dict[str, int] = {}
 
@@ -212,8 +198,9 @@ class CallRunner:
                         job.body, interleave=job.interleave, job_id=job.id
                     )
                 except anyio.get_cancelled_exc_class():
+                    # A journaled task is not lost: the next run polls it.
                     if not (isinstance(client, TaskClient) and client.waiting_on(job.id)):
-                        self._abandoned(journal, job, attempt)  # a journaled task is not lost
+                        self._outcomes.abandoned(journal, job, attempt)
                     raise
                 finally:
                     del self._control.in_flight[call]
@@ -233,11 +220,11 @@ class CallRunner:
                 if isinstance(exc, BatchFatal) and pool.several:
                     if account_fatal(exc.status, exc.code):
                         # This account cannot go on; the job goes back to the other keys.
-                        self._record_attempt(journal, job, attempt, exc, will_retry=True)
-                        self._retire(key, exc)
+                        self._outcomes.attempt_failed(journal, job, attempt, exc, will_retry=True)
+                        self._outcomes.retire(key, exc)
                         if pool.active:
                             continue
-                    self._record_attempt(journal, job, attempt, exc, will_retry=False)
+                    self._outcomes.attempt_failed(journal, job, attempt, exc, will_retry=False)
                     self._control.request_stop(
                         f"the service refused the batch ({key.label}): {exc}. To go on, "
                         f"{exc.hint}; then run again to resume"
@@ -248,7 +235,7 @@ class CallRunner:
                     )
                     return
                 if isinstance(exc, BatchFatal):
-                    self._record_attempt(journal, job, attempt, exc, will_retry=False)
+                    self._outcomes.attempt_failed(journal, job, attempt, exc, will_retry=False)
                     self._control.request_stop(
                         f"the service refused the batch: {exc}. To go on, {exc.hint}; then run "
                         "again to resume",
@@ -258,14 +245,14 @@ class CallRunner:
                 if isinstance(
                     exc, JobRejected
                 ) and not self._control.streaks.foreign_before_success(exc):
-                    self.fail(journal, job, attempt, exc)
+                    self._outcomes.fail(journal, job, attempt, exc)
                     return
                 will_retry = (
                     attempt < config.max_attempts
                     and billed_attempts < config.max_attempts
                     and transport_stop is None
                 )
-                self._record_attempt(journal, job, attempt, exc, will_retry=will_retry)
+                self._outcomes.attempt_failed(journal, job, attempt, exc, will_retry=will_retry)
                 if transport_stop is not None:
                     self._control.request_stop(transport_stop, ExitCode.FATAL)
                     return  # the job stays pending
@@ -293,7 +280,7 @@ class CallRunner:
             if result.clock_offset is not None:  # the answer's Date header
                 self._control.clock_offset = result.clock_offset
             self._control.streaks.succeeded(result.duration)
-            self._accept(
+            self._outcomes.accepted(
                 job, attempt, result.result, result.duration, journal, downloads, cut=result.cut
             )
             # Back-pressure: when downloads fall behind, calls wait (outside their slot), so
@@ -319,145 +306,6 @@ class CallRunner:
         # succeeds does not buy this job again and again; --retry-failed does, by choice. (A lost
         # answer common to all jobs, e.g. a too short --timeout, stops the batch before this:
         # see CallStreaks.note_failure.)
-        self.fail(
+        self._outcomes.fail(
             journal, job, config.max_attempts, last_error, gave_up=True, billed=billed_attempts
         )
-
-    def _retire(self, key: PoolKey, exc: ApiError) -> None:
-        """Retire the key of an account-fatal answer (once), and say so."""
-        if key.retired is not None:
-            return
-        self._pool.retire(key, f"{exc.code}: {exc.message}")
-        self._control.emit(
-            ev.KeyRetired(key.label, exc.code, exc.message, self._pool.active, len(self._pool.keys))
-        )
-
-    def _abandoned(self, journal: Journal, job: PlannedJob, attempt: int) -> None:
-        """A call in flight was cancelled (abort): the service may still bill it."""
-        self._summary.possibly_billed += 1
-        # Straight to the journal: this runs while being cancelled; a failed write changes
-        # nothing more (the run is ending, and the summary counts it).
-        with contextlib.suppress(OutputError):
-            journal.append(abandoned_record(job_id=job.id, attempt=attempt))
-
-    def _record_attempt(
-        self,
-        journal: Journal,
-        job: PlannedJob,
-        attempt: int,
-        exc: ApiError | TransportError,
-        *,
-        will_retry: bool,
-    ) -> None:
-        code, status, message, request_id = error_fields(exc)
-        billed = bool(getattr(exc, "possibly_billed", False))
-        if billed:
-            self._summary.possibly_billed += 1
-        record = attempt_record(
-            job_id=job.id,
-            attempt=attempt,
-            code=code,
-            status=status,
-            message=message,
-            request_id=request_id,
-            possibly_billed=billed,
-            retry=will_retry,
-        )
-        self._control.journal(journal, record)
-        self._control.emit(ev.CallFailed(job.id, attempt, code, message, will_retry, billed))
-
-    def fail(
-        self,
-        journal: Journal,
-        job: PlannedJob,
-        attempt: int,
-        exc: ApiError | TransportError | DownloadError,
-        *,
-        gave_up: bool = False,
-        billed: int = 0,
-    ) -> None:
-        # Possibly billed calls were counted once, by _record_attempt, as they failed.
-        if isinstance(exc, (ApiError, TransportError)):
-            code, status, message, request_id = error_fields(exc)
-        else:
-            code, status, message, request_id = type(exc).__name__, None, str(exc), None
-        if gave_up:
-            message = f"gave up after {attempt} attempts; last error: {message}"
-        if billed:
-            message += (
-                f" ({billed} of the attempts may have been billed; run with --retry-failed to "
-                "try again)"
-            )
-        record = failed_record(
-            job_id=job.id,
-            fp=job.fingerprint,
-            attempts=attempt,
-            code=code,
-            status=status,
-            message=message,
-            request_id=request_id,
-            source=job.source,
-        )
-        self._control.journal(journal, record)
-        self._summary.jobs_failed += 1
-        self._control.emit(ev.JobFailed(job.id, code, message))
-
-    def _accept(
-        self,
-        job: PlannedJob,
-        attempt: int,
-        result: Any,
-        duration: float,
-        journal: Journal,
-        downloads: DownloadQueue,
-        *,
-        cut: str | None = None,
-    ) -> None:
-        urls: tuple[str, ...] = tuple(result.image_urls)
-        images = [(u, parse_expiry(u)) for u in urls]
-        usage = dict(result.usage or {})
-        info = saved_info(job, result.request_id, usage.get("size"))
-        record = generated_record(
-            job_id=job.id,
-            model=job.body.get("model"),
-            fp=job.fingerprint,
-            line=line_hash(job.source, self._salt),
-            attempt=attempt,
-            request_id=result.request_id,
-            images=images,
-            texts=result.texts,
-            usage=usage,
-            info=info,
-            duration=duration,
-            clock_offset=self._control.clock_offset,
-            cut=cut,
-        )
-        try:
-            self._control.journal(journal, record)
-        except OutputError as exc:
-            # A paid answer that cannot be written down is lost: a later run buys it again.
-            self._summary.possibly_billed += 1
-            self._control.emit(
-                ev.CallFailed(job.id, attempt, "JournalWriteFailed", str(exc), False, True)
-            )
-            raise
-        self._cap.bought += len(urls)
-        if job.id in self.regenerating:
-            self.regenerating.discard(job.id)
-            self._summary.regenerated += 1
-        self._summary.calls_succeeded += 1
-        self._summary.images_generated_this_run += len(urls)
-        self._summary.spent_this_run += len(urls) * price_for(self._config, job.model)
-        self._control.emit(ev.Generated(job.id, len(urls), result.request_id))
-        gen = self._generations.new(job.id, len(urls))
-        arrived = self._control.clock.monotonic()
-        for k, (url, exp) in enumerate(images):
-            downloads.put(
-                DownloadItem(
-                    exp if exp is not None else math.inf, 0, job, k, url, gen, info, arrived
-                )
-            )
-        if not urls:
-            self._generations.forget(job.id)
-            self._summary.jobs_done += 1
-            self._control.emit(ev.JobDone(job.id, 0))
