@@ -69,6 +69,17 @@ class JobFileError(WanbatchError, ValueError):
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.path, self.line, self.field, self.message))
 
+    @classmethod
+    def not_utf8(cls, path: str, line: int, raw: bytes, exc: UnicodeDecodeError) -> JobFileError:
+        """A line that is not UTF-8, naming its first bad byte."""
+        return cls(
+            path,
+            line,
+            "line",
+            f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1}); "
+            "save the file as UTF-8",
+        )
+
 
 class ApiError(WanbatchError):
     """The service answered with an error body ``{"request_id","code","message"}``."""

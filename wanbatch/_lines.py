@@ -93,16 +93,7 @@ def read_lines(
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            yield (
-                lineno,
-                JobFileError(
-                    path,
-                    lineno,
-                    "line",
-                    f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1}); "
-                    "save the file as UTF-8",
-                ),
-            )
+            yield lineno, JobFileError.not_utf8(path, lineno, raw, exc)
             continue
         text = text.rstrip("\r\n")
         if text and not text.isspace():

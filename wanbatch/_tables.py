@@ -204,16 +204,7 @@ def _text_rows(fh: BinaryIO, path: str) -> Rows:
         try:
             text = raw.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError as exc:
-            yield (
-                lineno,
-                JobFileError(
-                    path,
-                    lineno,
-                    "line",
-                    f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1}); "
-                    "save the file as UTF-8",
-                ),
-            )
+            yield lineno, JobFileError.not_utf8(path, lineno, raw, exc)
             continue
         if text and not text.isspace():
             yield lineno, [text]
