@@ -153,7 +153,8 @@ class CallRunner:
         # them per job, counted over runs, then the job fails (see the end of this method).
         billed_attempts = self.lost_before.pop(job.id, 0)
         attempt = 0
-        for attempt in range(1, config.max_attempts + 1):
+        while attempt < config.max_attempts:
+            attempt += 1
             if self._control.stopping:
                 return
             if billed_attempts >= config.max_attempts:
@@ -167,10 +168,21 @@ class CallRunner:
                         ExitCode.CAPPED,
                     )
                     return
+                # Wait without holding a key's slot: the call that would free room may need it.
+                for key, token in lease:
+                    key.pacer.release(token)
+                lease.clear()
                 with self._control.interruptible():
                     await self._cap.wait_release()
                 if self._control.stopping:
                     return
+            # A task an earlier run journaled is polled with the key that submitted it (#1),
+            # never bought again with another.
+            if job.id in pool.keys[0].client.journaled_jobs:
+                home = pool.keys[0]
+                for key, token in [held for held in lease if held[0] is not home]:
+                    key.pacer.release(token)
+                    lease.remove((key, token))
             got = lease.pop() if lease else pool.try_acquire(home)
             if got is not None and got[0].retired is not None:  # retired while the slot was held
                 got[0].pacer.release(got[1])
@@ -218,13 +230,14 @@ class CallRunner:
                         ev.ThrottledEvent(job.id, exc.code, pool.limit(), exc.retry_after)
                     )
                 if isinstance(exc, BatchFatal) and pool.several:
-                    if account_fatal(exc.status, exc.code):
-                        # This account cannot go on; the job goes back to the other keys.
-                        self._outcomes.attempt_failed(journal, job, attempt, exc, will_retry=True)
+                    retired = account_fatal(exc.status, exc.code)
+                    if retired:  # this account cannot go on; the job goes to the other keys
                         self._outcomes.retire(key, exc)
-                        if pool.active:
-                            continue
-                    self._outcomes.attempt_failed(journal, job, attempt, exc, will_retry=False)
+                    again = retired and pool.active > 0
+                    self._outcomes.attempt_failed(journal, job, attempt, exc, will_retry=again)
+                    if again:
+                        attempt -= 1  # the account's fault, not the job's: no attempt used
+                        continue
                     self._control.request_stop(
                         f"the service refused the batch ({key.label}): {exc}. To go on, "
                         f"{exc.hint}; then run again to resume"

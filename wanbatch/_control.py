@@ -59,7 +59,10 @@ class RunControl:
         #: How many of the calls in flight are journaled tasks (task mode: a stop leaves them).
         self.tasks_waiting: Callable[[], int] = lambda: 0
         self.streaks = CallStreaks(
-            config.base_url, concurrency=config.concurrency, call_timeout=config.call_timeout
+            config.base_url,
+            # Calls in flight at most: each key of a pool has its own --concurrency.
+            concurrency=config.concurrency * max(1, len(config.keys)),
+            call_timeout=config.call_timeout,
         )
 
     def emit(self, event: ev.Event) -> None:

@@ -95,6 +95,11 @@ class TaskClient(ApiClient):
         #: Job id -> [task id, last status seen] of the tasks this run waits on or left.
         self.open: dict[str, list[str]] = {}
 
+    @property
+    def journaled_jobs(self) -> Mapping[str, str]:
+        """Job id -> task id of the tasks earlier runs journaled that this client will poll."""
+        return self._journaled
+
     def waiting_on(self, job_id: str) -> bool:
         """Whether the job's call is a journaled task (so abandoning it costs nothing)."""
         return job_id in self.open

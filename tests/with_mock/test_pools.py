@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
-from tests.conftest import CANARY_KEY, run_cli, write_jobs
+from tests.conftest import CANARY_KEY, journal_records, run_cli, write_jobs
 from tests.simclock import run_simulated
-from wanbatch import BatchConfig, ExitCode, KeyRetired, Secret
+from wanbatch import BatchConfig, BatchRun, ExitCode, KeyRetired, Secret
 from wanbatch._progress import ProgressBar, format_summary
 from wanbatch.mock import MockConfig, serve_in_thread
 
@@ -183,3 +185,57 @@ def test_cli_bad_keys_file_names_the_line_not_the_key(tmp_path: Path) -> None:
     )
     assert missing.returncode == ExitCode.USAGE and "cannot read it" in missing.stderr
     assert not (tmp_path / "o").exists()
+
+
+async def test_an_overdue_key_under_max_images_neither_hangs_nor_fails_a_job(
+    tmp_path: Path,
+) -> None:
+    # Key #1's account is overdue from the start. Under --max-images a worker holding key
+    # #2's only slot waits for room while the retried job waits for that slot: the waiter must
+    # give its slot back. And the retirement costs the job no attempt (max_attempts=1).
+    accounts = {KEYS[0]: {"budget": 0, "billing_code": "Arrearage"}, KEYS[1]: {}}
+    with serve_in_thread(MockConfig(image_size=(16, 16), latency=0.05, keys=accounts)) as mock:
+        for cap, jobs_count in ((1, 4), (None, 6)):
+            out = tmp_path / f"out-{cap}"
+            config = _pool_config(
+                mock.base_url, KEYS[:2], concurrency=1, max_attempts=1, max_images=cap
+            )
+            with anyio.fail_after(60):  # a waiter nobody wakes would hang here
+                summary = await run_simulated(_jobs(tmp_path, jobs_count), out, config)
+            if cap is None:
+                assert summary.exit_code == ExitCode.OK, summary.stop_reason
+                assert summary.jobs_done == jobs_count and summary.jobs_failed == 0
+            else:
+                assert summary.exit_code == ExitCode.CAPPED, summary.stop_reason
+                assert summary.images_on_disk == 1
+
+
+async def test_tasks_an_earlier_run_left_are_polled_not_bought_again_by_a_pool(
+    tmp_path: Path,
+) -> None:
+    count, jobs, out = 8, _jobs(tmp_path, 8), tmp_path / "out"
+    accounts = {KEYS[0]: {}, KEYS[1]: {}}
+    with serve_in_thread(MockConfig(image_size=(16, 16), latency=0.5, keys=accounts)) as mock:
+        single = _pool_config(mock.base_url, KEYS[:1], concurrency=count, mode="async")
+        run = BatchRun(jobs, out, replace(single, api_keys=(), poll_interval=0.05))
+
+        async def stop_once_every_task_is_journaled() -> None:
+            with anyio.fail_after(30):
+                while sum(r["event"] == "submitted" for r in _records(out)) < count:
+                    await anyio.sleep(0.02)
+            run.request_stop("test: tasks left at the service")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(stop_once_every_task_is_journaled)
+            first = await run.run()
+        assert first.jobs_pending == count
+        with anyio.fail_after(30):  # the tasks end at the service
+            while mock.counters().images_generated < count:
+                await anyio.sleep(0.02)
+        second = await BatchRun(jobs, out, _pool_config(mock.base_url, KEYS[:2])).run()
+        assert second.exit_code == ExitCode.OK and second.jobs_done == count
+        assert mock.counters().images_generated == count  # collected, none bought again
+
+
+def _records(out: Path) -> list[dict[str, Any]]:
+    return journal_records(out) if (out / "journal.jsonl").exists() else []
