@@ -334,7 +334,8 @@ def write_report(
     path = out / REPORT_NAME
     tmp = out / f".{REPORT_NAME}.tmp"
     try:
-        with tmp.open("w", encoding="utf-8", newline="\n") as fh:
+        # errors="replace": a damaged view row (a lone surrogate) must not stop the page.
+        with tmp.open("w", encoding="utf-8", errors="replace", newline="\n") as fh:
             fh.writelines(pieces)
         os.replace(tmp, path)
     except BaseException:

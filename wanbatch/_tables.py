@@ -101,13 +101,15 @@ def _open_delimited(path: str, delimiter: str) -> Table | JobFileError:
         csv.field_size_limit(MAX_CELL_CHARS)
     fh = open(path, "rb")  # closed by Table.close or below
     bad: list[UnicodeDecodeError] = []
-    reader = csv.reader(_decoded(fh, bad), delimiter=delimiter, strict=False)
+    # strict: a quote never closed, or text after a closing quote, is an error, never a silent
+    # merge of the rows that follow into one cell.
+    reader = csv.reader(_decoded(fh, bad), delimiter=delimiter, strict=True)
     what = "TSV" if delimiter == "\t" else "CSV"
     try:
         header = next(reader, None)
     except csv.Error as exc:
         fh.close()
-        return JobFileError(path, 1, "header", f"cannot read the {what} header: {exc}")
+        return JobFileError(path, 1, "header", f"cannot read the {what} header: {_plain(exc)}")
     if bad:
         fh.close()
         return _not_utf8(path, 1, bad[0])
@@ -125,8 +127,8 @@ def _open_delimited(path: str, delimiter: str) -> Table | JobFileError:
 
 
 def _decoded(fh: BinaryIO, bad: list[UnicodeDecodeError]) -> Iterator[str]:
-    """The file's lines as text (line breaks kept, for quoted cells), a BOM dropped; stops at a
-    line that is not UTF-8 and leaves its error in ``bad`` (so the row that holds it is named)."""
+    """The file's lines as text (line breaks kept, for quoted cells), a BOM dropped; a line that
+    is not UTF-8 leaves its error in ``bad`` (so the row that holds it is named and skipped)."""
     first = True
     for raw in fh:
         if first:
@@ -137,7 +139,7 @@ def _decoded(fh: BinaryIO, bad: list[UnicodeDecodeError]) -> Iterator[str]:
             yield raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             bad.append(exc)
-            return
+            yield raw.decode("utf-8", "replace")
 
 
 def _delimited_rows(
@@ -147,12 +149,16 @@ def _delimited_rows(
     while True:
         try:
             cells = next(reader, None)
-        except csv.Error as exc:
-            yield row + 1, JobFileError(path, row + 1, "row", f"cannot read the {what}: {exc}")
-            return
-        if bad:  # the row being read holds bytes that are not UTF-8
-            yield row + 1, _not_utf8(path, row + 1, bad[0])
-            return
+        except csv.Error as exc:  # the reader goes on at the next line
+            row += 1
+            yield row, JobFileError(path, row, "row", f"cannot read the {what}: {_plain(exc)}")
+            bad.clear()
+            continue
+        if bad:  # the row just read holds bytes that are not UTF-8
+            row += 1
+            yield row, _not_utf8(path, row, bad[0])
+            bad.clear()
+            continue
         if cells is None:
             return
         row += 1
@@ -171,6 +177,16 @@ def _delimited_rows(
             )
             continue
         yield row, cells
+
+
+def _plain(exc: csv.Error) -> str:
+    """The csv module's message, in the user's terms where it speaks of the programmer's."""
+    text = str(exc)
+    if "new-line character seen in unquoted field" in text:
+        return "a carriage return (CR) outside quotes: save the file with LF or CRLF line ends"
+    if text == "unexpected end of data":
+        return "a quoted cell is never closed (its quote runs to the end of the file)"
+    return text
 
 
 def _not_utf8(path: str, row: int, exc: UnicodeDecodeError) -> JobFileError:
@@ -205,6 +221,17 @@ def _text_rows(fh: BinaryIO, path: str) -> Rows:
             text = raw.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError as exc:
             yield lineno, JobFileError.not_utf8(path, lineno, raw, exc)
+            continue
+        if "\r" in text:  # old Mac line ends: several prompts would make one
+            yield (
+                lineno,
+                JobFileError(
+                    path,
+                    lineno,
+                    "line",
+                    "holds a carriage return (CR): save the file with LF or CRLF line ends",
+                ),
+            )
             continue
         if text and not text.isspace():
             yield lineno, [text]

@@ -215,3 +215,29 @@ def test_parquet_image_bytes_become_data_uris_and_stay_out_of_meta(tmp_path: Pat
     assert second[1]["images"] == first[1]["images"]
     report = validate_file(path, GenerationDefaults(), spec=spec)
     assert report.ok and report.valid_jobs == 2, report.errors
+
+
+def test_a_bad_row_is_an_error_and_the_rows_after_it_are_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.csv"
+    path.write_bytes(b"prompt\na\nb\rc\ncaf\xe9\nd\n")  # a stray CR in row 3, Latin-1 in row 4
+    found = problems(path)
+    assert any(p.startswith(f"{path}:3: row:") and "carriage return" in p for p in found)
+    assert any(p.startswith(f"{path}:4: file:") and "UTF-8" in p for p in found)
+    prompts = [item["prompt"] for _, item in texts(path) if isinstance(item, dict)]
+    assert prompts == ["a", "d"]
+
+
+def test_a_quote_never_closed_is_an_error_not_one_long_prompt(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.csv"
+    path.write_text('prompt,seed\n"unterminated,1\ndog,2\n')
+    assert any("never closed" in p for p in problems(path))
+
+
+def test_old_mac_line_ends_are_refused_plainly(tmp_path: Path) -> None:
+    csv_path, txt_path = tmp_path / "mac.csv", tmp_path / "mac.txt"
+    csv_path.write_bytes(b"prompt,seed\rcat,1\rdog,2\r")
+    txt_path.write_bytes(b"cat\rdog\r")
+    assert [p for p in problems(csv_path) if "LF or CRLF line ends" in p]
+    assert problems(txt_path) == [
+        f"{txt_path}:1: line: holds a carriage return (CR): save the file with LF or CRLF line ends"
+    ]

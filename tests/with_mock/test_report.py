@@ -115,6 +115,12 @@ def test_report_command_writes_the_page_again(tmp_path: Path, dashscope_mock_fac
     # 4 images bought at 2 CNY each.
     assert '<b id="spent">8.00 CNY</b>' in html
     assert "&lt;script&gt;window.__injected" in html  # the first page, rendered and escaped
+    # A damaged view row (a lone surrogate, which UTF-8 cannot hold) does not stop the page.
+    with (out / "metadata.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write('{"file_name": "images/x-0.png", "id": "x", "prompt": "bad \\ud800 row"}\n')
+    result = run_cli("report", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "bad ? row" in (out / "report.html").read_text(encoding="utf-8")
 
 
 def test_report_command_on_a_folder_without_a_run(tmp_path: Path) -> None:
