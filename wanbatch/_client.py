@@ -134,7 +134,7 @@ class ApiClient:
                 if resp.status == 200 and "text/event-stream" in content_type:
                     result, cut = await self._read_stream(resp)
                 else:
-                    raw = await resp.read()
+                    raw = self.scrub(await resp.read())
                     result = parse_json_response(
                         resp.status,
                         raw,
@@ -143,6 +143,12 @@ class ApiClient:
                         now=self._clock.now(),  # so an HTTP-date Retry-After works too
                     )
         return CallResult(result, self._clock.monotonic() - started, clock_offset=offset, cut=cut)
+
+    def scrub(self, body: bytes) -> bytes:
+        """The body without the API key in it: a wrong host that echoes the request's headers
+        into its error page must not put the key into a message or the journal."""
+        key = self._api_key.reveal().encode()
+        return body.replace(key, b"<API key>") if key and key in body else body
 
     @staticmethod
     async def _read_stream(resp: aiohttp.ClientResponse) -> tuple[GenerationResult, str | None]:

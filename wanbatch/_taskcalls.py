@@ -127,7 +127,7 @@ class TaskClient(ApiClient):
                 headers=headers,
                 timeout=self._timeout,
             ) as resp:
-                raw = await resp.read()
+                raw = self.scrub(await resp.read())
                 retry_after = resp.headers.get("Retry-After")
         task, request_id = parse_submit(resp.status, raw, retry_after, now=self._clock.now())
         if job_id is not None:
@@ -218,7 +218,7 @@ class TaskClient(ApiClient):
                 self._base + task_path(task), headers=headers, timeout=self._timeout
             ) as resp:
                 offset = _clock_offset(resp.headers.get("Date"), self._clock.now())
-                raw = await resp.read()
+                raw = self.scrub(await resp.read())
                 content_type = resp.headers.get("Content-Type", "")
         return parse_poll(resp.status, raw, content_type), offset
 

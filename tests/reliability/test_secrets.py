@@ -151,3 +151,30 @@ def test_a_key_pool_never_shows_its_keys(tmp_path: Path) -> None:
     _assert_folder_clean(out)
     assert other.encode() not in b"".join(p.read_bytes() for p in out.rglob("*") if p.is_file())
     assert len(list((out / "images").rglob("*.png"))) == 2  # what the canary's account bought
+
+
+async def test_a_wrong_host_echoing_the_request_headers_does_not_leak_the_key(
+    tmp_path: Path,
+) -> None:
+    from aiohttp import web
+
+    async def echo(request: web.Request) -> web.Response:  # a proxy's debugging page
+        lines = "\n".join(f"{k}: {v}" for k, v in request.headers.items())
+        return web.Response(status=400, text=f"<pre>{lines}</pre>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", echo)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        jobs = write_jobs(tmp_path / "jobs.jsonl", [{"id": "x", "prompt": "wrong host"}])
+        out = tmp_path / "out"
+        summary = await run_simulated(jobs, out, _config(f"http://127.0.0.1:{port}/api/v1"))
+    finally:
+        await runner.cleanup()
+    assert summary.jobs_failed + summary.jobs_pending == 1
+    _assert_no_canary("the summary", repr(summary))
+    _assert_folder_clean(out)
