@@ -26,8 +26,8 @@ _BOM = b"\xef\xbb\xbf"
 MAX_LINE_BYTES = 64 * 1024 * 1024
 
 
-def open_job_file(path: str) -> BinaryIO | JobFileError:
-    """Open the job file, or the error explaining why it cannot be."""
+def job_file_problem(path: str) -> JobFileError | None:
+    """Why the job file (of any format) cannot be read, or None."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -35,7 +35,15 @@ def open_job_file(path: str) -> BinaryIO | JobFileError:
     except OSError as exc:
         return JobFileError(path, 0, "file", f"cannot read: {exc.strerror}")
     if stat.S_ISDIR(st.st_mode):
-        return JobFileError(path, 0, "file", "is a directory; give a .jsonl job file")
+        return JobFileError(path, 0, "file", "is a directory; give a job file")
+    return None
+
+
+def open_job_file(path: str) -> BinaryIO | JobFileError:
+    """Open the job file, or the error explaining why it cannot be."""
+    problem = job_file_problem(path)
+    if problem is not None:
+        return problem
     try:
         return open(path, "rb")  # closed by the caller's `with`
     except OSError as exc:

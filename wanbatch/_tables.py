@@ -19,12 +19,11 @@ Parquet file is read) and the pure core only.
 from __future__ import annotations
 
 import csv
-import os
-import stat
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from ._errors import JobFileError
+from ._lines import job_file_problem
 
 __all__ = ["MAX_CELL_CHARS", "Table", "open_table"]
 
@@ -64,22 +63,10 @@ class Table:
         self.close()
 
 
-def _check_file(path: str) -> JobFileError | None:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return JobFileError(path, 0, "file", "no such file")
-    except OSError as exc:
-        return JobFileError(path, 0, "file", f"cannot read: {exc.strerror}")
-    if stat.S_ISDIR(st.st_mode):
-        return JobFileError(path, 0, "file", "is a directory; give a job file")
-    return None
-
-
 def open_table(path: str, fmt: str) -> Table | JobFileError:
     """Open a ``csv``, ``tsv``, ``parquet`` or ``txt`` job file and read its header, or the
     error explaining why it cannot be."""
-    problem = _check_file(path)
+    problem = job_file_problem(path)
     if problem is not None:
         return problem
     try:
